@@ -1,0 +1,5 @@
+// Every CLI command, one module each. Add new commands here.
+import type { CommandModule } from 'yargs';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: CommandModule<any, any>[] = [];

@@ -1,0 +1,48 @@
+// The CLI is a thin layer: parse flags, call a module's API, print. Errors from user input become one
+// line on stderr and exit code 2; anything else is a bug and keeps its stack.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { UserInputError } from '../model/errors';
+import { commands } from './commands';
+
+export async function main(argv: string[]): Promise<number> {
+  let failed = false;
+  try {
+    let y = yargs(argv)
+      .scriptName('matformer-lab')
+      .usage('$0 <command> [options]\n\nMatFormer model surgery for Gemma 3n.')
+      .strict()
+      .demandCommand(1, 'give a command (see --help)')
+      .recommendCommands()
+      .wrap(Math.min(110, process.stdout.columns ?? 110))
+      .fail((msg, err) => {
+        if (err) throw err;
+        throw new UserInputError(msg);
+      })
+      .help();
+    for (const c of commands) y = y.command(c);
+    await y.parseAsync();
+  } catch (err) {
+    failed = true;
+    if (err instanceof UserInputError) {
+      process.stderr.write(`error: ${err.message.split('\n')[0]}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  return failed ? 1 : 0;
+}
+
+export function run(): void {
+  main(hideBin(process.argv)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
+
+if (require.main === module) run();

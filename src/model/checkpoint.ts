@@ -1,0 +1,150 @@
+// A Hugging Face checkpoint folder: config.json plus one safetensors file or shards with an index.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CheckpointError, SafetensorsFile, TensorInfo } from './safetensors';
+import { decodeFloat32, isFloatDecodable } from './dtype';
+
+export const INDEX_FILE = 'model.safetensors.index.json';
+export const SINGLE_FILE = 'model.safetensors';
+export const CONFIG_FILE = 'config.json';
+
+export interface CheckpointTensor {
+  readonly file: SafetensorsFile;
+  readonly info: TensorInfo;
+}
+
+/** Shard file names come from a JSON file we do not control: keep them inside the folder. */
+export function validateShardName(indexPath: string, name: unknown): string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new CheckpointError(indexPath, `weight_map values must be file names, got ${JSON.stringify(name)}`);
+  }
+  if (name.includes('/') || name.includes('\\') || name === '.' || name === '..' || name.includes('\0')) {
+    throw new CheckpointError(indexPath, `shard name ${JSON.stringify(name)} must be a plain file name inside the folder`);
+  }
+  return name;
+}
+
+export interface IndexFile {
+  readonly metadata: Record<string, unknown>;
+  readonly weightMap: Map<string, string>;
+}
+
+export function parseIndex(indexPath: string, text: string): IndexFile {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new CheckpointError(indexPath, 'is not valid JSON');
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new CheckpointError(indexPath, 'expected a JSON object with a weight_map');
+  }
+  const j = json as Record<string, unknown>;
+  const wm = j.weight_map;
+  if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) {
+    throw new CheckpointError(indexPath, 'expected "weight_map": {tensor name: shard file}');
+  }
+  const weightMap = new Map<string, string>();
+  for (const [k, v] of Object.entries(wm)) weightMap.set(k, validateShardName(indexPath, v));
+  const meta = j.metadata;
+  return {
+    metadata: typeof meta === 'object' && meta !== null && !Array.isArray(meta) ? (meta as Record<string, unknown>) : {},
+    weightMap,
+  };
+}
+
+export class Checkpoint {
+  private constructor(
+    readonly dir: string,
+    readonly shards: readonly SafetensorsFile[],
+    readonly tensors: ReadonlyMap<string, CheckpointTensor>,
+    readonly index: IndexFile | null,
+  ) {}
+
+  /** True when the folder holds weights (an index or a single model.safetensors). */
+  static hasWeights(dir: string): boolean {
+    return fs.existsSync(path.join(dir, INDEX_FILE)) || fs.existsSync(path.join(dir, SINGLE_FILE));
+  }
+
+  static open(dir: string): Checkpoint {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(dir);
+    } catch {
+      throw new CheckpointError(dir, 'no such folder');
+    }
+    if (!st.isDirectory()) throw new CheckpointError(dir, 'expected a checkpoint folder, got a file');
+    const indexPath = path.join(dir, INDEX_FILE);
+    const shards: SafetensorsFile[] = [];
+    const tensors = new Map<string, CheckpointTensor>();
+    try {
+      if (fs.existsSync(indexPath)) {
+        const index = parseIndex(indexPath, fs.readFileSync(indexPath, 'utf8'));
+        const byName = new Map<string, SafetensorsFile>();
+        for (const shard of [...new Set(index.weightMap.values())].sort()) {
+          const p = path.join(dir, shard);
+          if (!fs.existsSync(p)) throw new CheckpointError(indexPath, `names shard ${shard}, which does not exist`);
+          const f = SafetensorsFile.open(p);
+          shards.push(f);
+          byName.set(shard, f);
+        }
+        for (const [name, shard] of index.weightMap) {
+          const file = byName.get(shard)!;
+          const info = file.tensors.get(name);
+          if (!info) throw new CheckpointError(file.path, `index says it holds ${name}, but it does not`);
+          tensors.set(name, { file, info });
+        }
+        return new Checkpoint(dir, shards, tensors, index);
+      }
+      const single = path.join(dir, SINGLE_FILE);
+      if (!fs.existsSync(single)) {
+        throw new CheckpointError(dir, `not a checkpoint: expected ${INDEX_FILE} or ${SINGLE_FILE}`);
+      }
+      const f = SafetensorsFile.open(single);
+      shards.push(f);
+      for (const info of f.list()) tensors.set(info.name, { file: f, info });
+      return new Checkpoint(dir, shards, tensors, null);
+    } catch (err) {
+      for (const s of shards) s.close();
+      throw err;
+    }
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  get(name: string): CheckpointTensor {
+    const t = this.tensors.get(name);
+    if (!t) throw new CheckpointError(this.dir, `checkpoint has no tensor ${name}`);
+    return t;
+  }
+
+  info(name: string): TensorInfo {
+    return this.get(name).info;
+  }
+
+  readBytes(name: string, rowStart = 0, rowEnd?: number): Uint8Array {
+    return this.get(name).file.readBytes(name, rowStart, rowEnd);
+  }
+
+  /** Rows [rowStart, rowEnd) of a float tensor, decoded exactly to float32. */
+  readFloat32(name: string, rowStart = 0, rowEnd?: number, out?: Float32Array): Float32Array {
+    const { file, info } = this.get(name);
+    if (!isFloatDecodable(info.dtype)) {
+      throw new CheckpointError(file.path, `tensor ${name} is ${info.dtype}; expected BF16, F16 or F32`);
+    }
+    return decodeFloat32(info.dtype, file.readBytes(name, rowStart, rowEnd), out);
+  }
+
+  /** Total bytes of tensor data (what a reader must move). */
+  get dataBytes(): number {
+    let n = 0;
+    for (const t of this.tensors.values()) n += t.info.end - t.info.begin;
+    return n;
+  }
+
+  close(): void {
+    for (const s of this.shards) s.close();
+  }
+}
