@@ -1,0 +1,37 @@
+// Public API of the MMLU evaluation stages (lm-evaluation-harness `mmlu` protocol).
+export { EvalInputError } from './errors';
+export { CATEGORIES, SUBJECTS, type Category, categoryOf } from './subjects';
+export { parseCsv, type CsvRecord } from './csv';
+export {
+  LETTERS,
+  SPLITS,
+  type Letter,
+  type Split,
+  type MmluDataset,
+  type MmluQuestion,
+  loadMmlu,
+  questionsOf,
+} from './dataset';
+export { type Subset, type SubsetItem, type SubsetSpec, selectSubset, subsetId } from './subset';
+export { type TextTokenizer, choiceTokenIds, loadTokenizer } from './tokenizer';
+export { type TokenizedPrompt, fewShotPrefix, formatQuestion, promptText, tokenizeSubject } from './prompts';
+export {
+  type Accuracy,
+  type Aggregate,
+  type QuestionPrediction,
+  aggregate,
+  predict,
+  wilsonInterval,
+} from './scoring';
+export { type McNemarResult, mcnemarExact } from './compare';
+export type { ChoiceScorer } from './model';
+export {
+  type EvalResults,
+  type EvaluateOptions,
+  type Evaluation,
+  type Progress,
+  evaluate,
+  readPredictionsJsonl,
+  writePredictionsJsonl,
+  writeResults,
+} from './run';

