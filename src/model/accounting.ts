@@ -47,7 +47,10 @@ export function mlpParams(c: TextConfig, width: number): number {
 }
 
 /** Text parameters of the parent, or of a Mix-n-Match submodel of it, from the config alone. */
-export function textParams(c: TextConfig, spec: MixNMatchSpec = identitySpec(c.intermediateSize)): ParamBreakdown {
+export function textParams(
+  c: TextConfig,
+  spec: MixNMatchSpec = identitySpec(c.intermediateSize),
+): ParamBreakdown {
   const kept = keptLayers(c.numHiddenLayers, spec);
   const fixed = perLayerFixedParams(c);
   let effective = globalParams(c);

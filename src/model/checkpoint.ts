@@ -19,7 +19,10 @@ export function validateShardName(indexPath: string, name: unknown): string {
     throw new CheckpointError(indexPath, `weight_map values must be file names, got ${JSON.stringify(name)}`);
   }
   if (name.includes('/') || name.includes('\\') || name === '.' || name === '..' || name.includes('\0')) {
-    throw new CheckpointError(indexPath, `shard name ${JSON.stringify(name)} must be a plain file name inside the folder`);
+    throw new CheckpointError(
+      indexPath,
+      `shard name ${JSON.stringify(name)} must be a plain file name inside the folder`,
+    );
   }
   return name;
 }
@@ -48,7 +51,10 @@ export function parseIndex(indexPath: string, text: string): IndexFile {
   for (const [k, v] of Object.entries(wm)) weightMap.set(k, validateShardName(indexPath, v));
   const meta = j.metadata;
   return {
-    metadata: typeof meta === 'object' && meta !== null && !Array.isArray(meta) ? (meta as Record<string, unknown>) : {},
+    metadata:
+      typeof meta === 'object' && meta !== null && !Array.isArray(meta)
+        ? (meta as Record<string, unknown>)
+        : {},
     weightMap,
   };
 }
@@ -83,7 +89,8 @@ export class Checkpoint {
         const byName = new Map<string, SafetensorsFile>();
         for (const shard of [...new Set(index.weightMap.values())].sort()) {
           const p = path.join(dir, shard);
-          if (!fs.existsSync(p)) throw new CheckpointError(indexPath, `names shard ${shard}, which does not exist`);
+          if (!fs.existsSync(p))
+            throw new CheckpointError(indexPath, `names shard ${shard}, which does not exist`);
           const f = SafetensorsFile.open(p);
           shards.push(f);
           byName.set(shard, f);

@@ -84,8 +84,24 @@ function num(file: string, o: Json, key: string, dflt?: number, integer = false)
     return dflt;
   }
   if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
-    throw new ConfigError(file, `"${key}" must be ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(v)}`);
+    throw new ConfigError(
+      file,
+      `"${key}" must be ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(v)}`,
+    );
   }
+  return v;
+}
+
+/** A size that must be a positive integer (a zero or negative width would give empty or absurd tensors). */
+function dim(file: string, o: Json, key: string, dflt: number): number {
+  const v = num(file, o, key, dflt, true);
+  if (v < 1) throw new ConfigError(file, `"${key}" must be a positive integer, got ${v}`);
+  return v;
+}
+
+function positive(file: string, o: Json, key: string, dflt: number): number {
+  const v = num(file, o, key, dflt);
+  if (!(v > 0)) throw new ConfigError(file, `"${key}" must be positive, got ${v}`);
   return v;
 }
 
@@ -122,7 +138,8 @@ export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
     typeof inter === 'number'
       ? Array.from({ length: L }, () => (isPosInt(inter) ? inter : NaN))
       : listOfLength('intermediate_size', inter, isPosInt, 'positive integers');
-  if (intermediateSize.some(Number.isNaN)) throw new ConfigError(file, '"intermediate_size" must be a positive integer');
+  if (intermediateSize.some(Number.isNaN))
+    throw new ConfigError(file, '"intermediate_size" must be a positive integer');
 
   const layerTypes =
     t.layer_types === undefined || t.layer_types === null
@@ -148,7 +165,10 @@ export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
     ] as const) {
       const rt = sub.rope_type;
       if (rt !== undefined && rt !== 'default') {
-        throw new ConfigError(file, `rope_parameters.${k}.rope_type ${JSON.stringify(rt)} is not supported (only "default")`);
+        throw new ConfigError(
+          file,
+          `rope_parameters.${k}.rope_type ${JSON.stringify(rt)} is not supported (only "default")`,
+        );
       }
     }
     ropeTheta = num(file, full, 'rope_theta', 1_000_000);
@@ -161,42 +181,51 @@ export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
     }
   }
 
-  const H = num(file, t, 'hidden_size', 2048, true);
-  const heads = num(file, t, 'num_attention_heads', 8, true);
-  const kvHeads = num(file, t, 'num_key_value_heads', 2, true);
+  const H = dim(file, t, 'hidden_size', 2048);
+  const heads = dim(file, t, 'num_attention_heads', 8);
+  const kvHeads = dim(file, t, 'num_key_value_heads', 2);
   if (heads % kvHeads !== 0) {
-    throw new ConfigError(file, `num_attention_heads (${heads}) must be a multiple of num_key_value_heads (${kvHeads})`);
+    throw new ConfigError(
+      file,
+      `num_attention_heads (${heads}) must be a multiple of num_key_value_heads (${kvHeads})`,
+    );
   }
   const shared = num(file, t, 'num_kv_shared_layers', 15, true);
   if (shared < 0 || shared > L) {
-    throw new ConfigError(file, `"num_kv_shared_layers" (${shared}) must be between 0 and num_hidden_layers (${L})`);
+    throw new ConfigError(
+      file,
+      `"num_kv_shared_layers" (${shared}) must be between 0 and num_hidden_layers (${L})`,
+    );
   }
-  const altupN = num(file, t, 'altup_num_inputs', 4, true);
+  const altupN = dim(file, t, 'altup_num_inputs', 4);
   const active = num(file, t, 'altup_active_idx', 0, true);
   if (active < 0 || active >= altupN) {
     throw new ConfigError(file, `"altup_active_idx" (${active}) must be below altup_num_inputs (${altupN})`);
   }
   const act = t.hidden_activation ?? 'gelu_pytorch_tanh';
   if (act !== 'gelu_pytorch_tanh') {
-    throw new ConfigError(file, `"hidden_activation" ${JSON.stringify(act)} is not supported (expected gelu_pytorch_tanh)`);
+    throw new ConfigError(
+      file,
+      `"hidden_activation" ${JSON.stringify(act)} is not supported (expected gelu_pytorch_tanh)`,
+    );
   }
   const softcap = t.final_logit_softcapping;
   const eos = t.eos_token_id ?? 1;
 
   const text: TextConfig = {
-    vocabSize: num(file, t, 'vocab_size', 262400, true),
-    vocabSizePerLayerInput: num(file, t, 'vocab_size_per_layer_input', 262144, true),
+    vocabSize: dim(file, t, 'vocab_size', 262400),
+    vocabSizePerLayerInput: dim(file, t, 'vocab_size_per_layer_input', 262144),
     hiddenSize: H,
-    hiddenSizePerLayerInput: num(file, t, 'hidden_size_per_layer_input', 256, true),
+    hiddenSizePerLayerInput: dim(file, t, 'hidden_size_per_layer_input', 256),
     intermediateSize,
     numHiddenLayers: L,
     numAttentionHeads: heads,
     numKeyValueHeads: kvHeads,
-    headDim: num(file, t, 'head_dim', 256, true),
-    rmsNormEps: num(file, t, 'rms_norm_eps', 1e-6),
+    headDim: dim(file, t, 'head_dim', 256),
+    rmsNormEps: positive(file, t, 'rms_norm_eps', 1e-6),
     ropeTheta,
     ropeLocalBaseFreq,
-    slidingWindow: num(file, t, 'sliding_window', 512, true),
+    slidingWindow: dim(file, t, 'sliding_window', 512),
     layerTypes,
     finalLogitSoftcapping: softcap === null ? null : num(file, t, 'final_logit_softcapping', 30),
     numKvSharedLayers: shared,
@@ -204,7 +233,7 @@ export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
     altupActiveIdx: active,
     altupCoefClip: t.altup_coef_clip === null ? null : num(file, t, 'altup_coef_clip', 120),
     altupCorrectScale: t.altup_correct_scale === undefined ? true : Boolean(t.altup_correct_scale),
-    laurelRank: num(file, t, 'laurel_rank', 64, true),
+    laurelRank: dim(file, t, 'laurel_rank', 64),
     activationSparsityPattern,
     hiddenActivation: act,
     bosTokenId: num(file, t, 'bos_token_id', 2, true),

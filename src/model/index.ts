@@ -6,3 +6,5 @@ export * from './config';
 export * from './tensors';
 export * from './spec';
 export * from './accounting';
+export * from './inspect';
+export * from './random';

@@ -120,7 +120,13 @@ function parseEntry(file: string, name: string, entry: unknown): TensorInfo {
     throw new CheckpointError(file, `tensor ${name} needs a shape of non-negative integers`);
   }
   const offs = e.data_offsets;
-  if (!Array.isArray(offs) || offs.length !== 2 || !isIndex(offs[0]) || !isIndex(offs[1]) || offs[1] < offs[0]) {
+  if (
+    !Array.isArray(offs) ||
+    offs.length !== 2 ||
+    !isIndex(offs[0]) ||
+    !isIndex(offs[1]) ||
+    offs[1] < offs[0]
+  ) {
     throw new CheckpointError(file, `tensor ${name} needs data_offsets [begin, end] with begin <= end`);
   }
   const shape = e.shape as number[];
@@ -163,7 +169,8 @@ export class SafetensorsFile {
     }
     try {
       const size = fs.fstatSync(fd).size;
-      if (size < 8) throw new CheckpointError(path, `file is ${size} bytes, too short for a safetensors header`);
+      if (size < 8)
+        throw new CheckpointError(path, `file is ${size} bytes, too short for a safetensors header`);
       const lenBuf = Buffer.alloc(8);
       readFully(fd, lenBuf, 0, path);
       const len = lenBuf.readBigUInt64LE(0);
@@ -172,7 +179,10 @@ export class SafetensorsFile {
       }
       const headerBytes = Number(len);
       if (8 + headerBytes > size) {
-        throw new CheckpointError(path, `header length ${headerBytes} runs past the end of the ${size}-byte file`);
+        throw new CheckpointError(
+          path,
+          `header length ${headerBytes} runs past the end of the ${size}-byte file`,
+        );
       }
       const head = Buffer.alloc(headerBytes);
       readFully(fd, head, 8, path);
@@ -205,7 +215,10 @@ export class SafetensorsFile {
     const rows = t.shape.length === 0 ? 1 : t.shape[0];
     const end = rowEnd ?? rows;
     if (rowStart < 0 || end > rows || rowStart > end) {
-      throw new CheckpointError(this.path, `row range [${rowStart}, ${end}) out of bounds for ${name} (${rows} rows)`);
+      throw new CheckpointError(
+        this.path,
+        `row range [${rowStart}, ${end}) out of bounds for ${name} (${rows} rows)`,
+      );
     }
     const rb = this.rowBytes(t);
     const n = (end - rowStart) * rb;
@@ -234,6 +247,26 @@ export class SafetensorsFile {
       done += n;
     }
     return buf;
+  }
+
+  /**
+   * A tensor's bytes in order, `chunkBytes` at a time, read asynchronously into one reused buffer: copy a
+   * chunk if you keep it past the next iteration.
+   */
+  async *streamTensor(
+    name: string,
+    chunkBytes = 64 * 1024 * 1024,
+    buffer?: Uint8Array,
+  ): AsyncGenerator<Uint8Array> {
+    const t = this.info(name);
+    const size = t.end - t.begin;
+    if (!(chunkBytes > 0)) throw new Error(`chunkBytes must be positive, got ${chunkBytes}`);
+    const buf =
+      buffer && buffer.byteLength > 0 ? buffer : new Uint8Array(Math.min(chunkBytes, Math.max(1, size)));
+    const step = Math.min(chunkBytes, buf.byteLength);
+    for (let done = 0; done < size; done += step) {
+      yield await this.readRangeAsync(t, done, Math.min(step, size - done), buf);
+    }
   }
 
   /** Rows decoded to float32 (BF16/F16/F32 only). */
@@ -269,12 +302,15 @@ export function encodeHeader(
   specs: readonly TensorSpec[],
   metadata: Record<string, string> | null = { format: 'pt' },
 ): { bytes: Buffer; offsets: [number, number][] } {
-  const obj: Record<string, unknown> = {};
+  // A null-prototype object: names such as "constructor" or "__proto__" are ordinary keys here.
+  const obj: Record<string, unknown> = Object.create(null);
   if (metadata) obj.__metadata__ = metadata;
   const offsets: [number, number][] = [];
   let cursor = 0;
   for (const s of specs) {
-    if (s.name === '__metadata__' || s.name in obj) throw new Error(`duplicate tensor name ${s.name}`);
+    if (s.name === '__metadata__' || Object.prototype.hasOwnProperty.call(obj, s.name)) {
+      throw new Error(`duplicate tensor name ${s.name}`);
+    }
     const n = tensorBytes(s);
     offsets.push([cursor, cursor + n]);
     obj[s.name] = { dtype: s.dtype, shape: [...s.shape], data_offsets: [cursor, cursor + n] };

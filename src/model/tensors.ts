@@ -8,10 +8,22 @@ export const LAYER_RE = /^model\.language_model\.layers\.(\d+)\.(.+)$/;
 type ShapeOf = (c: TextConfig, ffn: number) => number[];
 
 /** Per-layer tensors (suffix after `layers.{i}.`) and their shapes. */
-export const LAYER_TENSORS: readonly { readonly suffix: string; readonly shape: ShapeOf; readonly kvOnly?: true }[] = [
+export const LAYER_TENSORS: readonly {
+  readonly suffix: string;
+  readonly shape: ShapeOf;
+  readonly kvOnly?: true;
+}[] = [
   { suffix: 'self_attn.q_proj.weight', shape: (c) => [c.numAttentionHeads * c.headDim, c.hiddenSize] },
-  { suffix: 'self_attn.k_proj.weight', shape: (c) => [c.numKeyValueHeads * c.headDim, c.hiddenSize], kvOnly: true },
-  { suffix: 'self_attn.v_proj.weight', shape: (c) => [c.numKeyValueHeads * c.headDim, c.hiddenSize], kvOnly: true },
+  {
+    suffix: 'self_attn.k_proj.weight',
+    shape: (c) => [c.numKeyValueHeads * c.headDim, c.hiddenSize],
+    kvOnly: true,
+  },
+  {
+    suffix: 'self_attn.v_proj.weight',
+    shape: (c) => [c.numKeyValueHeads * c.headDim, c.hiddenSize],
+    kvOnly: true,
+  },
   { suffix: 'self_attn.o_proj.weight', shape: (c) => [c.hiddenSize, c.numAttentionHeads * c.headDim] },
   { suffix: 'self_attn.q_norm.weight', shape: (c) => [c.headDim] },
   { suffix: 'self_attn.k_norm.weight', shape: (c) => [c.headDim], kvOnly: true },
@@ -36,7 +48,10 @@ export const LAYER_TENSORS: readonly { readonly suffix: string; readonly shape: 
 ];
 
 /** Model-level text tensors (suffix after the text prefix). */
-export const GLOBAL_TENSORS: readonly { readonly suffix: string; readonly shape: (c: TextConfig) => number[] }[] = [
+export const GLOBAL_TENSORS: readonly {
+  readonly suffix: string;
+  readonly shape: (c: TextConfig) => number[];
+}[] = [
   { suffix: 'embed_tokens.weight', shape: (c) => [c.vocabSize, c.hiddenSize] },
   {
     suffix: 'embed_tokens_per_layer.weight',

@@ -1,5 +1,10 @@
 // Every CLI command, one module each. Add new commands here.
 import type { CommandModule } from 'yargs';
+import { inspectCommand } from './inspect';
+import { createRandomCommand } from './create-random';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [];
+export const commands: CommandModule<any, any>[] = [
+  inspectCommand,
+  createRandomCommand,
+];

@@ -1,0 +1,56 @@
+// `matformer-lab create-random`: a random-weight checkpoint in the published layout, for tests and benchmarks.
+import type { CommandModule } from 'yargs';
+import { createRandomCheckpoint, parseByteSize } from '../../model/random';
+import { formatBytes } from '../../model/inspect';
+
+interface CreateRandomArgs {
+  config: string;
+  out: string;
+  seed: number;
+  sparse: boolean;
+  'max-shard-size'?: string;
+  force: boolean;
+}
+
+export const createRandomCommand: CommandModule<object, CreateRandomArgs> = {
+  command: 'create-random',
+  describe: 'Write a checkpoint with random bf16 weights (or sparse holes) for a config.json',
+  builder: (y) =>
+    y
+      .option('config', {
+        type: 'string',
+        demandOption: true,
+        describe: 'config.json (or a folder holding one)',
+      })
+      .option('out', { type: 'string', demandOption: true, describe: 'output folder (created atomically)' })
+      .option('seed', { type: 'number', default: 0, describe: 'random seed (same seed, same bytes)' })
+      .option('sparse', {
+        type: 'boolean',
+        default: false,
+        describe: 'full-size files whose tensor data are holes',
+      })
+      .option('max-shard-size', {
+        type: 'string',
+        describe: 'shard size limit: bytes, or 500MB, 2GiB (default 5GB)',
+      })
+      .option('force', { type: 'boolean', default: false, describe: 'replace a non-empty --out' })
+      .example(
+        '$0 create-random --config e4b/config.json --out /data/e4b-random',
+        'a full-size random E4B (~16 GB)',
+      ),
+  handler: async (argv) => {
+    const res = await createRandomCheckpoint({
+      config: argv.config,
+      out: argv.out,
+      seed: argv.seed,
+      sparse: argv.sparse,
+      force: argv.force,
+      maxShardBytes: argv['max-shard-size'] === undefined ? undefined : parseByteSize(argv['max-shard-size']),
+      onShard: (file, bytes) => process.stderr.write(`wrote ${file} (${formatBytes(bytes)})\n`),
+    });
+    process.stdout.write(
+      `${res.dir}: ${res.tensors} tensors in ${res.shards.length} file(s), ${formatBytes(res.totalSize)} of ` +
+        `${argv.sparse ? 'sparse (hole) ' : 'random bf16 '}data, seed ${argv.seed}\n`,
+    );
+  },
+};

@@ -1,0 +1,54 @@
+// `matformer-lab inspect <dir>`: layers, KV sharing, parameter counts, and a tensor check of the weights.
+import type { CommandModule } from 'yargs';
+import { UserInputError } from '../../model/errors';
+import { loadConfig } from '../../model/config';
+import { formatReport, hasProblems, inspectConfig, resolveSource } from '../../model/inspect';
+import { parseSpecFlags } from '../../slicing';
+
+interface InspectArgs {
+  dir: string;
+  json: boolean;
+  ffn?: string;
+  skip?: string;
+  preset?: string;
+}
+
+export const inspectCommand: CommandModule<object, InspectArgs> = {
+  command: 'inspect <dir>',
+  describe:
+    'Show layers, KV sharing, parameter counts and a tensor check of a checkpoint folder or config.json',
+  builder: (y) =>
+    y
+      .positional('dir', { type: 'string', demandOption: true, describe: 'checkpoint folder or config.json' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
+      .option('ffn', {
+        type: 'string',
+        describe: 'FFN widths of a Mix-n-Match submodel to show the numbers for',
+      })
+      .option('skip', { type: 'string', describe: 'parent layers the submodel skips, e.g. 20-24' })
+      .option('preset', {
+        type: 'string',
+        describe: 'a published Mix-n-Match config, e.g. "Config for E2.98B (layer-level)"',
+      })
+      .example('$0 inspect ./gemma-3n-E4B', 'check a downloaded checkpoint')
+      .example('$0 inspect ./e4b/config.json --skip 20-24 --ffn 8192', 'plan a submodel before downloading'),
+  handler: (argv) => {
+    const src = resolveSource(argv.dir);
+    const cfg = loadConfig(src.configPath);
+    const spec =
+      argv.ffn !== undefined || argv.skip !== undefined || argv.preset !== undefined
+        ? parseSpecFlags({ ffn: argv.ffn, skip: argv.skip, preset: argv.preset }, cfg, (w) =>
+            process.stderr.write(`warning: ${w}\n`),
+          )
+        : undefined;
+    const report = inspectConfig(cfg, src, { spec });
+    process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
+    if (hasProblems(report)) {
+      const ck = report.checkpoint!;
+      throw new UserInputError(
+        `${report.source}: checkpoint does not match its config: ${ck.missing.length} missing and ` +
+          `${ck.wrongShape.length} wrong-shape text tensors (listed above)`,
+      );
+    }
+  },
+};

@@ -1,0 +1,385 @@
+// What a checkpoint (or a bare config.json) holds: per-layer facts, parameter counts, and, when weights
+// are present, a check of every text tensor against the config.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserInputError } from './errors';
+import { CONFIG_FILE, Checkpoint, INDEX_FILE } from './checkpoint';
+import { ConfigStyle, KvRole, LayerType, ModelConfig, deriveKvRoles, loadConfig } from './config';
+import { ParamBreakdown, textParams, withTowers } from './accounting';
+import { MixNMatchSpec, identitySpec, keptLayers } from './spec';
+import { TEXT_PREFIX, detectTextPrefix, expectedTextTensors } from './tensors';
+
+/** Tensors under these prefixes belong to the towers: never "unexpected" text tensors. */
+export const NON_TEXT_PREFIXES = [
+  'model.vision_tower.',
+  'model.audio_tower.',
+  'model.embed_vision.',
+  'model.embed_audio.',
+] as const;
+
+export interface InspectLayer {
+  /** Index in the (sub)model. */
+  readonly index: number;
+  /** Index in the parent checkpoint (differs from `index` when layers are skipped). */
+  readonly parentIndex: number;
+  readonly type: LayerType;
+  readonly ffn: number;
+  readonly kv: KvRole;
+  /** For a consumer: the (sub)model index of the producer whose K/V it reads. */
+  readonly kvSource: number | null;
+  readonly sparsity: number;
+}
+
+export interface WrongShape {
+  readonly name: string;
+  readonly expected: number[];
+  readonly actual: number[];
+}
+
+export interface ShardReport {
+  readonly file: string;
+  readonly bytes: number;
+  readonly tensors: number;
+}
+
+export interface CheckpointReport {
+  readonly shards: ShardReport[];
+  /** Number of tensors the checkpoint names (index entries, or the single file's tensors). */
+  readonly tensors: number;
+  /** Bytes of all shard files. */
+  readonly bytes: number;
+  readonly textPrefix: string;
+  readonly expectedText: number;
+  /** Consumer-layer K/V tensors (allowed, not required) that are present. */
+  readonly optionalPresent: number;
+  readonly missing: string[];
+  readonly wrongShape: WrongShape[];
+  readonly unexpected: string[];
+  readonly dtypes: Record<string, number>;
+  readonly warnings: string[];
+}
+
+export interface InspectReport {
+  readonly source: string;
+  readonly configPath: string;
+  readonly multimodal: boolean;
+  readonly style: ConfigStyle;
+  readonly text: {
+    readonly layers: number;
+    readonly hiddenSize: number;
+    readonly numAttentionHeads: number;
+    readonly numKeyValueHeads: number;
+    readonly headDim: number;
+    readonly hiddenSizePerLayerInput: number;
+    readonly vocabSize: number;
+    readonly vocabSizePerLayerInput: number;
+    readonly slidingWindow: number;
+    readonly numKvSharedLayers: number;
+    readonly firstSharedLayer: number;
+  };
+  /** Present when a Mix-n-Match spec was given: the numbers below are the submodel's. */
+  readonly spec: MixNMatchSpec | null;
+  readonly layers: InspectLayer[];
+  readonly params: ParamBreakdown;
+  readonly checkpoint: CheckpointReport | null;
+}
+
+/** Where the config lives: `<dir>/config.json`, or the path itself when it is a .json file. */
+export function resolveSource(target: string): { dir: string; configPath: string; configOnly: boolean } {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(target);
+  } catch {
+    throw new UserInputError(
+      `${target}: no such file or folder (expected a checkpoint folder or a config.json)`,
+    );
+  }
+  if (st.isDirectory()) return { dir: target, configPath: path.join(target, CONFIG_FILE), configOnly: false };
+  if (!target.endsWith('.json')) {
+    throw new UserInputError(`${target}: expected a checkpoint folder or a config.json, got another file`);
+  }
+  return { dir: path.dirname(target), configPath: target, configOnly: true };
+}
+
+/** Layers of the submodel a spec describes (or of the parent), with KV roles derived after slicing. */
+export function specLayers(cfg: ModelConfig, spec: MixNMatchSpec): InspectLayer[] {
+  const c = cfg.text;
+  const kept = keptLayers(c.numHiddenLayers, spec);
+  if (spec.ffn.length !== kept.length) {
+    throw new UserInputError(`spec gives ${spec.ffn.length} FFN widths for ${kept.length} kept layers`);
+  }
+  const types = kept.map((i) => c.layerTypes[i]);
+  const skippedShared = spec.skip.filter((i) => i >= cfg.firstSharedLayer).length;
+  const { roles, sources } = deriveKvRoles(types, c.numKvSharedLayers - skippedShared);
+  return kept.map((parent, k) => ({
+    index: k,
+    parentIndex: parent,
+    type: types[k],
+    ffn: spec.ffn[k],
+    kv: roles[k],
+    kvSource: sources[k],
+    sparsity: c.activationSparsityPattern[parent],
+  }));
+}
+
+function isTextName(name: string, prefix: string): boolean {
+  return name.startsWith(prefix) && !NON_TEXT_PREFIXES.some((p) => name.startsWith(p));
+}
+
+/** Checks the checkpoint's text tensors against the parent config (the checkpoint on disk). */
+export function checkTensors(cfg: ModelConfig, ckpt: Checkpoint): CheckpointReport {
+  const names = [...ckpt.tensors.keys()];
+  const prefix = cfg.multimodal ? TEXT_PREFIX : detectTextPrefix(names);
+  const consumers = new Set(cfg.layers.filter((l) => l.kv === 'consumer').map((l) => l.index));
+  const expected = expectedTextTensors(cfg.text, consumers, prefix);
+  const byName = new Map(expected.map((e) => [e.name, e]));
+  // A tied LM head may be re-saved as a duplicate of embed_tokens: allowed, and must have its shape.
+  const lmHead = 'lm_head.weight';
+  const missing: string[] = [];
+  const wrongShape: WrongShape[] = [];
+  const unexpected: string[] = [];
+  let optionalPresent = 0;
+  for (const e of expected) {
+    const t = ckpt.tensors.get(e.name);
+    if (!t) {
+      if (!e.optional) missing.push(e.name);
+      continue;
+    }
+    if (e.optional) optionalPresent++;
+    const actual = [...t.info.shape];
+    if (actual.length !== e.shape.length || actual.some((d, i) => d !== e.shape[i])) {
+      wrongShape.push({ name: e.name, expected: e.shape, actual });
+    }
+  }
+  const dtypes: Record<string, number> = {};
+  for (const [name, t] of ckpt.tensors) {
+    dtypes[t.info.dtype] = (dtypes[t.info.dtype] ?? 0) + 1;
+    if (name === lmHead) {
+      const want = [cfg.text.vocabSize, cfg.text.hiddenSize];
+      const got = [...t.info.shape];
+      if (got.length !== 2 || got[0] !== want[0] || got[1] !== want[1]) {
+        wrongShape.push({ name, expected: want, actual: got });
+      }
+      continue;
+    }
+    if (isTextName(name, prefix) && !byName.has(name)) unexpected.push(name);
+  }
+  const shardTensors = new Map<string, number>();
+  for (const t of ckpt.tensors.values())
+    shardTensors.set(t.file.path, (shardTensors.get(t.file.path) ?? 0) + 1);
+  const shards = ckpt.shards.map((s) => ({
+    file: path.basename(s.path),
+    bytes: s.fileBytes,
+    tensors: shardTensors.get(s.path) ?? 0,
+  }));
+  const warnings: string[] = [];
+  const declared = ckpt.index?.metadata.total_size;
+  if (typeof declared === 'number' && declared !== ckpt.dataBytes) {
+    warnings.push(
+      `${INDEX_FILE}: metadata.total_size is ${declared} but the tensors hold ${ckpt.dataBytes} bytes`,
+    );
+  }
+  return {
+    shards,
+    tensors: ckpt.tensors.size,
+    bytes: shards.reduce((a, s) => a + s.bytes, 0),
+    textPrefix: prefix,
+    expectedText: expected.length,
+    optionalPresent,
+    missing,
+    wrongShape,
+    unexpected: unexpected.sort(),
+    dtypes,
+    warnings,
+  };
+}
+
+export interface InspectOptions {
+  /** A Mix-n-Match spec over the checkpoint's config: layers and parameters are shown for it. */
+  readonly spec?: MixNMatchSpec;
+}
+
+/** Config-only when `target` is a config.json or a folder without weights; a full check otherwise. */
+export function inspect(target: string, opts: InspectOptions = {}): InspectReport {
+  const src = resolveSource(target);
+  const cfg = loadConfig(src.configPath);
+  return inspectConfig(cfg, src, opts);
+}
+
+/** `inspect` for an already-parsed config (the spec parser needs the config first). */
+export function inspectConfig(
+  cfg: ModelConfig,
+  src: { dir: string; configPath: string; configOnly: boolean },
+  opts: InspectOptions = {},
+): InspectReport {
+  const c = cfg.text;
+  const spec = opts.spec ?? identitySpec(c.intermediateSize);
+  const layers = specLayers(cfg, spec);
+  const firstConsumer = layers.findIndex((l) => l.kv === 'consumer');
+  let params = textParams(c, spec);
+  let checkpoint: CheckpointReport | null = null;
+  if (!src.configOnly && hasAnyWeights(src.dir)) {
+    // Shards without an index (or a broken index) are an error, not "config only": Checkpoint.open says why.
+    const ckpt = Checkpoint.open(src.dir);
+    try {
+      checkpoint = checkTensors(cfg, ckpt);
+      params = withTowers(
+        params,
+        [...ckpt.tensors].map(([name, t]) => ({ name, shape: t.info.shape })),
+      );
+    } finally {
+      ckpt.close();
+    }
+  }
+  return {
+    source: src.configOnly ? src.configPath : src.dir,
+    configPath: src.configPath,
+    multimodal: cfg.multimodal,
+    style: cfg.style,
+    text: {
+      layers: layers.length,
+      hiddenSize: c.hiddenSize,
+      numAttentionHeads: c.numAttentionHeads,
+      numKeyValueHeads: c.numKeyValueHeads,
+      headDim: c.headDim,
+      hiddenSizePerLayerInput: c.hiddenSizePerLayerInput,
+      vocabSize: c.vocabSize,
+      vocabSizePerLayerInput: c.vocabSizePerLayerInput,
+      slidingWindow: c.slidingWindow,
+      numKvSharedLayers: layers.filter((l) => l.kv === 'consumer').length,
+      firstSharedLayer: firstConsumer >= 0 ? firstConsumer : layers.length,
+    },
+    spec: opts.spec ? { skip: [...opts.spec.skip], ffn: [...opts.spec.ffn] } : null,
+    layers,
+    params,
+    checkpoint,
+  };
+}
+
+function hasAnyWeights(dir: string): boolean {
+  if (Checkpoint.hasWeights(dir)) return true;
+  try {
+    // Loose shards without an index: Checkpoint.open reports that. reference*.safetensors hold the
+    // parity fixtures' expected outputs, not weights.
+    return fs.readdirSync(dir).some((f) => f.endsWith('.safetensors') && !f.startsWith('reference'));
+  } catch {
+    return false;
+  }
+}
+
+/** True when the checkpoint lacks required text tensors or has wrong shapes. */
+export function hasProblems(r: InspectReport): boolean {
+  return r.checkpoint !== null && (r.checkpoint.missing.length > 0 || r.checkpoint.wrongShape.length > 0);
+}
+
+// --- text rendering --------------------------------------------------------------------------------
+
+const fmtInt = (n: number) => n.toLocaleString('en-US');
+
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let u = -1;
+  do {
+    v /= 1000;
+    u++;
+  } while (v >= 1000 && u < units.length - 1);
+  return `${v.toFixed(2)} ${units[u]}`;
+}
+
+function table(rows: string[][], rightAlign: boolean[]): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) =>
+    r
+      .map((cell, i) => (rightAlign[i] ? cell.padStart(widths[i]) : cell.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+export function formatReport(r: InspectReport): string {
+  const out: string[] = [];
+  const t = r.text;
+  out.push(`${r.source}`);
+  out.push(
+    `  config: ${path.basename(r.configPath)} (${r.multimodal ? 'multimodal, text_config' : 'text only'}, transformers ${r.style} style)`,
+  );
+  out.push(
+    `  text: ${t.layers} layers, hidden ${t.hiddenSize}, ${t.numAttentionHeads} heads / ${t.numKeyValueHeads} KV heads × ${t.headDim}, ` +
+      `PLE ${t.hiddenSizePerLayerInput}, vocab ${t.vocabSize} (PLE ${t.vocabSizePerLayerInput}), sliding window ${t.slidingWindow}, ` +
+      `${t.numKvSharedLayers} KV-shared layers from ${t.firstSharedLayer}`,
+  );
+  if (r.spec) out.push(`  spec: skip [${r.spec.skip.join(', ')}], ${r.spec.ffn.length} FFN widths`);
+  out.push('');
+  const showParent = r.spec !== null && r.spec.skip.length > 0;
+  const head = ['layer', ...(showParent ? ['parent'] : []), 'type', 'kv', 'kv src', 'ffn', 'sparsity'];
+  const rows = r.layers.map((l) => [
+    String(l.index),
+    ...(showParent ? [String(l.parentIndex)] : []),
+    l.type === 'full_attention' ? 'full' : 'sliding',
+    l.kv,
+    l.kvSource === null ? '' : String(l.kvSource),
+    String(l.ffn),
+    l.sparsity.toFixed(2),
+  ]);
+  const align = [true, ...(showParent ? [true] : []), false, false, true, true, true];
+  out.push(...table([head, ...rows], align).map((s) => `  ${s}`));
+  out.push('');
+  const p = r.params;
+  const prow = (label: string, n: number | null): string[] => [
+    label,
+    n === null ? 'n/a' : fmtInt(n),
+    n === null ? '' : `${(n / 1e9).toFixed(3)} B`,
+  ];
+  const prows = [
+    prow('effective (text, excl. embeddings)', p.effective),
+    prow('token embeddings (tied LM head)', p.embeddings),
+    prow('per-layer embeddings (PLE)', p.pleEmbeddings),
+    prow('text total', p.textTotal),
+  ];
+  if (p.total !== null) {
+    prows.push(prow('vision (tower + embedder)', p.vision), prow('audio (tower + embedder)', p.audio));
+    prows.push(prow('total (all tensors)', p.total));
+  }
+  out.push('  parameters');
+  out.push(...table(prows, [false, true, true]).map((s) => `    ${s}`));
+  const ck = r.checkpoint;
+  if (!ck) {
+    out.push('', '  weights: none (config only)');
+    return out.join('\n') + '\n';
+  }
+  out.push('');
+  const dt = Object.entries(ck.dtypes)
+    .map(([k, v]) => `${v} ${k}`)
+    .join(', ');
+  out.push(
+    `  checkpoint: ${ck.shards.length} file(s), ${ck.tensors} tensors (${dt}), ${formatBytes(ck.bytes)}`,
+  );
+  out.push(
+    ...table(
+      ck.shards.map((s) => [s.file, formatBytes(s.bytes), `${s.tensors} tensors`]),
+      [false, true, true],
+    ).map((s) => `    ${s}`),
+  );
+  out.push(
+    `  text tensors (${ck.textPrefix}*): ${ck.expectedText} expected, of which ${ck.optionalPresent} optional consumer K/V present`,
+  );
+  for (const w of ck.warnings) out.push(`  warning: ${w}`);
+  if (ck.missing.length + ck.wrongShape.length + ck.unexpected.length === 0) {
+    out.push('  all text tensors present with the expected shapes');
+  }
+  const list = (title: string, items: string[]) => {
+    if (items.length === 0) return;
+    out.push(`  ${title} (${items.length}):`);
+    for (const i of items.slice(0, 50)) out.push(`    ${i}`);
+    if (items.length > 50) out.push(`    ... and ${items.length - 50} more`);
+  };
+  list('missing', ck.missing);
+  list(
+    'wrong shape',
+    ck.wrongShape.map((w) => `${w.name}: [${w.actual.join(', ')}], expected [${w.expected.join(', ')}]`),
+  );
+  list('unexpected', ck.unexpected);
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,386 @@
+// Random Gemma 3n checkpoints in the published Hugging Face layout, for tests and I/O benchmarks at any
+// size. Values are bf16 and deterministic per (seed, tensor name), so the shard layout does not change
+// them. Data are generated in fixed-size chunks: a 16 GB E4B needs only one chunk buffer in memory.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { UserInputError } from './errors';
+import { ModelConfig, loadConfig } from './config';
+import { SafetensorsWriter, TensorSpec, encodeHeader, tensorBytes } from './safetensors';
+import { TEXT_PREFIX, expectedTextTensors } from './tensors';
+import { CONFIG_FILE, INDEX_FILE, SINGLE_FILE } from './checkpoint';
+
+/** Hugging Face's default shard limit is 5 GB (decimal). */
+export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
+const CHUNK_VALUES = 2 * 1024 * 1024; // 4 MB of bf16 per write
+
+export interface CreateRandomOptions {
+  /** A config.json (or a folder holding one). */
+  readonly config: string;
+  readonly out: string;
+  readonly seed?: number;
+  /** Write full-size files whose tensor data are holes (all zeros), for I/O scale tests. */
+  readonly sparse?: boolean;
+  readonly maxShardBytes?: number;
+  /** Replace a non-empty --out. */
+  readonly force?: boolean;
+  /** Called after each shard is written. */
+  readonly onShard?: (file: string, bytes: number) => void;
+}
+
+export interface CreateRandomResult {
+  readonly dir: string;
+  readonly shards: readonly string[];
+  readonly tensors: number;
+  /** Sum of tensor data bytes (the index's metadata.total_size). */
+  readonly totalSize: number;
+}
+
+/** How a tensor's values are drawn: mean + std · N(0, 1). */
+export interface Init {
+  readonly mean: number;
+  readonly std: number;
+}
+
+export interface PlannedTensor extends TensorSpec {
+  readonly init: Init;
+}
+
+/** Distribution by tensor role, chosen so a random model runs with sane activations. */
+export function initFor(name: string, shape: readonly number[]): Init {
+  if (/(^|\.)(prediction_coefs|correction_coefs)\.weight$/.test(name)) return { mean: 0, std: 0.1 };
+  if (shape.length === 1) return { mean: 1, std: 0.1 }; // norm scales and altup.correct_output_scale
+  if (name.endsWith('embed_tokens_per_layer.weight')) return { mean: 0, std: 1 };
+  if (/(^|\.)(embed_tokens|embedding)\.weight$/.test(name)) return { mean: 0, std: 0.5 };
+  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+  return { mean: 0, std: 1 / Math.sqrt(Math.max(1, fanIn)) };
+}
+
+function positiveInt(raw: Record<string, unknown> | undefined, key: string): number | null {
+  const v = raw?.[key];
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : null;
+}
+
+/**
+ * Every tensor of the checkpoint: the text decoder (consumer layers keep their unused K/V, as Google's
+ * files do) and, for a multimodal config, the vision/audio embedders, which stand in for the towers.
+ */
+export function planTensors(cfg: ModelConfig): PlannedTensor[] {
+  const c = cfg.text;
+  const prefix = cfg.multimodal ? TEXT_PREFIX : 'model.';
+  const specs: { name: string; shape: number[] }[] = expectedTextTensors(c, new Set(), prefix).map((t) => ({
+    name: t.name,
+    shape: t.shape,
+  }));
+  if (cfg.multimodal) {
+    const towers: [string, Record<string, unknown> | undefined][] = [
+      ['vision', cfg.raw.vision_config as Record<string, unknown> | undefined],
+      ['audio', cfg.raw.audio_config as Record<string, unknown> | undefined],
+    ];
+    for (const [kind, sub] of towers) {
+      const hidden = positiveInt(sub, 'hidden_size');
+      if (hidden === null) continue;
+      const vocab = positiveInt(sub, 'vocab_size') ?? 128;
+      const p = `model.embed_${kind}.`;
+      specs.push(
+        { name: `${p}embedding.weight`, shape: [vocab, hidden] },
+        { name: `${p}hard_embedding_norm.weight`, shape: [hidden] },
+        { name: `${p}soft_embedding_norm.weight`, shape: [hidden] },
+        { name: `${p}embedding_projection.weight`, shape: [c.hiddenSize, hidden] },
+      );
+    }
+  }
+  // safetensors (Python) writes a file's tensors sorted by name when all share a dtype.
+  specs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return specs.map((s) => ({ ...s, dtype: 'BF16' as const, init: initFor(s.name, s.shape) }));
+}
+
+/** Greedy split in order, like transformers' save_pretrained: a tensor larger than the limit gets its own shard. */
+export function planShards<T extends TensorSpec>(tensors: readonly T[], maxShardBytes: number): T[][] {
+  const shards: T[][] = [];
+  let cur: T[] = [];
+  let size = 0;
+  for (const t of tensors) {
+    const n = tensorBytes(t);
+    if (cur.length > 0 && size + n > maxShardBytes) {
+      shards.push(cur);
+      cur = [];
+      size = 0;
+    }
+    cur.push(t);
+    size += n;
+  }
+  if (cur.length > 0) shards.push(cur);
+  return shards;
+}
+
+export function shardFileName(i: number, n: number): string {
+  if (n === 1) return SINGLE_FILE;
+  const pad = (k: number) => String(k).padStart(5, '0');
+  return `model-${pad(i + 1)}-of-${pad(n)}.safetensors`;
+}
+
+// --- deterministic random numbers ---------------------------------------------------------------
+
+/** FNV-1a over the name, mixed with the seed: each tensor gets its own stream. */
+export function tensorSeed(seed: number, name: string): number {
+  let h = 0x811c9dc5 ^ (seed >>> 0);
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= Math.floor(seed / 2 ** 32);
+  return h >>> 0;
+}
+
+/** mulberry32: tiny, fast, good enough for weights; period 2^32. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+/** Acklam's rational approximation of the standard normal quantile (relative error < 1.2e-9). */
+export function normalQuantile(p: number): number {
+  const a = [
+    -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716,
+    2.506628277459239,
+  ];
+  const b = [
+    -54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572,
+  ];
+  const c = [
+    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968,
+    2.938163982698783,
+  ];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const lo = 0.02425;
+  if (p < lo) {
+    const q = Math.sqrt(-2 * Math.log(p));
+    return (
+      (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+      ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+    );
+  }
+  if (p > 1 - lo) return -normalQuantile(1 - p);
+  const q = p - 0.5;
+  const r = q * q;
+  return (
+    ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) /
+    (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+  );
+}
+
+const tables = new Map<string, Uint16Array>();
+
+/**
+ * bf16 bit patterns of mean + std·Φ⁻¹((i + ½)/65536): indexing it with 16 uniform random bits samples
+ * N(mean, std²) up to bf16 resolution (tails end at ±4.2σ). Much faster than Box-Muller, which matters
+ * for the 8 billion values of a full-size E4B.
+ */
+function bf16NormalTable(init: Init): Uint16Array {
+  const key = `${init.mean}/${init.std}`;
+  let t = tables.get(key);
+  if (!t) {
+    const f = new Float32Array(65536);
+    for (let i = 0; i < 65536; i++) f[i] = init.mean + init.std * normalQuantile((i + 0.5) / 65536);
+    const u32 = new Uint32Array(f.buffer);
+    t = new Uint16Array(65536);
+    for (let i = 0; i < 65536; i++) {
+      const x = u32[i];
+      t[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16; // round to nearest even
+    }
+    tables.set(key, t);
+  }
+  return t;
+}
+
+/** Fills `out` with the next values of a tensor's stream (two values per 32-bit draw). */
+function fillBf16(out: Uint16Array, count: number, table: Uint16Array, next: () => number): void {
+  let i = 0;
+  for (; i + 1 < count; i += 2) {
+    const r = next();
+    out[i] = table[r & 0xffff];
+    out[i + 1] = table[r >>> 16];
+  }
+  if (i < count) out[i] = table[next() & 0xffff];
+}
+
+/** A tensor's values as bf16, in chunks (the same bytes whatever the chunk size, if it is even). */
+export function* randomTensorChunks(
+  seed: number,
+  t: PlannedTensor,
+  chunkValues = CHUNK_VALUES,
+  buffer?: Uint16Array,
+): Generator<Uint8Array> {
+  const total = tensorBytes(t) / 2;
+  const table = bf16NormalTable(t.init);
+  const next = mulberry32(tensorSeed(seed, t.name));
+  const size = chunkValues + (chunkValues % 2);
+  const buf = buffer && buffer.length >= size ? buffer : new Uint16Array(size);
+  for (let done = 0; done < total;) {
+    const n = Math.min(size, total - done);
+    fillBf16(buf, n, table, next);
+    done += n;
+    yield new Uint8Array(buf.buffer, buf.byteOffset, n * 2);
+  }
+}
+
+// --- writing -------------------------------------------------------------------------------------
+
+export function parseByteSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*$/i.exec(text);
+  if (!m)
+    throw new UserInputError(
+      `--max-shard-size: expected bytes such as 5000000000, 500MB or 2GiB, got "${text}"`,
+    );
+  const mult: Record<string, number> = {
+    b: 1,
+    kb: 1e3,
+    mb: 1e6,
+    gb: 1e9,
+    tb: 1e12,
+    kib: 2 ** 10,
+    mib: 2 ** 20,
+    gib: 2 ** 30,
+    tib: 2 ** 40,
+  };
+  const n = Math.floor(Number(m[1]) * mult[(m[2] ?? 'b').toLowerCase()]);
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new UserInputError(`--max-shard-size: "${text}" must be positive`);
+  return n;
+}
+
+function isNonEmptyDir(p: string): boolean {
+  try {
+    return fs.readdirSync(p).length > 0;
+  } catch {
+    return false;
+  }
+}
+
+async function writeShard(
+  file: string,
+  tensors: readonly PlannedTensor[],
+  seed: number,
+  sparse: boolean,
+  buf: Uint16Array,
+) {
+  const metadata = { format: 'pt' };
+  if (sparse) {
+    // Header only, then extend the file: the data section is one hole that reads back as zeros.
+    const { bytes } = encodeHeader(tensors, metadata);
+    const total = tensors.reduce((s, t) => s + tensorBytes(t), 0);
+    const fh = await fsp.open(file, 'w');
+    try {
+      await fh.write(bytes, 0, bytes.length, 0);
+      await fh.truncate(bytes.length + total);
+    } finally {
+      await fh.close();
+    }
+    return;
+  }
+  const w = await SafetensorsWriter.create(file, tensors, metadata);
+  try {
+    for (const t of tensors)
+      for (const chunk of randomTensorChunks(seed, t, buf.length, buf)) await w.write(chunk);
+    await w.close();
+  } catch (err) {
+    await w.abort();
+    throw err;
+  }
+}
+
+/** Builds the checkpoint in a temporary folder beside `out` and renames it into place at the end. */
+export async function createRandomCheckpoint(opts: CreateRandomOptions): Promise<CreateRandomResult> {
+  const cfg = loadConfig(opts.config);
+  const configPath = opts.config.endsWith('.json') ? opts.config : path.join(opts.config, CONFIG_FILE);
+  const seed = opts.seed ?? 0;
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new UserInputError(`--seed must be a non-negative integer, got ${seed}`);
+  const maxShard = opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
+  if (!Number.isSafeInteger(maxShard) || maxShard <= 0)
+    throw new UserInputError(`--max-shard-size must be a positive integer`);
+  const out = path.resolve(opts.out);
+  if (fs.existsSync(out)) {
+    if (!fs.statSync(out).isDirectory()) throw new UserInputError(`${out}: exists and is not a folder`);
+    if (isNonEmptyDir(out) && !opts.force) {
+      throw new UserInputError(`${out}: exists and is not empty (pass --force to replace it)`);
+    }
+  }
+  const parent = path.dirname(out);
+  let tmp: string;
+  try {
+    await fsp.mkdir(parent, { recursive: true });
+    tmp = await fsp.mkdtemp(path.join(parent, `.${path.basename(out)}.tmp-`));
+    // mkdtemp makes a private (0700) folder; the finished checkpoint should be readable like any other.
+    await fsp.chmod(tmp, 0o755);
+  } catch (err) {
+    throw new UserInputError(`${parent}: cannot create the output folder here (${errnoText(err)})`);
+  }
+  try {
+    const tensors = planTensors(cfg);
+    const shards = planShards(tensors, maxShard);
+    const names = shards.map((_, i) => shardFileName(i, shards.length));
+    const buf = new Uint16Array(CHUNK_VALUES);
+    const weightMap: Record<string, string> = {};
+    let totalSize = 0;
+    for (let i = 0; i < shards.length; i++) {
+      await writeShard(path.join(tmp, names[i]), shards[i], seed, Boolean(opts.sparse), buf);
+      let bytes = 0;
+      for (const t of shards[i]) {
+        weightMap[t.name] = names[i];
+        bytes += tensorBytes(t);
+      }
+      totalSize += bytes;
+      opts.onShard?.(names[i], bytes);
+    }
+    if (shards.length > 1) {
+      const sorted = Object.fromEntries(
+        Object.keys(weightMap)
+          .sort()
+          .map((k) => [k, weightMap[k]]),
+      );
+      const index = { metadata: { total_size: totalSize }, weight_map: sorted };
+      await fsp.writeFile(path.join(tmp, INDEX_FILE), JSON.stringify(index, null, 2) + '\n');
+    }
+    // The config is copied byte for byte: it is the user's file, unknown keys and style included.
+    // Same bytes, fresh permissions (a copy of a read-only config would stay read-only).
+    await fsp.writeFile(path.join(tmp, CONFIG_FILE), await fsp.readFile(configPath));
+    await fsp.writeFile(
+      path.join(tmp, 'generation_config.json'),
+      JSON.stringify(generationConfig(cfg), null, 2) + '\n',
+    );
+    if (fs.existsSync(out)) await fsp.rm(out, { recursive: true, force: true });
+    await fsp.rename(tmp, out);
+    return { dir: out, shards: names, tensors: tensors.length, totalSize };
+  } catch (err) {
+    await fsp.rm(tmp, { recursive: true, force: true });
+    // A full disk or a permission problem is the user's to fix, not a crash.
+    if (!(err instanceof UserInputError) && (err as NodeJS.ErrnoException).code) {
+      throw new UserInputError(`${out}: could not write the checkpoint (${errnoText(err)})`);
+    }
+    throw err;
+  }
+}
+
+function errnoText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.message ? e.message.split('\n')[0] : String(err);
+}
+
+function generationConfig(cfg: ModelConfig): Record<string, unknown> {
+  const t = cfg.text;
+  return {
+    _from_model_config: true,
+    bos_token_id: t.bosTokenId,
+    eos_token_id: (cfg.raw.eos_token_id as unknown) ?? t.eosTokenId,
+    pad_token_id: t.padTokenId,
+    use_cache: true,
+  };
+}

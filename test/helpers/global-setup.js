@@ -1,0 +1,11 @@
+// Builds dist/cli.js once per jest run so CLI tests exercise the same bundle users run.
+// Set MATFORMER_SKIP_BUILD=1 to reuse an existing build.
+/* global require, module, process, __dirname */
+/* eslint-disable @typescript-eslint/no-require-imports */
+const { execSync } = require('child_process');
+const path = require('path');
+
+module.exports = async function globalSetup() {
+  if (process.env.MATFORMER_SKIP_BUILD === '1') return;
+  execSync('npm run build', { cwd: path.resolve(__dirname, '..', '..'), stdio: 'inherit' });
+};
