@@ -2,9 +2,11 @@
 import type { CommandModule } from 'yargs';
 import { inspectCommand } from './inspect';
 import { createRandomCommand } from './create-random';
+import { sliceCommand } from './slice';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   inspectCommand,
   createRandomCommand,
+  sliceCommand,
 ];

@@ -1,0 +1,139 @@
+// `matformer-lab slice`: write an exact Mix-n-Match submodel of a Gemma 3n checkpoint.
+import * as fs from 'node:fs';
+import type { Argv, CommandModule } from 'yargs';
+import { UserInputError } from '../../model/errors';
+import { formatBytes, formatParams } from '../../slicing/format';
+import { parseSize } from '../../slicing/plan';
+import { ProgressBar } from '../../slicing/progress';
+import { sliceCheckpoint } from '../../slicing/run';
+import { SliceAbortedError } from '../../slicing/execute';
+
+interface SliceArgs {
+  src: string;
+  out?: string;
+  ffn?: string | string[];
+  skip?: string | string[];
+  blocks?: string | string[];
+  preset?: string;
+  spec?: string;
+  'max-shard-size': string;
+  'buffer-size': string;
+  'dry-run'?: boolean;
+  force?: boolean;
+}
+
+/** Exit status of a process ended by Ctrl-C (128 + SIGINT). */
+const EXIT_INTERRUPTED = 130;
+
+export const sliceCommand: CommandModule<object, SliceArgs> = {
+  command: 'slice <src>',
+  describe: 'Write a Mix-n-Match submodel (skipped layers, narrower FFNs) of a Gemma 3n checkpoint',
+  builder: (y: Argv<object>) =>
+    y
+      .positional('src', { type: 'string', demandOption: true, describe: 'parent checkpoint folder' })
+      .option('out', {
+        alias: 'o',
+        type: 'string',
+        describe: 'output folder (built beside it, renamed at the end)',
+      })
+      .option('ffn', {
+        type: 'string',
+        describe:
+          'FFN widths: one for all, one per parent layer or per kept layer; WxN repeats (8192x20,16384x15)',
+      })
+      .option('skip', { type: 'string', describe: 'parent layers to drop: indices and ranges (20-24,30)' })
+      .option('blocks', { type: 'string', describe: 'one FFN width per block (4 sliding + 1 full layers)' })
+      .option('preset', {
+        type: 'string',
+        describe: 'a published config, e.g. "Config for E2.98B (layer-level)"',
+      })
+      .option('spec', { type: 'string', describe: 'JSON or YAML file with skip/ffn/blocks/preset' })
+      .option('max-shard-size', {
+        type: 'string',
+        default: '5GB',
+        describe: 'largest output shard (5GB, 500MB, bytes)',
+      })
+      .option('buffer-size', {
+        type: 'string',
+        default: '8MiB',
+        describe: 'I/O buffer size (up to 4 shard writers, two each)',
+      })
+      .option('dry-run', { type: 'boolean', describe: 'print the plan, write nothing' })
+      .option('force', { type: 'boolean', describe: 'replace an existing output folder' })
+      .example('$0 slice ./gemma-3n-E4B --out ./e2b --preset "Config for official E2B Model"', '')
+      .example('$0 slice ./gemma-3n-E4B --out ./mix --skip 20-24 --ffn 8192x20,16384x10', '')
+      .example('$0 slice ./gemma-3n-E4B --blocks 8192x3,16384x4 --dry-run', '') as unknown as Argv<SliceArgs>,
+  handler: async (argv) => {
+    const dryRun = Boolean(argv['dry-run']);
+    if (!dryRun && !argv.out)
+      throw new UserInputError('--out: required (or pass --dry-run to only print the plan)');
+    const flags = {
+      ffn: argv.ffn,
+      skip: argv.skip,
+      blocks: argv.blocks,
+      preset: argv.preset,
+      specFile: argv.spec,
+    };
+    if (Object.values(flags).every((v) => v === undefined)) {
+      throw new UserInputError('slice: give the submodel with --ffn/--skip, --blocks, --preset or --spec');
+    }
+    const maxShardBytes = parseSize(argv['max-shard-size']);
+    const chunkBytes = parseSize(argv['buffer-size'], '--buffer-size');
+
+    // First signal: stop after the current chunk and clean up; a second one exits at once.
+    const controller = new AbortController();
+    let tmpDir: string | null = null;
+    const onSignal = () => {
+      if (!controller.signal.aborted) {
+        controller.abort();
+        return;
+      }
+      if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
+      process.exit(EXIT_INTERRUPTED);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let bar: ProgressBar | null = null;
+    try {
+      const outcome = await sliceCheckpoint({
+        src: argv.src,
+        out: argv.out,
+        flags,
+        maxShardBytes,
+        chunkBytes,
+        dryRun,
+        force: Boolean(argv.force),
+        signal: controller.signal,
+        onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
+        onTempDir: (d) => (tmpDir = d),
+        onProgress: (done, total) => {
+          bar ??= new ProgressBar(total);
+          bar.update(done);
+        },
+      });
+      if (outcome.report !== undefined) {
+        process.stdout.write(outcome.report + '\n');
+        return;
+      }
+      (bar as ProgressBar | null)?.finish();
+      const r = outcome.result!;
+      const { plan } = outcome;
+      process.stdout.write(
+        `wrote ${r.outDir}: ${plan.tensors.length} tensors in ${plan.shards.length} shard(s), ` +
+          `${formatBytes(r.bytes)} in ${r.seconds.toFixed(1)} s (${(r.bytes / 1e6 / Math.max(r.seconds, 1e-3)).toFixed(0)} MB/s); ` +
+          `${plan.kept.length} layers, effective params ${formatParams(plan.params.child.effective)}` +
+          '\n',
+      );
+    } catch (err) {
+      (bar as ProgressBar | null)?.clear();
+      if (err instanceof SliceAbortedError) {
+        process.stderr.write(`interrupted: ${err.message}\n`);
+        process.exit(EXIT_INTERRUPTED);
+      }
+      throw err;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  },
+};
