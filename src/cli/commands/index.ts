@@ -3,10 +3,16 @@ import type { CommandModule } from 'yargs';
 import { inspectCommand } from './inspect';
 import { createRandomCommand } from './create-random';
 import { sliceCommand } from './slice';
+import { logitsCommand } from './logits';
+import { generateCommand } from './generate';
+import { benchCommand } from './bench';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   inspectCommand,
   createRandomCommand,
   sliceCommand,
+  logitsCommand,
+  generateCommand,
+  benchCommand,
 ];

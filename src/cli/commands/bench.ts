@@ -1,0 +1,79 @@
+// `matformer-lab bench`: prefill and decode throughput of a checkpoint (or submodel) on a backend.
+import type { Argv, CommandModule } from 'yargs';
+import { UserInputError } from '../../model/errors';
+import { MODEL_OPTIONS, type ModelFlags, openModel } from '../../engine/session';
+import { type BenchResult, runBench } from '../../engine/bench';
+
+interface BenchArgs extends ModelFlags {
+  dir: string;
+  batch: number;
+  tokens: number;
+  'decode-tokens': number;
+  seed: number;
+  json?: boolean;
+}
+
+const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+function render(r: BenchResult): string {
+  return [
+    `backend         ${r.backend} (${r.backendDetail})`,
+    `model           ${r.layers} layers, load ${r.loadSeconds.toFixed(1)} s`,
+    `prefill         batch ${r.batch} × ${r.tokens} tokens: ${r.prefill.seconds.toFixed(3)} s, ${r.prefill.tokensPerSecond.toFixed(1)} tokens/s`,
+    `decode          batch ${r.batch} × ${r.decode.steps} steps: ${(r.decode.secondsPerStep * 1000).toFixed(1)} ms/step, ${r.decode.tokensPerSecond.toFixed(1)} tokens/s`,
+    `weights         ${mb(r.memory.weightBytes)} on the backend`,
+    `kv cache        ${mb(r.memory.kvCacheBytes)} after decoding`,
+    `backend memory  ${mb(r.memory.backendBytes)} in ${r.memory.tensors} tensors (peak process RSS ${mb(r.memory.peakRssBytes)})`,
+  ].join('\n');
+}
+
+export const benchCommand: CommandModule<object, BenchArgs> = {
+  command: 'bench <dir>',
+  describe: 'Measure prefill and decode tokens/s and memory of a checkpoint or Mix-n-Match submodel',
+  builder: (y: Argv<object>) =>
+    y
+      .positional('dir', { type: 'string', demandOption: true, describe: 'checkpoint folder' })
+      .option('batch', { alias: 'b', type: 'number', default: 1, describe: 'sequences per batch' })
+      .option('tokens', {
+        alias: 't',
+        type: 'number',
+        default: 128,
+        describe: 'prompt tokens per sequence (prefill)',
+      })
+      .option('decode-tokens', {
+        type: 'number',
+        default: 16,
+        describe: 'greedy decode steps after the prefill',
+      })
+      .option('seed', { type: 'number', default: 1, describe: 'seed of the random prompt ids' })
+      .option('json', { type: 'boolean', describe: 'print the result as JSON' })
+      .options(MODEL_OPTIONS)
+      .example('$0 bench ./gemma-3n-E4B --backend webgpu --batch 4 --tokens 256', '')
+      .example(
+        '$0 bench ./gemma-3n-E4B --preset "Config for official E2B Model" --json',
+        '',
+      ) as unknown as Argv<BenchArgs>,
+  handler: async (argv) => {
+    for (const k of ['batch', 'tokens'] as const) {
+      if (!Number.isInteger(argv[k]) || argv[k] < 1)
+        throw new UserInputError(`--${k}: ${argv[k]} is not a positive integer`);
+    }
+    const steps = argv['decode-tokens'];
+    if (!Number.isInteger(steps) || steps < 0)
+      throw new UserInputError(`--decode-tokens: ${steps} is not a non-negative integer`);
+    const opened = await openModel(argv.dir, argv, {
+      onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
+    });
+    try {
+      const r = await runBench(opened, {
+        batch: argv.batch,
+        tokens: argv.tokens,
+        decodeSteps: steps,
+        seed: argv.seed,
+      });
+      process.stdout.write((argv.json ? JSON.stringify(r) : render(r)) + '\n');
+    } finally {
+      opened.engine.dispose();
+    }
+  },
+};

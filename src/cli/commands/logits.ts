@@ -1,0 +1,78 @@
+// `matformer-lab logits`: full soft-capped logits of one token sequence, written as a safetensors file.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { UserInputError } from '../../model/errors';
+import { writeSafetensors } from '../../model/safetensors';
+import {
+  MODEL_OPTIONS,
+  type ModelFlags,
+  openModel,
+  parseIdList,
+  writeAtomically,
+} from '../../engine/session';
+
+interface LogitsArgs extends ModelFlags {
+  dir: string;
+  ids: string;
+  out: string;
+}
+
+export const logitsCommand: CommandModule<object, LogitsArgs> = {
+  command: 'logits <dir>',
+  describe:
+    'Compute the logits of a token sequence (optionally of a Mix-n-Match submodel) into a safetensors file',
+  builder: (y: Argv<object>) =>
+    y
+      .positional('dir', { type: 'string', demandOption: true, describe: 'checkpoint folder' })
+      .option('ids', {
+        type: 'string',
+        demandOption: true,
+        describe: 'token ids, comma-separated (start with 2 = <bos>)',
+      })
+      .option('out', {
+        alias: 'o',
+        type: 'string',
+        demandOption: true,
+        describe: 'output .safetensors (tensor "logits", float32 [T, vocab])',
+      })
+      .options(MODEL_OPTIONS)
+      .example('$0 logits ./gemma-3n-E4B --ids 2,818,5279,529,7001,563 --out logits.safetensors', '')
+      .example(
+        '$0 logits ./gemma-3n-E4B --ids 2,818 --preset "Config for official E2B Model" --out e2b.safetensors',
+        '',
+      ) as unknown as Argv<LogitsArgs>,
+  handler: async (argv) => {
+    const ids = parseIdList(argv.ids);
+    const outDir = path.dirname(path.resolve(argv.out));
+    if (!fs.existsSync(outDir)) throw new UserInputError(`--out: folder ${outDir} does not exist`);
+    const { engine, model, loadSeconds } = await openModel(argv.dir, argv, {
+      onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
+    });
+    try {
+      const t0 = performance.now();
+      const [logits] = await model.logits([ids]);
+      const seconds = (performance.now() - t0) / 1000;
+      const V = model.cfg.vocabSize;
+      await writeAtomically(argv.out, (tmp) =>
+        writeSafetensors(tmp, [
+          {
+            name: 'logits',
+            dtype: 'F32',
+            shape: [ids.length, V],
+            data: new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength),
+          },
+        ]),
+      );
+      let best = 0;
+      const last = logits.subarray((ids.length - 1) * V);
+      for (let v = 1; v < V; v++) if (last[v] > last[best]) best = v;
+      process.stdout.write(
+        `wrote ${argv.out}: logits [${ids.length}, ${V}] float32; ${model.cfg.layers.length} layers on ${engine.backend.name}; ` +
+          `load ${loadSeconds.toFixed(1)} s, forward ${seconds.toFixed(2)} s; next token (greedy) ${best}\n`,
+      );
+    } finally {
+      engine.dispose();
+    }
+  },
+};

@@ -1,0 +1,395 @@
+// The inference engine: load a checkpoint once, then evaluate any Mix-n-Match submodel of it as an elastic
+// view (no checkpoint written or reloaded: kept layers share the parent's resident weights, narrower FFNs are
+// tf.slice copies of the full-width ones). Batches are right-padded with explicit positions and masks.
+import * as tf from '@tensorflow/tfjs-core';
+import { Checkpoint } from '../model/checkpoint';
+import { deriveKvRoles, loadConfig, type ModelConfig } from '../model/config';
+import { UserInputError } from '../model/errors';
+import { identitySpec, keptLayers, type MixNMatchSpec } from '../model/spec';
+import {
+  type BackendChoice,
+  type BackendInfo,
+  currentBackend,
+  initBackend,
+  releaseIdleBuffers,
+} from './backend';
+import { KvCache, PAD_KEY_POSITION, buildMasks } from './cache';
+import {
+  type DecoderInputs,
+  Gemma3nText,
+  type Gemma3nTextConfig,
+  type LayerPlan,
+  type LayerWeights,
+} from './gemma3n';
+import type { RestrictedRow } from './head';
+import { type LoadProgress, type ParentWeights, loadParentWeights } from './weights';
+
+export type TokenBatch = readonly (readonly number[])[];
+
+export interface EngineLoadOptions {
+  /** Backend to activate; omitted: keep the active one if `initBackend` ran, else `auto`. */
+  backend?: BackendChoice;
+  onProgress?: (p: LoadProgress) => void;
+}
+
+/** Keeps every single tensor (LM-head chunk, logits tile) at most this large, and under the binding limit. */
+const MAX_TENSOR_BYTES = 1 << 30;
+
+export class Engine {
+  private readonly views = new Set<TextModel>();
+  private disposed = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly config: ModelConfig,
+    readonly backend: BackendInfo,
+    readonly weights: ParentWeights,
+    private readonly ckpt: Checkpoint,
+    /** Ids at or above this are not text tokens (vision/audio ids of the multimodal vocabulary). */
+    readonly maxTextId: number,
+  ) {}
+
+  static async load(dir: string, opts: EngineLoadOptions = {}): Promise<Engine> {
+    const active = currentBackend();
+    const backend = opts.backend === undefined && active ? active : await initBackend(opts.backend ?? 'auto');
+    const config = loadConfig(dir);
+    const ckpt = Checkpoint.open(dir);
+    try {
+      const weights = loadParentWeights(
+        ckpt,
+        config,
+        Math.min(MAX_TENSOR_BYTES, backend.maxBindingBytes),
+        opts.onProgress,
+      );
+      const vision = config.raw.vision_config as { vocab_offset?: unknown } | undefined;
+      const offset = typeof vision?.vocab_offset === 'number' ? vision.vocab_offset : Infinity;
+      return new Engine(dir, config, backend, weights, ckpt, Math.min(config.text.vocabSize, offset));
+    } catch (e) {
+      ckpt.close();
+      throw e;
+    }
+  }
+
+  /** The parent itself (no spec) or a Mix-n-Match submodel of it. Dispose views you no longer need. */
+  view(spec?: MixNMatchSpec): TextModel {
+    if (this.disposed) throw new Error('engine used after dispose()');
+    const v = new TextModel(this, spec ?? identitySpec(this.config.text.intermediateSize));
+    this.views.add(v);
+    return v;
+  }
+
+  /** @internal */
+  forget(v: TextModel): void {
+    this.views.delete(v);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    for (const v of [...this.views]) v.dispose();
+    this.weights.dispose();
+    this.ckpt.close();
+    this.disposed = true;
+  }
+}
+
+/**
+ * The decoder config of a submodel: kept layers in order, their FFN widths, and KV roles recomputed from the
+ * kept layer types with num_kv_shared_layers reduced by the skipped consumers (what a sliced checkpoint's
+ * config says, §5.2).
+ */
+export function submodelConfig(config: ModelConfig, spec: MixNMatchSpec): Gemma3nTextConfig {
+  const t = config.text;
+  const L = t.numHiddenLayers;
+  const skip = [...spec.skip];
+  skip.forEach((s, i) => {
+    if (!Number.isInteger(s) || s < 0 || s >= L)
+      throw new UserInputError(`skipped layer ${s} is not a layer of this ${L}-layer model`);
+    if (i > 0 && s <= skip[i - 1]) throw new UserInputError('skipped layers must be sorted and unique');
+  });
+  const kept = keptLayers(L, spec);
+  if (kept.length === 0) throw new UserInputError('the spec skips every layer');
+  if (spec.ffn.length !== kept.length) {
+    throw new UserInputError(`the spec gives ${spec.ffn.length} FFN widths for ${kept.length} kept layers`);
+  }
+  spec.ffn.forEach((w, i) => {
+    const full = t.intermediateSize[kept[i]];
+    if (!Number.isInteger(w) || w < 1 || w > full) {
+      throw new UserInputError(
+        `FFN width ${w} for layer ${kept[i]} must be an integer in [1, ${full}] (the parent's width)`,
+      );
+    }
+  });
+  const types = kept.map((l) => t.layerTypes[l]);
+  const skippedConsumers = skip.filter((l) => config.layers[l].kv === 'consumer').length;
+  const { roles, sources, missing } = deriveKvRoles(types, t.numKvSharedLayers - skippedConsumers);
+  if (missing.length > 0) {
+    throw new UserInputError(
+      `in this submodel, KV-shared layer ${kept[missing[0]]} has no earlier ${types[missing[0]]} layer to share K/V from`,
+    );
+  }
+  const layers: LayerPlan[] = kept.map((p, i) => ({
+    parentIndex: p,
+    kind: types[i] === 'full_attention' ? 'full' : 'sliding',
+    ropeTheta: types[i] === 'full_attention' ? t.ropeTheta : t.ropeLocalBaseFreq,
+    kvRole: roles[i],
+    kvSource: sources[i],
+    sparsity: t.activationSparsityPattern[p],
+    ffn: spec.ffn[i],
+  }));
+  return {
+    hiddenSize: t.hiddenSize,
+    numHeads: t.numAttentionHeads,
+    numKvHeads: t.numKeyValueHeads,
+    headDim: t.headDim,
+    pleDim: t.hiddenSizePerLayerInput,
+    altupN: t.altupNumInputs,
+    altupCorrectScale: t.altupCorrectScale,
+    eps: t.rmsNormEps,
+    slidingWindow: t.slidingWindow,
+    finalLogitSoftcap: t.finalLogitSoftcapping,
+    vocabSize: t.vocabSize,
+    vocabSizePerLayerInput: t.vocabSizePerLayerInput,
+    padTokenId: t.padTokenId,
+    parentLayers: L,
+    layers,
+  };
+}
+
+/** Where to read the head: the last token of each sequence, or chosen positions (indices into its new tokens). */
+export type Positions = 'last' | readonly (readonly number[])[];
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** Stop a sequence after it emits one of these ids (the id is kept in its output). */
+  stopIds?: readonly number[];
+  /** Called after each step with the new token of every sequence still running. */
+  onStep?: (tokens: readonly (number | null)[]) => void;
+}
+
+/** A (sub)model of a loaded parent. Everything is float32 on the engine's backend. */
+export class TextModel {
+  readonly cfg: Gemma3nTextConfig;
+  readonly decoder: Gemma3nText;
+  /** FFN weights sliced for this view (the rest is shared with the parent). */
+  private readonly owned: tf.Tensor[] = [];
+  private disposed = false;
+
+  constructor(
+    readonly engine: Engine,
+    readonly spec: MixNMatchSpec,
+  ) {
+    this.cfg = submodelConfig(engine.config, spec);
+    const parent = engine.weights;
+    try {
+      const layers: LayerWeights[] = this.cfg.layers.map((plan) => {
+        const w = parent.layers[plan.parentIndex];
+        if (plan.ffn === w.down.shape[0]) return w;
+        // MatFormer prefix slice: gate/up keep their first I' outputs, down its first I' inputs.
+        const I = plan.ffn;
+        const gate = tf.slice(w.gate, [0, 0], [-1, I]);
+        const up = tf.slice(w.up, [0, 0], [-1, I]);
+        const down = tf.slice(w.down, [0, 0], [I, -1]);
+        this.owned.push(gate, up, down);
+        return { ...w, gate, up, down };
+      });
+      this.decoder = new Gemma3nText(this.cfg, parent.global, layers, parent.host);
+    } catch (e) {
+      tf.dispose(this.owned);
+      throw e;
+    }
+  }
+
+  /** Bytes this view added on top of the parent (its narrowed FFN copies). */
+  get extraBytes(): number {
+    return this.owned.reduce((n, t) => n + t.size * 4, 0);
+  }
+
+  newCache(batch = 1): KvCache {
+    return new KvCache(this.cfg.layers, batch, this.cfg.slidingWindow);
+  }
+
+  private check(batch: TokenBatch, cache: KvCache | null): void {
+    if (this.disposed) throw new Error('model view used after dispose()');
+    if (batch.length === 0) throw new UserInputError('no sequences given');
+    if (cache && !cache.belongsTo(this.cfg.layers))
+      throw new Error('the KV cache was made by another model view');
+    if (cache && cache.batch !== batch.length) {
+      throw new Error(`the KV cache holds ${cache.batch} sequences but ${batch.length} were given`);
+    }
+    const max = this.engine.maxTextId;
+    for (const seq of batch) {
+      if (seq.length === 0) throw new UserInputError('empty token sequence');
+      for (const id of seq) {
+        if (!Number.isInteger(id) || id < 0 || id >= max) {
+          throw new UserInputError(`token id ${id} is outside the text vocabulary [0, ${max})`);
+        }
+      }
+    }
+  }
+
+  /**
+   * Runs the decoder over a right-padded batch and returns the final hidden rows at `rows` (flat indices
+   * b·T + t), as one [N, H] tensor the caller disposes. The cache, if any, is advanced.
+   */
+  private async hidden(
+    batch: TokenBatch,
+    cache: KvCache | null,
+    rows: (T: number) => number[],
+  ): Promise<tf.Tensor2D> {
+    this.check(batch, cache);
+    releaseIdleBuffers();
+    const B = batch.length;
+    const T = Math.max(...batch.map((s) => s.length));
+    const ids = new Int32Array(B * T).fill(this.cfg.padTokenId);
+    const positions = new Int32Array(B * T);
+    const keyPos = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      const start = cache ? cache.nextPos[b] : 0;
+      const seq = batch[b];
+      for (let t = 0; t < T; t++) {
+        const m = b * T + t;
+        positions[m] = start + t;
+        if (t < seq.length) {
+          ids[m] = seq[t];
+          keyPos[m] = start + t;
+        } else {
+          keyPos[m] = PAD_KEY_POSITION;
+        }
+      }
+    }
+    const heads = tf.getBackend() === 'cpu' ? this.cfg.numHeads : 1;
+    const masks = cache
+      ? cache.masks(positions, keyPos, T, heads)
+      : buildMasks(positions, keyPos, B, T, T, 0, this.cfg.slidingWindow, heads);
+    const inputs: DecoderInputs = { shape: { B, T }, ids, positions, masks };
+    let h: tf.Tensor2D;
+    try {
+      h = this.decoder.forward(inputs, cache);
+    } finally {
+      tf.dispose([masks.full, masks.sliding]);
+    }
+    if (cache)
+      cache.commit(
+        keyPos,
+        T,
+        batch.map((s) => s.length),
+      );
+    const picked = rows(T);
+    if (picked.length === B * T && picked.every((r, i) => r === i)) return h;
+    const out = tf.gather(h, picked) as tf.Tensor2D;
+    h.dispose();
+    return out;
+  }
+
+  /** Full soft-capped logits [len, V] of every sequence (host arrays, row-major). */
+  async logits(batch: TokenBatch, opts: { cache?: KvCache } = {}): Promise<Float32Array[]> {
+    const h = await this.hidden(batch, opts.cache ?? null, (T) =>
+      batch.flatMap((s, b) => s.map((_, t) => b * T + t)),
+    );
+    try {
+      const all = await this.engine.weights.head.logits(h);
+      const V = this.cfg.vocabSize;
+      const out: Float32Array[] = [];
+      let r = 0;
+      for (const s of batch) {
+        out.push(all.subarray(r * V, (r + s.length) * V));
+        r += s.length;
+      }
+      return out;
+    } finally {
+      h.dispose();
+    }
+  }
+
+  /**
+   * The restricted head: at the requested positions only, the logits of `vocabIds` and the full-vocabulary
+   * log-sum-exp (log-softmax = logit − logsumexp). Never builds [T, vocab]. Result: [sequence][position].
+   */
+  async forward(
+    batch: TokenBatch,
+    opts: { positions?: Positions; vocabIds: readonly number[]; cache?: KvCache },
+  ): Promise<RestrictedRow[][]> {
+    const pos = this.resolvePositions(batch, opts.positions ?? 'last');
+    const h = await this.hidden(batch, opts.cache ?? null, (T) =>
+      pos.flatMap((ps, b) => ps.map((t) => b * T + t)),
+    );
+    try {
+      const rows = await this.engine.weights.head.restricted(h, opts.vocabIds);
+      const out: RestrictedRow[][] = [];
+      let r = 0;
+      for (const ps of pos) {
+        out.push(rows.slice(r, r + ps.length));
+        r += ps.length;
+      }
+      return out;
+    } finally {
+      h.dispose();
+    }
+  }
+
+  /** Runs the batch through the decoder only to extend `cache` (no LM head at all). */
+  async prefill(batch: TokenBatch, cache: KvCache): Promise<void> {
+    const h = await this.hidden(batch, cache, () => [0]);
+    h.dispose();
+  }
+
+  /** Greedy next token after each sequence (advancing the cache if given). */
+  async nextTokens(batch: TokenBatch, cache?: KvCache): Promise<number[]> {
+    const h = await this.hidden(batch, cache ?? null, (T) => batch.map((s, b) => b * T + s.length - 1));
+    try {
+      return [...(await this.engine.weights.head.argmax(h))];
+    } finally {
+      h.dispose();
+    }
+  }
+
+  /** Greedy decoding with a KV cache: one batched prefill, then one token per sequence per step. */
+  async generate(prompts: TokenBatch, opts: GenerateOptions): Promise<number[][]> {
+    const cache = this.newCache(prompts.length);
+    const out: number[][] = prompts.map(() => []);
+    const running = prompts.map(() => opts.maxNewTokens > 0);
+    const stop = new Set(opts.stopIds ?? []);
+    try {
+      let next = opts.maxNewTokens > 0 ? await this.nextTokens(prompts, cache) : [];
+      while (running.some(Boolean)) {
+        const step: (number | null)[] = next.map((tok, b) => {
+          if (!running[b]) return null;
+          out[b].push(tok);
+          if (stop.has(tok) || out[b].length >= opts.maxNewTokens) running[b] = false;
+          return tok;
+        });
+        opts.onStep?.(step);
+        if (!running.some(Boolean)) break;
+        // Finished sequences keep decoding (their output is ignored) so the batch shape stays fixed.
+        next = await this.nextTokens(
+          next.map((t) => [t]),
+          cache,
+        );
+      }
+      return out;
+    } finally {
+      cache.dispose();
+    }
+  }
+
+  private resolvePositions(batch: TokenBatch, positions: Positions): number[][] {
+    if (positions === 'last') return batch.map((s) => [s.length - 1]);
+    if (positions.length !== batch.length) throw new Error('one list of positions per sequence is required');
+    return positions.map((ps, b) =>
+      ps.map((t) => {
+        if (!Number.isInteger(t) || t < 0 || t >= batch[b].length) {
+          throw new RangeError(`position ${t} is outside sequence ${b} (length ${batch[b].length})`);
+        }
+        return t;
+      }),
+    );
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    tf.dispose(this.owned);
+    this.decoder.dispose();
+    this.engine.forget(this);
+    this.disposed = true;
+  }
+}

@@ -1,0 +1,697 @@
+// The Gemma 3n text decoder on TensorFlow.js, one small module per concept of the architecture doc (§3):
+// RMSNorm, RoPE, AltUp, Laurel, Attention, Mlp, PerLayerEmbeddings, KvSharing, DecoderLayer, Gemma3nText.
+// Everything is float32. Activations are token-major: M = B·T tokens, hidden [M, H], AltUp streams [M, N, H]
+// (stream axis in the middle so predict/correct are one batched matmul per token). Weights are stored
+// transposed to [in, out] so every Linear is a plain `x @ W`.
+import * as tf from '@tensorflow/tfjs-core';
+import type { KvCache } from './cache';
+
+// ---------------------------------------------------------------------------------------------------------
+// Config: what the forward pass of one (sub)model needs. Built from the parent's TextConfig and a spec.
+
+export type AttentionKind = 'sliding' | 'full';
+
+export interface LayerPlan {
+  /** Index in the parent checkpoint (PLE columns, weight names). */
+  readonly parentIndex: number;
+  readonly kind: AttentionKind;
+  readonly ropeTheta: number;
+  /** Position of this layer's K/V producer in the submodel's layer list (consumers only). */
+  readonly kvSource: number | null;
+  readonly kvRole: 'producer' | 'consumer' | 'independent';
+  readonly sparsity: number;
+  readonly ffn: number;
+}
+
+export interface Gemma3nTextConfig {
+  readonly hiddenSize: number;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  /** P, the per-layer-embedding width. */
+  readonly pleDim: number;
+  readonly altupN: number;
+  readonly altupCorrectScale: boolean;
+  readonly eps: number;
+  readonly slidingWindow: number;
+  readonly finalLogitSoftcap: number | null;
+  readonly vocabSize: number;
+  readonly vocabSizePerLayerInput: number;
+  readonly padTokenId: number;
+  /** Layers of the parent checkpoint (PLE table and projection are laid out for all of them). */
+  readonly parentLayers: number;
+  readonly layers: readonly LayerPlan[];
+}
+
+// Float32 constants exactly as transformers' float32 buffers hold them (§4).
+const f32 = Math.fround;
+/** Φ⁻¹(0.95) as torch evaluates it in float32 (TF.js has no erfinv). */
+const GAUSSIAN_Z_95 = 1.6448533535003662;
+const ALTUP_MAG_EPS = 1e-5;
+const SQRT_2_OVER_PI = 0.7978845608028654;
+
+/** Φ⁻¹(s) in float32; only s = 0.95 occurs in published configs, others use a rational approximation. */
+export function gaussianZ(s: number): number {
+  if (Math.abs(s - 0.95) < 1e-12) return GAUSSIAN_Z_95;
+  return f32(normalIcdf(s));
+}
+
+/** Acklam's inverse normal CDF, refined by one Halley step (|error| < 1e-12): for non-standard sparsities. */
+function normalIcdf(p: number): number {
+  const a = [
+    -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716,
+    2.506628277459239,
+  ];
+  const b = [
+    -54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572,
+  ];
+  const c = [
+    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968,
+    2.938163982698783,
+  ];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const lo = 0.02425;
+  let x: number;
+  if (p < lo) {
+    const q = Math.sqrt(-2 * Math.log(p));
+    x =
+      (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+      ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  } else if (p <= 1 - lo) {
+    const q = p - 0.5;
+    const r = q * q;
+    x =
+      ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) /
+      (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+  } else {
+    const q = Math.sqrt(-2 * Math.log(1 - p));
+    x =
+      -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+      ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  const e = 0.5 * erfc(-x / Math.SQRT2) - p;
+  const u = e * Math.sqrt(2 * Math.PI) * Math.exp((x * x) / 2);
+  return x - u / (1 + (x * u) / 2);
+}
+
+function erfc(x: number): number {
+  // Numerical Recipes' erfc (relative error < 1.2e-7), enough for one Halley refinement step.
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r =
+    t *
+    Math.exp(
+      -z * z -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 +
+                            t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
+  return x >= 0 ? r : 2 - r;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Small functions of the math.
+
+/**
+ * op(x, col) for a per-row statistic col = [..., 1]. TF.js's cpu backend broadcasts such a column through a
+ * per-element index path (~100 ns per element, most of a forward's time there), so on cpu the column is first
+ * expanded by an outer product with ones, which is exact (each entry is col·1). Other backends broadcast natively.
+ */
+export function byRow<T extends tf.Tensor>(
+  op: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor,
+  x: T,
+  col: tf.Tensor,
+): T {
+  if (tf.getBackend() !== 'cpu') return op(x, col) as T;
+  const width = x.shape[x.shape.length - 1];
+  return op(x, tf.reshape(tf.matMul(tf.reshape(col, [-1, 1]), tf.ones([1, width])), x.shape)) as T;
+}
+
+/** x / sqrt(mean(x², last) + eps) · w — divide (not rsqrt) and `w`, not `1 + w` (§3.1). */
+export function rmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor1D | null, eps: number): T {
+  const ms = tf.mean(tf.square(x), -1, true);
+  const y = byRow(tf.div, x, tf.sqrt(tf.add(ms, eps)));
+  return (w ? tf.mul(y, w) : y) as T;
+}
+
+/** Softmax over the last axis: exp(x − max) / Σ, the same ops as tf.softmax, with byRow's cpu broadcasting. */
+function softmax<T extends tf.Tensor>(x: T): T {
+  if (tf.getBackend() !== 'cpu') return tf.softmax(x);
+  const e = tf.exp(byRow(tf.sub, x, tf.max(x, -1, true)));
+  return byRow(tf.div, e, tf.sum(e, -1, true));
+}
+
+/** gelu_pytorch_tanh, written out (never erf-based). */
+export function geluTanh<T extends tf.Tensor>(x: T): T {
+  const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), SQRT_2_OVER_PI);
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as T;
+}
+
+/** x @ W for x [..., in] and W [in, out]. */
+function linear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  return tf.matMul(x, w);
+}
+
+/** Scales each token so its RMS equals `target` (AltUp's magnitude matching, ε = 1e-5 on the mean square). */
+function matchMagnitude(x: tf.Tensor, target: tf.Tensor): tf.Tensor {
+  const mag = tf.sqrt(tf.maximum(tf.mean(tf.square(x), -1, true), ALTUP_MAG_EPS));
+  return tf.div(tf.mul(x, target), mag);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// RoPE (§3.6 step 3): inv_freq and angles rounded like torch's float32 path, tables built on the host for the
+// exact positions of a batch (cheap: M·D/2 cosines), NeoX rotate-half.
+
+export function ropeInvFreq(theta: number, headDim: number): Float32Array {
+  const half = headDim / 2;
+  const out = new Float32Array(half);
+  for (let i = 0; i < half; i++) out[i] = f32(1 / f32(Math.pow(theta, f32((2 * i) / headDim))));
+  return out;
+}
+
+/** cos/sin [B, T, heads, D] ([cos α_0..α_{D/2-1}, cos α_0..]), repeated over heads so products need no broadcast. */
+export interface RopeTable {
+  readonly cos: tf.Tensor4D;
+  readonly sin: tf.Tensor4D;
+}
+
+/** Tables for one θ: for the query heads and for the K/V heads. */
+export interface RopeTables {
+  readonly q: RopeTable;
+  readonly k: RopeTable;
+}
+
+export function ropeTables(
+  positions: Int32Array,
+  shape: BatchShape,
+  theta: number,
+  headDim: number,
+  heads: { q: number; k: number },
+): RopeTables {
+  const { B, T } = shape;
+  const inv = ropeInvFreq(theta, headDim);
+  const half = headDim / 2;
+  const one = (n: number): RopeTable => {
+    const cos = new Float32Array(B * T * n * headDim);
+    const sin = new Float32Array(B * T * n * headDim);
+    for (let m = 0; m < B * T; m++) {
+      const p = positions[m];
+      for (let i = 0; i < half; i++) {
+        const a = f32(p * inv[i]);
+        const c = Math.cos(a);
+        const s = Math.sin(a);
+        for (let h = 0; h < n; h++) {
+          const o = (m * n + h) * headDim;
+          cos[o + i] = c;
+          cos[o + half + i] = c;
+          sin[o + i] = s;
+          sin[o + half + i] = s;
+        }
+      }
+    }
+    return { cos: tf.tensor4d(cos, [B, T, n, headDim]), sin: tf.tensor4d(sin, [B, T, n, headDim]) };
+  };
+  return { q: one(heads.q), k: one(heads.k) };
+}
+
+/**
+ * rotate_half as a signed permutation matrix R [D, D]: x·R = [-x₂, x₁]. One matmul instead of split + neg +
+ * concat (non-contiguous slices are slow on the cpu backend); exact, since each output is one ±x term.
+ */
+export function rotateHalfMatrix(headDim: number): tf.Tensor2D {
+  const half = headDim / 2;
+  const r = new Float32Array(headDim * headDim);
+  for (let j = 0; j < half; j++) {
+    r[(j + half) * headDim + j] = -1;
+    r[j * headDim + j + half] = 1;
+  }
+  return tf.tensor2d(r, [headDim, headDim]);
+}
+
+/** x·cos + rotate_half(x)·sin (NeoX split halves); x is [B, T, heads, D]. */
+function applyRope(x: tf.Tensor4D, r: RopeTable, rotateHalf: tf.Tensor2D): tf.Tensor4D {
+  const D = x.shape[3];
+  const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, D]), rotateHalf), x.shape);
+  return tf.add(tf.mul(x, r.cos), tf.mul(rotated, r.sin));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Weights (resident tensors). Linear weights are [in, out].
+
+export interface AltUpWeights {
+  readonly routerNorm: tf.Tensor1D;
+  /** modality_router transposed: [H, N]. */
+  readonly router: tf.Tensor2D;
+  /** prediction_coefs transposed: [N, N²]. */
+  readonly predict: tf.Tensor2D;
+  /** correction_coefs (clipped to ±coef_clip at load) transposed: [N, N]. */
+  readonly correct: tf.Tensor2D;
+  readonly correctOutputScale: tf.Tensor1D;
+}
+
+export interface LayerWeights {
+  readonly q: tf.Tensor2D;
+  /** k, v, k_norm: absent on consumers (their own K/V weights are never used, §3.7). */
+  readonly k: tf.Tensor2D | null;
+  readonly v: tf.Tensor2D | null;
+  readonly qNorm: tf.Tensor1D;
+  readonly kNorm: tf.Tensor1D | null;
+  readonly laurelLeft: tf.Tensor2D;
+  readonly oProj: tf.Tensor2D;
+  readonly laurelRight: tf.Tensor2D;
+  readonly postLaurelNorm: tf.Tensor1D;
+  readonly inputNorm: tf.Tensor1D;
+  readonly postAttnNorm: tf.Tensor1D;
+  readonly preFfnNorm: tf.Tensor1D;
+  readonly postFfnNorm: tf.Tensor1D;
+  /** gate_proj / up_proj at this submodel's width I: [H, I]. */
+  readonly gate: tf.Tensor2D;
+  readonly up: tf.Tensor2D;
+  /** down_proj transposed: [I, H]. */
+  readonly down: tf.Tensor2D;
+  readonly altup: AltUpWeights;
+  readonly pleGate: tf.Tensor2D;
+  readonly pleProj: tf.Tensor2D;
+  readonly postPleNorm: tf.Tensor1D;
+}
+
+export interface GlobalWeights {
+  /** per_layer_model_projection transposed, all parent layers: [H, L·P]. */
+  readonly pleModelProj: tf.Tensor2D;
+  readonly pleProjNorm: tf.Tensor1D;
+  /** altup_projections 0..N-2 fused and transposed: [H, (N-1)·H]. */
+  readonly altupIn: tf.Tensor2D;
+  /** altup_unembed_projections transposed and stacked: [N-1, H, H]. */
+  readonly altupOut: tf.Tensor3D;
+  readonly finalNorm: tf.Tensor1D;
+}
+
+/** Host-side tables (never uploaded whole): embedding rows and PLE rows of the tokens in a batch. */
+export interface HostTables {
+  /** [n, H] rows of embed_tokens (unscaled). */
+  embeddingRows(ids: Int32Array): Float32Array;
+  /** [n, layers.length, P] rows of embed_tokens_per_layer for the given parent layers (ids ≥ Vp read row 0). */
+  pleRows(ids: Int32Array, parentLayers: readonly number[]): Float32Array;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Modules.
+
+/** A batch as the decoder sees it: B right-padded rows of T new tokens (M = B·T). */
+export interface BatchShape {
+  readonly B: number;
+  readonly T: number;
+}
+
+/**
+ * The AltUp streams [M, N, H] plus their active stream [M, H] as its own tensor: every module reads the
+ * active stream, and carving it out of the middle axis would be a strided slice on every use.
+ */
+export type Streams = {
+  readonly all: tf.Tensor3D;
+  readonly active: tf.Tensor2D;
+};
+
+export class PerLayerEmbeddings {
+  constructor(
+    private readonly cfg: Gemma3nTextConfig,
+    private readonly g: GlobalWeights,
+  ) {}
+
+  /**
+   * ple [L', M, P] (§3.3): (RMSNorm(e·W_plmp · H^-½) + E_ple[id]·√P) · 2^-½, for the submodel's layers,
+   * layer-major so each layer's slice is contiguous. The projection runs for all parent layers and the kept
+   * ones are gathered, so an elastic view needs no copy of W_plmp.
+   */
+  forward(e: tf.Tensor2D, tokRows: tf.Tensor3D): tf.Tensor3D {
+    const { cfg } = this;
+    const M = e.shape[0];
+    const kept = cfg.layers.map((l) => l.parentIndex);
+    let proj = tf.reshape(tf.mul(linear(e, this.g.pleModelProj), f32(1 / Math.sqrt(cfg.hiddenSize))), [
+      M,
+      cfg.parentLayers,
+      cfg.pleDim,
+    ]) as tf.Tensor3D;
+    const identity = kept.length === cfg.parentLayers && kept.every((p, i) => p === i);
+    if (!identity) proj = tf.gather(proj, kept, 1);
+    proj = rmsNorm(proj, this.g.pleProjNorm, cfg.eps);
+    const tok = tf.mul(tokRows, Math.sqrt(cfg.pleDim));
+    return tf.transpose(tf.mul(tf.add(proj, tok), f32(1 / Math.SQRT2)), [1, 0, 2]) as tf.Tensor3D;
+  }
+}
+
+export class AltUp {
+  constructor(
+    private readonly cfg: Gemma3nTextConfig,
+    private readonly w: AltUpWeights,
+  ) {}
+
+  /** tanh(router(RMSNorm(x) / H)) → [M, N]. */
+  private modalities(x: tf.Tensor2D): tf.Tensor2D {
+    const routed = tf.div(rmsNorm(x, this.w.routerNorm, this.cfg.eps), this.cfg.hiddenSize) as tf.Tensor2D;
+    return tf.tanh(linear(routed, this.w.router));
+  }
+
+  /**
+   * Pred_j = S_j + Σ_i c[N·j + i]·S_i with c = prediction_coefs(m(S_active)): one batched [N, N]·[N, H] per
+   * token. The active prediction is the same product for row 0 only.
+   */
+  predict(s: Streams): Streams {
+    const { altupN: N } = this.cfg;
+    const M = s.active.shape[0];
+    const c = tf.reshape(linear(this.modalities(s.active), this.w.predict), [M, N, N]) as tf.Tensor3D;
+    const all = tf.add(tf.matMul(c, s.all), s.all) as tf.Tensor3D;
+    const c0 = tf.slice(c, [0, 0, 0], [M, 1, N]);
+    const active = tf.add(tf.reshape(tf.matMul(c0, s.all), [M, -1]), s.active) as tf.Tensor2D;
+    return { all, active };
+  }
+
+  /**
+   * Corr_j = Pred_j + d_j · (act − Pred_active) with d = correction_coefs(m(act)) + 1. The products d_j·x are
+   * a per-token outer product [N, 1]·[1, H] (exact), which avoids broadcasting a column.
+   */
+  correct(pred: Streams, act: tf.Tensor2D): Streams {
+    const { altupN: N } = this.cfg;
+    const M = act.shape[0];
+    const d = tf.reshape(tf.add(linear(this.modalities(act), this.w.correct), 1), [M, N, 1]) as tf.Tensor3D;
+    const innovation = tf.reshape(tf.sub(act, pred.active), [M, 1, -1]) as tf.Tensor3D;
+    const all = tf.add(pred.all, tf.matMul(d, innovation)) as tf.Tensor3D;
+    const d0 = tf.slice(d, [0, 0, 0], [M, 1, 1]);
+    const active = tf.add(pred.active, tf.reshape(tf.matMul(d0, innovation), [M, -1])) as tf.Tensor2D;
+    return { all, active };
+  }
+
+  /** The active stream times `correct_output_scale`: feeds only the PLE gate (Corr itself stays unscaled). */
+  scaledActive(corr: Streams): tf.Tensor2D {
+    return this.cfg.altupCorrectScale ? tf.mul(corr.active, this.w.correctOutputScale) : corr.active;
+  }
+}
+
+export class Laurel {
+  constructor(
+    private readonly cfg: Gemma3nTextConfig,
+    private readonly w: LayerWeights,
+  ) {}
+
+  /** LAuReL returns its own residual: n + RMSNorm(linear_right(linear_left(n))). */
+  forward(n: tf.Tensor2D): tf.Tensor2D {
+    return tf.add(
+      n,
+      rmsNorm(linear(linear(n, this.w.laurelLeft), this.w.laurelRight), this.w.postLaurelNorm, this.cfg.eps),
+    );
+  }
+}
+
+/**
+ * Per-forward K/V store for always-share semantics: producers publish their full (cache + new) K/V, consumers
+ * read them; consumers never compute K/V of their own.
+ */
+export class KvSharing {
+  private readonly kv = new Map<number, { k: tf.Tensor4D; v: tf.Tensor4D }>();
+
+  publish(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): void {
+    this.kv.set(layer, { k: tf.keep(k), v: tf.keep(v) });
+  }
+
+  read(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } {
+    const e = this.kv.get(layer);
+    if (!e) throw new Error(`K/V of layer ${layer} read before it was computed`);
+    return e;
+  }
+
+  /** Hands the K/V of `layer` over (the cache keeps it); it is no longer disposed here. */
+  take(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | undefined {
+    const e = this.kv.get(layer);
+    this.kv.delete(layer);
+    return e;
+  }
+
+  dispose(): void {
+    for (const { k, v } of this.kv.values()) tf.dispose([k, v]);
+    this.kv.clear();
+  }
+}
+
+/** What attention needs besides its input: rope tables, masks and the K/V of this forward. */
+export interface AttentionContext {
+  readonly shape: BatchShape;
+  /** RoPE tables by θ. */
+  readonly rope: ReadonlyMap<number, RopeTables>;
+  readonly rotateHalf: tf.Tensor2D;
+  /** Additive masks [B, 1 or A, T, S] for full and sliding layers (S = keys visible to this forward). */
+  readonly masks: Readonly<Record<AttentionKind, tf.Tensor4D>>;
+  readonly kv: KvSharing;
+  readonly cache: KvCache | null;
+}
+
+export class Attention {
+  constructor(
+    private readonly cfg: Gemma3nTextConfig,
+    private readonly plan: LayerPlan,
+    private readonly index: number,
+    private readonly w: LayerWeights,
+  ) {}
+
+  /** n [M, H] → o_proj(attention) [M, H]. */
+  forward(n: tf.Tensor2D, ctx: AttentionContext): tf.Tensor2D {
+    const { cfg, plan, w } = this;
+    const { B, T } = ctx.shape;
+    const { numHeads: A, numKvHeads: Kh, headDim: D, eps } = cfg;
+    const rope = ctx.rope.get(plan.ropeTheta)!;
+    const heads = (x: tf.Tensor2D, count: number) => tf.reshape(x, [B, T, count, D]) as tf.Tensor4D;
+
+    // Queries always use this layer's own q_proj/q_norm and the token's true position (§6.2).
+    const qn = rmsNorm(heads(linear(n, w.q), A), w.qNorm, eps);
+    const q = tf.transpose(applyRope(qn, rope.q, ctx.rotateHalf), [0, 2, 1, 3]);
+
+    let k: tf.Tensor4D;
+    let v: tf.Tensor4D;
+    if (plan.kvRole === 'consumer') {
+      ({ k, v } = ctx.kv.read(plan.kvSource!));
+    } else {
+      const kn = rmsNorm(heads(linear(n, w.k!), Kh), w.kNorm, eps);
+      const kNew = tf.transpose(applyRope(kn, rope.k, ctx.rotateHalf), [0, 2, 1, 3]);
+      const vNew = tf.transpose(rmsNorm(heads(linear(n, w.v!), Kh), null, eps), [0, 2, 1, 3]);
+      const past = ctx.cache?.past(this.index);
+      k = past ? tf.concat([past.k, kNew], 2) : kNew;
+      v = past ? tf.concat([past.v, vNew], 2) : vNew;
+      ctx.kv.publish(this.index, k, v);
+    }
+
+    // GQA without repeating K/V: query head h = kv·G + g, so [B, A, T, D] → [B·Kh, G·T, D].
+    const S = k.shape[2];
+    const G = A / Kh;
+    const qg = tf.reshape(q, [B * Kh, G * T, D]);
+    const kg = tf.reshape(k, [B * Kh, S, D]);
+    const vg = tf.reshape(v, [B * Kh, S, D]);
+    // Scale 1.0 (q/k are normed; query_pre_attn_scalar is ignored), no logit soft-capping.
+    const scores = tf.add(tf.reshape(tf.matMul(qg, kg, false, true), [B, A, T, S]), ctx.masks[plan.kind]);
+    const probs = tf.reshape(softmax(scores), [B * Kh, G * T, S]);
+    const out = tf.transpose(tf.reshape(tf.matMul(probs, vg), [B, A, T, D]), [0, 2, 1, 3]);
+    return linear(tf.reshape(out, [B * T, A * D]), w.oProj);
+  }
+}
+
+export class Mlp {
+  private readonly z: number;
+
+  constructor(
+    private readonly plan: LayerPlan,
+    private readonly w: LayerWeights,
+  ) {
+    this.z = plan.sparsity > 0 ? gaussianZ(plan.sparsity) : 0;
+  }
+
+  /** down(gelu(sparsify(gate·x)) ⊙ up·x); the width is whatever this (sub)model's weights hold. */
+  forward(x: tf.Tensor2D): tf.Tensor2D {
+    let gate = linear(x, this.w.gate);
+    if (this.plan.sparsity > 0) {
+      // Gaussian top-k: shift by mean + z·std (population std over this width), then relu (§3.5).
+      const mean = tf.mean(gate, -1, true);
+      const std = tf.sqrt(tf.mean(tf.square(byRow(tf.sub, gate, mean)), -1, true));
+      gate = tf.relu(byRow(tf.sub, gate, tf.add(mean, tf.mul(std, this.z))));
+    }
+    return linear(tf.mul(geluTanh(gate), linear(x, this.w.up)), this.w.down);
+  }
+}
+
+export class DecoderLayer {
+  readonly altup: AltUp;
+  readonly laurel: Laurel;
+  readonly attention: Attention;
+  readonly mlp: Mlp;
+
+  constructor(
+    private readonly cfg: Gemma3nTextConfig,
+    readonly plan: LayerPlan,
+    index: number,
+    private readonly w: LayerWeights,
+    /** [1, N, 1] = [0, 1, …, 1]: PLE goes to every stream but the first (hard-coded `[1:]` in transformers). */
+    private readonly pleStreams: tf.Tensor3D,
+  ) {
+    this.altup = new AltUp(cfg, w.altup);
+    this.laurel = new Laurel(cfg, w);
+    this.attention = new Attention(cfg, plan, index, w);
+    this.mlp = new Mlp(plan, w);
+  }
+
+  /** §3.5; `ple` is this layer's per-layer input [M, P]. */
+  forward(streams: Streams, ple: tf.Tensor2D, ctx: AttentionContext): Streams {
+    const { cfg, w } = this;
+    const pred = this.altup.predict(streams);
+    const a = pred.active;
+    const n = rmsNorm(a, w.inputNorm, cfg.eps);
+    const lr = this.laurel.forward(n);
+    const att = rmsNorm(this.attention.forward(n, ctx), w.postAttnNorm, cfg.eps);
+    const h1 = tf.div(tf.add(tf.add(a, att), lr), Math.SQRT2) as tf.Tensor2D;
+    const mlp = this.mlp.forward(rmsNorm(h1, w.preFfnNorm, cfg.eps));
+    const act = tf.add(h1, rmsNorm(mlp, w.postFfnNorm, cfg.eps)) as tf.Tensor2D;
+    const corr = this.altup.correct(pred, act);
+    const gated = tf.mul(geluTanh(linear(this.altup.scaledActive(corr), w.pleGate)), ple) as tf.Tensor2D;
+    const q = rmsNorm(linear(gated, w.pleProj), w.postPleNorm, cfg.eps);
+    // [1, N, 1]·[M, 1, H] (batch-broadcast outer product): q on streams 1.., exact zeros on stream 0.
+    const all = tf.add(
+      corr.all,
+      tf.matMul(this.pleStreams, tf.reshape(q, [q.shape[0], 1, -1])),
+    ) as tf.Tensor3D;
+    return { all, active: corr.active };
+  }
+}
+
+/** Inputs of one forward, prepared on the host (ids padded with pad_token_id; positions per token). */
+export interface DecoderInputs {
+  readonly shape: BatchShape;
+  /** [B·T] token ids, right-padded. */
+  readonly ids: Int32Array;
+  /** [B·T] RoPE positions (past length + t). */
+  readonly positions: Int32Array;
+  /** [B, 1, T, S] additive masks, built by the cache/engine from key positions. */
+  readonly masks: Readonly<Record<AttentionKind, tf.Tensor4D>>;
+}
+
+/**
+ * The decoder: embeddings + PLE → AltUp streams → layers → collapse → final norm. Returns the normed hidden
+ * states [M, H] (the LM head lives in head.ts so callers can ask for just the rows and columns they need).
+ */
+export class Gemma3nText {
+  readonly layers: readonly DecoderLayer[];
+  private readonly ple: PerLayerEmbeddings;
+  private readonly pleStreams: tf.Tensor3D;
+  private readonly rotateHalf: tf.Tensor2D;
+  private readonly thetas: readonly number[];
+
+  constructor(
+    readonly cfg: Gemma3nTextConfig,
+    private readonly g: GlobalWeights,
+    layerWeights: readonly LayerWeights[],
+    private readonly host: HostTables,
+  ) {
+    const N = cfg.altupN;
+    this.pleStreams = tf.tensor3d(
+      Array.from({ length: N }, (_, j) => (j >= 1 ? 1 : 0)),
+      [1, N, 1],
+    );
+    this.rotateHalf = rotateHalfMatrix(cfg.headDim);
+    this.ple = new PerLayerEmbeddings(cfg, g);
+    this.layers = cfg.layers.map((p, i) => new DecoderLayer(cfg, p, i, layerWeights[i], this.pleStreams));
+    this.thetas = [...new Set(cfg.layers.map((l) => l.ropeTheta))];
+  }
+
+  /** Token embeddings · √H (float32 constant) and the per-layer token rows, gathered on the host. */
+  private embed(ids: Int32Array): { e: tf.Tensor2D; tok: tf.Tensor3D } {
+    const { cfg } = this;
+    const M = ids.length;
+    const e = tf.tidy(() =>
+      tf.mul(tf.tensor2d(this.host.embeddingRows(ids), [M, cfg.hiddenSize]), f32(Math.sqrt(cfg.hiddenSize))),
+    ) as tf.Tensor2D;
+    const kept = cfg.layers.map((l) => l.parentIndex);
+    const tok = tf.tensor3d(this.host.pleRows(ids, kept), [M, kept.length, cfg.pleDim]);
+    return { e, tok };
+  }
+
+  /** S_0 = e, S_k = altup_projections[k-1](e) scaled to e's RMS (§3.4). */
+  private initialStreams(e: tf.Tensor2D): Streams {
+    const { hiddenSize: H, altupN: N } = this.cfg;
+    const M = e.shape[0];
+    const target = tf.sqrt(tf.mean(tf.square(e), -1, true));
+    const u = tf.reshape(linear(e, this.g.altupIn), [M, N - 1, H]);
+    const all = tf.concat([tf.reshape(e, [M, 1, H]), matchMagnitude(u, tf.reshape(target, [M, 1, 1]))], 1);
+    return { all: all as tf.Tensor3D, active: tf.clone(e) };
+  }
+
+  /** Mean of S_0 and the unembedded, magnitude-matched S_1..S_{N-1}, then the final norm → [M, H] (§3.8). */
+  private collapse(s: Streams): tf.Tensor2D {
+    const { hiddenSize: H, altupN: N } = this.cfg;
+    const M = s.active.shape[0];
+    const target = tf.sqrt(tf.mean(tf.square(s.active), -1, true));
+    const rest = tf.transpose(tf.slice(s.all, [0, 1, 0], [M, N - 1, H]), [1, 0, 2]);
+    const unembedded = matchMagnitude(tf.matMul(rest, this.g.altupOut), tf.reshape(target, [1, M, 1]));
+    let sum: tf.Tensor = s.active;
+    for (const part of tf.unstack(unembedded, 0)) sum = tf.add(sum, part);
+    return rmsNorm(tf.div(sum, N) as tf.Tensor2D, this.g.finalNorm, this.cfg.eps);
+  }
+
+  /**
+   * One forward over a padded batch. With a cache, non-consumer layers append their new K/V to it (the caller
+   * commits the new key positions); without one, K/V live for this forward only. Returns hidden [M, H] (kept).
+   */
+  forward(inp: DecoderInputs, cache: KvCache | null): tf.Tensor2D {
+    const { cfg } = this;
+    const M = inp.shape.B * inp.shape.T;
+    const { e, tok } = this.embed(inp.ids);
+    const rope = new Map<number, RopeTables>();
+    const kv = new KvSharing();
+    let streams: Streams | null = null;
+    let ple: tf.Tensor3D | null = null;
+    try {
+      const heads = { q: cfg.numHeads, k: cfg.numKvHeads };
+      for (const theta of this.thetas)
+        rope.set(theta, ropeTables(inp.positions, inp.shape, theta, cfg.headDim, heads));
+      ple = tf.tidy(() => this.ple.forward(e, tok));
+      streams = tf.tidy(() => this.initialStreams(e));
+      const ctx: AttentionContext = {
+        shape: inp.shape,
+        rope,
+        rotateHalf: this.rotateHalf,
+        masks: inp.masks,
+        kv,
+        cache,
+      };
+      for (let i = 0; i < this.layers.length; i++) {
+        const layer = this.layers[i];
+        const prev: Streams = streams;
+        // One tidy per layer: everything but the new streams (and published K/V) is freed here.
+        streams = tf.tidy(() => {
+          const pleL = tf.reshape(tf.slice(ple!, [i, 0, 0], [1, M, cfg.pleDim]), [
+            M,
+            cfg.pleDim,
+          ]) as tf.Tensor2D;
+          return layer.forward(prev, pleL, ctx);
+        });
+        tf.dispose([prev.all, prev.active]);
+      }
+      if (cache) cache.absorb(kv);
+      const final = streams;
+      return tf.tidy(() => this.collapse(final));
+    } finally {
+      tf.dispose([e, tok]);
+      if (ple) ple.dispose();
+      if (streams) tf.dispose([streams.all, streams.active]);
+      for (const r of rope.values()) tf.dispose([r.q.cos, r.q.sin, r.k.cos, r.k.sin]);
+      kv.dispose();
+    }
+  }
+
+  dispose(): void {
+    tf.dispose([this.pleStreams, this.rotateHalf]);
+  }
+}

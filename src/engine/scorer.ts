@@ -1,0 +1,52 @@
+// MMLU's ChoiceScorer on the engine: the shared prefix (few-shot examples) runs once into a KV cache; suffixes
+// (questions) run in groups against a batch-broadcast copy of it, and only their last position goes through
+// the restricted head (choice logits + full-vocabulary log-sum-exp, never [T, vocab]).
+import type { ChoiceScorer } from '../eval/model';
+import type { TextModel } from './engine';
+
+export interface ScorerOptions {
+  /** Suffixes per forward (default 8): bounds the broadcast cache (group × prefix K/V). */
+  groupSize?: number;
+}
+
+export class EngineScorer implements ChoiceScorer {
+  private readonly groupSize: number;
+
+  constructor(
+    readonly model: TextModel,
+    opts: ScorerOptions = {},
+  ) {
+    this.groupSize = opts.groupSize ?? 8;
+    if (!Number.isInteger(this.groupSize) || this.groupSize < 1)
+      throw new RangeError('groupSize must be a positive integer');
+  }
+
+  async scoreSuffixes(
+    prefix: readonly number[],
+    suffixes: readonly (readonly number[])[],
+    choiceIds: readonly number[],
+  ): Promise<number[][]> {
+    if (prefix.length === 0) throw new RangeError('scoreSuffixes: the prefix must not be empty');
+    if (suffixes.some((s) => s.length === 0))
+      throw new RangeError('scoreSuffixes: suffixes must not be empty');
+    if (suffixes.length === 0) return [];
+    const prefixCache = this.model.newCache(1);
+    try {
+      await this.model.prefill([prefix], prefixCache);
+      const out: number[][] = [];
+      for (let g = 0; g < suffixes.length; g += this.groupSize) {
+        const group = suffixes.slice(g, g + this.groupSize);
+        const cache = prefixCache.broadcast(group.length);
+        try {
+          const rows = await this.model.forward(group, { positions: 'last', vocabIds: choiceIds, cache });
+          for (const [row] of rows) out.push(Array.from(row.logits, (z) => z - row.logsumexp));
+        } finally {
+          cache.dispose();
+        }
+      }
+      return out;
+    } finally {
+      prefixCache.dispose();
+    }
+  }
+}

