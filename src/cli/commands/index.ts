@@ -6,6 +6,8 @@ import { sliceCommand } from './slice';
 import { logitsCommand } from './logits';
 import { generateCommand } from './generate';
 import { benchCommand } from './bench';
+import { evalCommand } from './eval';
+import { compareCommand } from './compare';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -15,4 +17,6 @@ export const commands: CommandModule<any, any>[] = [
   logitsCommand,
   generateCommand,
   benchCommand,
+  evalCommand,
+  compareCommand,
 ];

@@ -1,0 +1,161 @@
+// `matformer-lab eval`: MMLU with the lm-evaluation-harness protocol on a checkpoint or an elastic submodel.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { UserInputError } from '../../model/errors';
+import { EngineScorer } from '../../engine';
+import { MODEL_OPTIONS, type ModelFlags, openModel } from '../../engine/session';
+import {
+  type Progress,
+  type SubsetSpec,
+  evaluate,
+  loadMmlu,
+  loadTokenizer,
+  selectSubset,
+  writePredictionsJsonl,
+  writeResults,
+} from '../../eval';
+
+interface EvalArgs extends ModelFlags {
+  dir: string;
+  mmlu?: string;
+  split: string;
+  subjects?: string;
+  categories?: string;
+  'limit-per-subject'?: number;
+  sample?: number;
+  seed: number;
+  shots: number;
+  'batch-size': number;
+  out: string;
+  predictions?: string;
+}
+
+const list = (s: string | undefined): string[] | undefined =>
+  s === undefined
+    ? undefined
+    : s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean);
+
+function positiveInt(flag: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!Number.isInteger(v) || v < 1)
+    throw new UserInputError(`${flag}: expected a positive integer, got ${v}`);
+  return v;
+}
+
+function checkOutDir(flag: string, file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir)) throw new UserInputError(`${flag}: folder ${dir} does not exist`);
+}
+
+/** One line of progress: redrawn in place on a terminal, every 10 s in logs. */
+function progressPrinter(): (p: Progress) => void {
+  const tty = Boolean(process.stderr.isTTY);
+  let last = 0;
+  return (p) => {
+    const now = Date.now();
+    const final = p.done === p.total;
+    if (!final && now - last < (tty ? 200 : 10_000)) return;
+    last = now;
+    const eta = Number.isFinite(p.eta_s) ? `ETA ${Math.ceil(p.eta_s)}s` : '';
+    const line = `eval ${p.done}/${p.total} questions, ${p.questions_per_s.toFixed(2)} q/s ${eta}`;
+    process.stderr.write(tty ? `\r${line}\x1b[K${final ? '\n' : ''}` : `${line}\n`);
+  };
+}
+
+export const evalCommand: CommandModule<object, EvalArgs> = {
+  command: 'eval <dir>',
+  describe: 'Score MMLU (lm-evaluation-harness protocol) on a checkpoint or a Mix-n-Match submodel of it',
+  builder: (y: Argv<object>) =>
+    y
+      .positional('dir', { type: 'string', demandOption: true, describe: 'checkpoint folder' })
+      .option('mmlu', {
+        type: 'string',
+        describe:
+          'MMLU data: folder of hendrycks CSVs (dev/val/test), cais/mmlu parquet, or .jsonl (default: $MMLU_DIR)',
+      })
+      .option('split', { type: 'string', default: 'test', choices: ['test', 'val', 'dev'] })
+      .option('subjects', {
+        type: 'string',
+        describe: 'comma-separated subjects, e.g. abstract_algebra,virology',
+      })
+      .option('categories', {
+        type: 'string',
+        describe: 'comma-separated: stem,humanities,social_sciences,other',
+      })
+      .option('limit-per-subject', { type: 'number', describe: 'first N questions of each subject' })
+      .option('sample', { type: 'number', describe: 'N questions in total, stratified by subject' })
+      .option('seed', { type: 'number', default: 0, describe: 'seed for --sample' })
+      .option('shots', { type: 'number', default: 5, describe: 'few-shot examples from dev (0-5)' })
+      .option('batch-size', {
+        type: 'number',
+        default: 8,
+        describe: 'questions per forward against a shared prefix',
+      })
+      .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'results JSON' })
+      .option('predictions', { type: 'string', describe: 'also write one JSON line per question here' })
+      .options(MODEL_OPTIONS)
+      .example('$0 eval ./gemma-3n-E4B --mmlu ./mmlu --limit-per-subject 10 --out e4b.json', '')
+      .example(
+        '$0 eval ./gemma-3n-E4B --mmlu ./mmlu --preset "Config for E2.98B (layer-level)" --subjects virology --out e298.json --predictions e298.jsonl',
+        '',
+      ) as unknown as Argv<EvalArgs>,
+  handler: async (argv) => {
+    const source = argv.mmlu ?? process.env.MMLU_DIR;
+    if (!source) throw new UserInputError('--mmlu: give the MMLU data folder (or set MMLU_DIR)');
+    checkOutDir('--out', argv.out);
+    if (argv.predictions) checkOutDir('--predictions', argv.predictions);
+    const spec: SubsetSpec = {
+      split: argv.split as SubsetSpec['split'],
+      subjects: list(argv.subjects),
+      categories: list(argv.categories),
+      limitPerSubject: positiveInt('--limit-per-subject', argv['limit-per-subject']),
+      sample: positiveInt('--sample', argv.sample),
+      seed: argv.seed,
+    };
+    const batchSize = positiveInt('--batch-size', argv['batch-size'])!;
+    // Data and tokenizer first: a bad flag or file fails before minutes of weight loading.
+    const dataset = await loadMmlu(source);
+    const subset = selectSubset(dataset, spec);
+    if (subset.items.length === 0) throw new UserInputError('the subset flags select no questions');
+    const tokenizer = await loadTokenizer(argv.dir);
+    const {
+      engine,
+      model,
+      spec: mnm,
+      loadSeconds,
+    } = await openModel(argv.dir, argv, {
+      onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
+    });
+    try {
+      process.stderr.write(
+        `loaded ${argv.dir} on ${engine.backend.name} in ${loadSeconds.toFixed(1)} s; ${subset.items.length} questions, ${argv.shots}-shot\n`,
+      );
+      const { results, predictions } = await evaluate({
+        scorer: new EngineScorer(model, { groupSize: batchSize }),
+        tokenizer,
+        dataset,
+        subset,
+        shots: argv.shots,
+        batchSize,
+        model: path.resolve(argv.dir),
+        spec: mnm,
+        onProgress: progressPrinter(),
+      });
+      const record = { ...results, backend: engine.backend.name, predictions_file: argv.predictions ?? null };
+      if (argv.predictions) await writePredictionsJsonl(argv.predictions, predictions);
+      await writeResults(argv.out, record as typeof results);
+      const o = results.overall;
+      process.stdout.write(
+        `accuracy ${(o.acc * 100).toFixed(2)}% (${o.correct}/${o.n}, 95% CI ${(o.ci[0] * 100).toFixed(1)}-${(o.ci[1] * 100).toFixed(1)}%); ` +
+          `${results.timing.questions_per_s.toFixed(2)} q/s; tokens ${results.timing.tokens_processed} (naive ${results.timing.tokens_naive}); ` +
+          `subset ${results.subset.id}; wrote ${argv.out}\n`,
+      );
+    } finally {
+      engine.dispose();
+    }
+  },
+};
