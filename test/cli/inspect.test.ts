@@ -51,6 +51,16 @@ describeIfShared('matformer-lab inspect', () => {
       runCli(['inspect', cfg, '--preset', 'Config for E2.54B (layer-level)', '--json']).stdout,
     );
     expect(p.params.effective).toBe(2520873456);
+    // The published figure (2.54 B) is shown beside ours, not instead of it.
+    expect(p.published).toEqual({
+      name: 'Config for E2.54B (layer-level)',
+      effectiveParamsB: 2.54,
+      mmluPct: 55.4,
+    });
+    const text = runCli(['inspect', cfg, '--preset', 'Config for E2.54B (layer-level)']).stdout;
+    expect(text).toMatch(
+      /published \(Config for E2\.54B \(layer-level\)\): 2\.54 B effective, MMLU 55\.4%; counted here: 2\.521 B/,
+    );
     const bad = runCli(['inspect', cfg, '--skip', '18']);
     expect(bad.code).toBe(2);
     expect(bad.stderr.split('\n').filter(Boolean)).toHaveLength(1);

@@ -1,4 +1,5 @@
 // `matformer-lab inspect <dir>`: layers, KV sharing, parameter counts, and a tensor check of the weights.
+import { loadPublishedConfigs } from '../../model/presets';
 import type { CommandModule } from 'yargs';
 import { UserInputError } from '../../model/errors';
 import { loadConfig } from '../../model/config';
@@ -42,7 +43,23 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
           )
         : undefined;
     const report = inspectConfig(cfg, src, { spec });
-    process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
+    // Several published figures are not what their own widths count to: show theirs beside ours.
+    const pub = argv.preset ? loadPublishedConfigs().find((c) => c.name === argv.preset) : undefined;
+    const published = pub
+      ? { name: pub.name, effectiveParamsB: pub.effectiveParamsB, mmluPct: pub.mmluPct }
+      : null;
+    if (argv.json) {
+      process.stdout.write(JSON.stringify({ ...report, published }, null, 2) + '\n');
+    } else {
+      process.stdout.write(formatReport(report));
+      if (published) {
+        const ours = report.params.effective / 1e9;
+        process.stdout.write(
+          `\n  published (${published.name}): ${published.effectiveParamsB.toFixed(2)} B effective, MMLU ${published.mmluPct.toFixed(1)}%` +
+            `; counted here: ${ours.toFixed(3)} B (${ours - published.effectiveParamsB >= 0 ? '+' : ''}${(ours - published.effectiveParamsB).toFixed(3)} B)\n`,
+        );
+      }
+    }
     if (hasProblems(report)) {
       const ck = report.checkpoint!;
       throw new UserInputError(
