@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { mulberry32 } from '../model/random';
 import { type MmluDataset, type Split } from './dataset';
 import { EvalInputError } from './errors';
 import { type Category, SUBJECTS, categoryOf, isCategory, isSubject } from './subjects';
@@ -27,16 +28,10 @@ export interface Subset {
   items: readonly SubsetItem[];
 }
 
-/** mulberry32: tiny, fast, well-mixed 32-bit PRNG; deterministic across platforms. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** Uniform floats in [0, 1) from mulberry32 (the same generator as random checkpoints): deterministic everywhere. */
+export function uniform01(seed: number): () => number {
+  const next = mulberry32(seed);
+  return () => next() / 4294967296;
 }
 
 /** FNV-1a: mixes the subject into the seed so each subject's draw is independent of which others are selected. */
@@ -120,7 +115,7 @@ export function allocate(sizes: readonly number[], n: number): number[] {
 
 /** k of 0..n-1 by a partial Fisher-Yates shuffle, returned ascending. */
 function drawSorted(n: number, k: number, seed: number): number[] {
-  const rand = mulberry32(seed);
+  const rand = uniform01(seed);
   const a = [...Array(n).keys()];
   for (let i = 0; i < k; i++) {
     const j = i + Math.floor(rand() * (n - i));

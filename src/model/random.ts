@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { UserInputError } from './errors';
+import { normalQuantile } from './normal';
 import { ModelConfig, loadConfig } from './config';
 import { SafetensorsWriter, TensorSpec, encodeHeader, tensorBytes } from './safetensors';
 import { TEXT_PREFIX, expectedTextTensors } from './tensors';
@@ -145,37 +146,6 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-/** Acklam's rational approximation of the standard normal quantile (relative error < 1.2e-9). */
-export function normalQuantile(p: number): number {
-  const a = [
-    -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716,
-    2.506628277459239,
-  ];
-  const b = [
-    -54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572,
-  ];
-  const c = [
-    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968,
-    2.938163982698783,
-  ];
-  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
-  const lo = 0.02425;
-  if (p < lo) {
-    const q = Math.sqrt(-2 * Math.log(p));
-    return (
-      (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-      ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
-    );
-  }
-  if (p > 1 - lo) return -normalQuantile(1 - p);
-  const q = p - 0.5;
-  const r = q * q;
-  return (
-    ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) /
-    (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
-  );
-}
-
 const tables = new Map<string, Uint16Array>();
 
 /**
@@ -232,29 +202,6 @@ export function* randomTensorChunks(
 }
 
 // --- writing -------------------------------------------------------------------------------------
-
-export function parseByteSize(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*$/i.exec(text);
-  if (!m)
-    throw new UserInputError(
-      `--max-shard-size: expected bytes such as 5000000000, 500MB or 2GiB, got "${text}"`,
-    );
-  const mult: Record<string, number> = {
-    b: 1,
-    kb: 1e3,
-    mb: 1e6,
-    gb: 1e9,
-    tb: 1e12,
-    kib: 2 ** 10,
-    mib: 2 ** 20,
-    gib: 2 ** 30,
-    tib: 2 ** 40,
-  };
-  const n = Math.floor(Number(m[1]) * mult[(m[2] ?? 'b').toLowerCase()]);
-  if (!Number.isSafeInteger(n) || n <= 0)
-    throw new UserInputError(`--max-shard-size: "${text}" must be positive`);
-  return n;
-}
 
 function isNonEmptyDir(p: string): boolean {
   try {

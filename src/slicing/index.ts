@@ -15,7 +15,7 @@ export {
   TRAINED_WIDTHS,
 } from './spec';
 export type { SpecFlags, ResolvedSpec } from './spec';
-export { planSlice, parseSize, SlicePlanError, DEFAULT_MAX_SHARD_BYTES } from './plan';
+export { planSlice, SlicePlanError, DEFAULT_MAX_SHARD_BYTES } from './plan';
 export type { SlicePlan, PlannedTensor, PlannedShard, SliceOp, SourceTensor, LayerRow } from './plan';
 export { executePlan, sourceTensors, checkOutput, SliceOutputError, SliceAbortedError } from './execute';
 export type { ExecuteOptions, ExecuteResult } from './execute';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { EvalInputError, selectSubset, subsetId } from '../../src/eval';
-import { allocate, mulberry32 } from '../../src/eval/subset';
+import { allocate, uniform01 } from '../../src/eval/subset';
 import { syntheticDataset } from './helpers/synthetic';
 
 const ds = syntheticDataset({ anatomy: 100, philosophy: 50, sociology: 50, virology: 3 });
@@ -74,10 +74,10 @@ describe('subsetId', () => {
 });
 
 describe('sampling primitives', () => {
-  it('mulberry32 is deterministic and uniform-ish in [0, 1)', () => {
-    const r = mulberry32(42);
+  it('uniform01 is deterministic and uniform-ish in [0, 1)', () => {
+    const r = uniform01(42);
     const xs = Array.from({ length: 10_000 }, r);
-    expect(xs.slice(0, 3)).toEqual(Array.from({ length: 3 }, mulberry32(42)));
+    expect(xs.slice(0, 3)).toEqual(Array.from({ length: 3 }, uniform01(42)));
     expect(Math.min(...xs)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...xs)).toBeLessThan(1);
     expect(Math.abs(xs.reduce((a, b) => a + b) / xs.length - 0.5)).toBeLessThan(0.01);

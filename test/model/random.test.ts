@@ -1,16 +1,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import { parseByteSize } from '../../src/model/bytes';
+import { normalQuantile } from '../../src/model/normal';
 import { Checkpoint, INDEX_FILE, SINGLE_FILE } from '../../src/model/checkpoint';
 import { loadConfig, parseConfig, rawTextConfig } from '../../src/model/config';
 import { inspect } from '../../src/model/inspect';
-import {
-  createRandomCheckpoint,
-  normalQuantile,
-  parseByteSize,
-  planShards,
-  planTensors,
-  randomTensorChunks,
-} from '../../src/model/random';
+import { createRandomCheckpoint, planShards, planTensors, randomTensorChunks } from '../../src/model/random';
 import { tensorBytes } from '../../src/model/safetensors';
 import { UserInputError } from '../../src/model/errors';
 import { describeIfShared, fixturesDir } from '../helpers/shared';

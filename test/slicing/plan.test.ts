@@ -1,7 +1,8 @@
 // planSlice is pure: from a config, a tensor list and a spec, the ops, shards and new config.
 import { deriveKvRoles, parseConfig } from '../../src/model/config';
 import { expectedTextTensors } from '../../src/model/tensors';
-import { SlicePlanError, SourceTensor, parseSize, planSlice } from '../../src/slicing';
+import { parseByteSize } from '../../src/model/bytes';
+import { SlicePlanError, SourceTensor, planSlice } from '../../src/slicing';
 import { configOf } from './util';
 
 // 10 layers (blocks of 4 sliding + 1 full), 4 KV-shared: F = 6, producers 4 and 5.
@@ -195,7 +196,7 @@ describe('planSlice', () => {
   });
 });
 
-describe('parseSize', () => {
+describe('parseByteSize', () => {
   it.each([
     ['5GB', 5e9],
     ['500MB', 5e8],
@@ -203,9 +204,9 @@ describe('parseSize', () => {
     ['1.5gb', 1.5e9],
     ['4096', 4096],
     [1000, 1000],
-  ])('%s', (input, bytes) => expect(parseSize(input)).toBe(bytes));
+  ])('%s', (input, bytes) => expect(parseByteSize(input)).toBe(bytes));
   it.each(['', '5XB', '-1', '0', 'GB'])('rejects %j', (input) => {
-    expect(() => parseSize(input)).toThrow(
+    expect(() => parseByteSize(input)).toThrow(
       /^--max-shard-size: ".*" is not a size like 5GB, 500MB or a byte count$/,
     );
   });

@@ -1,6 +1,7 @@
 // `matformer-lab create-random`: a random-weight checkpoint in the published layout, for tests and benchmarks.
 import type { CommandModule } from 'yargs';
-import { createRandomCheckpoint, parseByteSize } from '../../model/random';
+import { parseByteSize } from '../../model/bytes';
+import { createRandomCheckpoint } from '../../model/random';
 import { formatBytes } from '../../model/inspect';
 
 interface CreateRandomArgs {

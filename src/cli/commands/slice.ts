@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../model/errors';
 import { formatBytes, formatParams } from '../../slicing/format';
-import { parseSize } from '../../slicing/plan';
+import { parseByteSize } from '../../model/bytes';
 import { ProgressBar } from '../../slicing/progress';
 import { sliceCheckpoint } from '../../slicing/run';
 import { SliceAbortedError } from '../../slicing/execute';
@@ -77,8 +77,8 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
     if (Object.values(flags).every((v) => v === undefined)) {
       throw new UserInputError('slice: give the submodel with --ffn/--skip, --blocks, --preset or --spec');
     }
-    const maxShardBytes = parseSize(argv['max-shard-size']);
-    const chunkBytes = parseSize(argv['buffer-size'], '--buffer-size');
+    const maxShardBytes = parseByteSize(argv['max-shard-size']);
+    const chunkBytes = parseByteSize(argv['buffer-size'], '--buffer-size');
 
     // First signal: stop after the current chunk and clean up; a second one exits at once.
     const controller = new AbortController();
