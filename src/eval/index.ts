@@ -13,7 +13,7 @@ export {
   questionsOf,
 } from './dataset';
 export { type Subset, type SubsetItem, type SubsetSpec, selectSubset, subsetId } from './subset';
-export { type TextTokenizer, choiceTokenIds, loadTokenizer } from './tokenizer';
+export { type TextCodec, type TextTokenizer, choiceTokenIds, loadTokenizer } from './tokenizer';
 export { type TokenizedPrompt, fewShotPrefix, formatQuestion, promptText, tokenizeSubject } from './prompts';
 export {
   type Accuracy,

@@ -1,6 +1,5 @@
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { writeFileAtomically } from '../model/atomic';
 import { LETTERS, type Letter, type MmluDataset, type MmluQuestion, questionsOf } from './dataset';
 import { EvalInputError, quote } from './errors';
 import type { ChoiceScorer } from './model';
@@ -169,30 +168,15 @@ function toPrediction(q: MmluQuestion, logprobs: readonly number[]): QuestionPre
   };
 }
 
-/** Write beside the target, then rename: readers never see a half-written file. */
-export async function writeFileAtomic(target: string, content: string): Promise<void> {
-  const tmp = path.join(
-    path.dirname(target),
-    `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`,
-  );
-  try {
-    await fs.writeFile(tmp, content);
-    await fs.rename(tmp, target);
-  } catch (e) {
-    await fs.rm(tmp, { force: true });
-    throw e;
-  }
-}
-
 export function writeResults(target: string, results: EvalResults): Promise<void> {
-  return writeFileAtomic(target, JSON.stringify(results, null, 2) + '\n');
+  return writeFileAtomically(target, JSON.stringify(results, null, 2) + '\n');
 }
 
 export function writePredictionsJsonl(
   target: string,
   predictions: readonly QuestionPrediction[],
 ): Promise<void> {
-  return writeFileAtomic(target, predictions.map((p) => JSON.stringify(p) + '\n').join(''));
+  return writeFileAtomically(target, predictions.map((p) => JSON.stringify(p) + '\n').join(''));
 }
 
 /** Reads a predictions file written by `writePredictionsJsonl`, validating every line. */

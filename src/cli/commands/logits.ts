@@ -4,13 +4,8 @@ import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../model/errors';
 import { writeSafetensors } from '../../model/safetensors';
-import {
-  MODEL_OPTIONS,
-  type ModelFlags,
-  openModel,
-  parseIdList,
-  writeAtomically,
-} from '../../engine/session';
+import { writeAtomically } from '../../model/atomic';
+import { MODEL_OPTIONS, type ModelFlags, openModel, parseIdList } from '../../engine/session';
 
 interface LogitsArgs extends ModelFlags {
   dir: string;
