@@ -29,6 +29,10 @@ export interface EvaluateOptions {
   model?: string;
   spec?: unknown;
   onProgress?: (p: Progress) => void;
+  /** Called with each scored batch, so a caller can journal them and resume after an interruption. */
+  onPredictions?: (batch: readonly QuestionPrediction[]) => void;
+  /** Predictions of an interrupted earlier run of the same subset: not scored again, but aggregated. */
+  done?: readonly QuestionPrediction[];
 }
 
 export interface EvalResults extends Aggregate {
@@ -48,6 +52,8 @@ export interface EvalResults extends Aggregate {
     tokens_naive: number;
     /** Questions whose prefix/suffix split tokenised exactly like the whole prompt. */
     prefix_reuse_questions: number;
+    /** Questions taken from an interrupted earlier run (`done`), not scored again. */
+    resumed_questions: number;
   };
 }
 
@@ -58,7 +64,7 @@ export interface Evaluation {
 
 /** Scores the subset with the harness's `mmlu` protocol and aggregates it. */
 export async function evaluate(opts: EvaluateOptions): Promise<Evaluation> {
-  const { scorer, tokenizer, dataset, subset, shots, onProgress } = opts;
+  const { scorer, tokenizer, dataset, subset, shots, onProgress, onPredictions } = opts;
   const batchSize = opts.batchSize ?? 8;
   checkShots(shots);
   if (!(Number.isInteger(batchSize) && batchSize >= 1)) {
@@ -67,12 +73,19 @@ export async function evaluate(opts: EvaluateOptions): Promise<Evaluation> {
   const choiceIds = choiceTokenIds(tokenizer);
   const start = performance.now();
   const total = subset.items.length;
-  const predictions: QuestionPrediction[] = [];
+  const inSubset = new Set(subset.items.map((it) => `${it.subject}#${it.index}`));
+  const predictions: QuestionPrediction[] = (opts.done ?? []).filter((p) =>
+    inSubset.has(`${p.subject}#${p.index}`),
+  );
+  const already = new Set(predictions.map((p) => `${p.subject}#${p.index}`));
+  const resumed = predictions.length;
   let tokensProcessed = 0;
   let tokensNaive = 0;
   let reused = 0;
 
-  for (const [subject, indices] of groupBySubject(subset)) {
+  for (const [subject, all] of groupBySubject(subset)) {
+    const indices = all.filter((i) => !already.has(`${subject}#${i}`));
+    if (indices.length === 0) continue;
     const pool = questionsOf(dataset, subset.split, subject);
     const questions: MmluQuestion[] = indices.map((i) => {
       if (!pool[i])
@@ -92,14 +105,16 @@ export async function evaluate(opts: EvaluateOptions): Promise<Evaluation> {
           choiceIds,
         );
         checkScores(scores, batch);
-        batch.forEach((p, k) => {
-          predictions.push(toPrediction(p.question, scores[k]));
+        const scored = batch.map((p, k) => toPrediction(p.question, scores[k]));
+        predictions.push(...scored);
+        onPredictions?.(scored);
+        batch.forEach((p) => {
           tokensProcessed += p.suffix.length;
           tokensNaive += p.prefix.length + p.suffix.length;
           if (p.reuse) reused++;
         });
         const elapsed = (performance.now() - start) / 1000;
-        const rate = predictions.length / elapsed;
+        const rate = (predictions.length - resumed) / elapsed;
         onProgress?.({
           done: predictions.length,
           total,
@@ -126,7 +141,9 @@ export async function evaluate(opts: EvaluateOptions): Promise<Evaluation> {
     ...aggregate(predictions),
     timing: {
       seconds,
-      questions_per_s: total / seconds,
+      // Timing covers what this run scored; resumed questions were timed by the run that scored them.
+      questions_per_s: (total - resumed) / seconds,
+      resumed_questions: resumed,
       tokens_processed: tokensProcessed,
       tokens_naive: tokensNaive,
       prefix_reuse_questions: reused,

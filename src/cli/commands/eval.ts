@@ -7,11 +7,14 @@ import { EngineScorer } from '../../engine';
 import { MODEL_OPTIONS, type ModelFlags, openModel } from '../../engine/session';
 import {
   type Progress,
+  type QuestionPrediction,
   type SubsetSpec,
   evaluate,
   loadMmlu,
   loadTokenizer,
+  readPredictionsJsonl,
   selectSubset,
+  subsetId,
   writePredictionsJsonl,
   writeResults,
 } from '../../eval';
@@ -29,6 +32,16 @@ interface EvalArgs extends ModelFlags {
   'batch-size': number;
   out: string;
   predictions?: string;
+  resume: boolean;
+}
+
+/**
+ * Scored questions are journaled beside --out as they come, one JSON line each, so an interrupted run loses
+ * at most one batch: `--resume` scores only what the journal lacks. The name holds the subset id, so a journal
+ * is never applied to another selection; it is removed once the results are written.
+ */
+function journalPath(out: string, subsetId: string): string {
+  return path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.${subsetId}.partial.jsonl`);
 }
 
 const list = (s: string | undefined): string[] | undefined =>
@@ -97,6 +110,11 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       })
       .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'results JSON' })
       .option('predictions', { type: 'string', describe: 'also write one JSON line per question here' })
+      .option('resume', {
+        type: 'boolean',
+        default: false,
+        describe: 'continue an interrupted run of the same command (same --out and subset)',
+      })
       .options(MODEL_OPTIONS)
       .example('$0 eval ./gemma-3n-E4B --mmlu ./mmlu --limit-per-subject 10 --out e4b.json', '')
       .example(
@@ -122,6 +140,20 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     const subset = selectSubset(dataset, spec);
     if (subset.items.length === 0) throw new UserInputError('the subset flags select no questions');
     const tokenizer = await loadTokenizer(argv.dir);
+    const journal = journalPath(argv.out, subsetId(subset, argv.shots));
+    let done: QuestionPrediction[] = [];
+    if (argv.resume && fs.existsSync(journal)) {
+      // Complete lines only: an interruption can cut the last append short.
+      const text = fs.readFileSync(journal, 'utf8');
+      fs.writeFileSync(journal, text.slice(0, text.lastIndexOf('\n') + 1));
+      done = await readPredictionsJsonl(journal);
+      process.stderr.write(`resuming: ${done.length} questions already scored (${journal})\n`);
+    } else if (fs.existsSync(journal)) {
+      process.stderr.write(
+        'warning: starting over; an interrupted run of this subset is discarded (use --resume to continue it)\n',
+      );
+      fs.rmSync(journal);
+    }
     const {
       engine,
       model,
@@ -144,10 +176,14 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
         model: path.resolve(argv.dir),
         spec: mnm,
         onProgress: progressPrinter(),
+        onPredictions: (batch) =>
+          fs.appendFileSync(journal, batch.map((p) => JSON.stringify(p) + '\n').join('')),
+        done,
       });
       const record = { ...results, backend: engine.backend.name, predictions_file: argv.predictions ?? null };
       if (argv.predictions) await writePredictionsJsonl(argv.predictions, predictions);
       await writeResults(argv.out, record as typeof results);
+      fs.rmSync(journal, { force: true });
       const o = results.overall;
       process.stdout.write(
         `accuracy ${(o.acc * 100).toFixed(2)}% (${o.correct}/${o.n}, 95% CI ${(o.ci[0] * 100).toFixed(1)}-${(o.ci[1] * 100).toFixed(1)}%); ` +
