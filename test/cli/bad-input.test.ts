@@ -138,7 +138,9 @@ describeIfShared('bad input through the CLI', () => {
     const out = path.join(tmpDir(), 'x');
     const r = runCli(['create-random', '--config', tinyConfig(), '--out', out, '--max-shard-size', 'huge']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^error: --max-shard-size: expected bytes/);
+    expect(r.stderr).toMatch(
+      /^error: --max-shard-size: "huge" is not a size like 5GB, 500MB or a byte count$/m,
+    );
     const s = runCli(['create-random', '--config', tinyConfig(), '--out', out, '--seed', '-3']);
     expect(s.code).toBe(2);
     expect(s.stderr).toMatch(/^error: --seed must be a non-negative integer/);
