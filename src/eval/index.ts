@@ -1,7 +1,7 @@
 // Public API of the MMLU evaluation stages (lm-evaluation-harness `mmlu` protocol).
 export { EvalInputError } from './errors';
 export { CATEGORIES, SUBJECTS, type Category, categoryOf } from './subjects';
-export { parseCsv, type CsvRecord } from './csv';
+export { parseCsv, type CsvRecord } from '../model/csv';
 export {
   LETTERS,
   SPLITS,

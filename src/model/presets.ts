@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { evaluate } from 'mathjs';
 import { UserInputError } from './errors';
+import { parseCsv } from './csv';
 
 export const PUBLISHED_CONFIGS_FILE = 'gemma3n-e4b-published.csv';
 
@@ -29,50 +30,6 @@ export interface PublishedConfig {
   readonly ffn: number[];
   /** Skipped parent layer indices (0-based, sorted). */
   readonly skip: number[];
-}
-
-/** RFC 4180 CSV: quoted fields may hold commas, newlines and doubled quotes. */
-export function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let quoted = false;
-  let i = 0;
-  const s = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  while (i < s.length) {
-    const ch = s[i];
-    if (quoted) {
-      if (ch === '"') {
-        if (s[i + 1] === '"') {
-          field += '"';
-          i += 2;
-          continue;
-        }
-        quoted = false;
-      } else field += ch;
-      i++;
-      continue;
-    }
-    if (ch === '"' && field.length === 0) quoted = true;
-    else if (ch === ',') {
-      row.push(field);
-      field = '';
-    } else if (ch === '\n' || ch === '\r') {
-      if (ch === '\r' && s[i + 1] === '\n') i++;
-      row.push(field);
-      rows.push(row);
-      row = [];
-      field = '';
-    } else field += ch;
-    i++;
-  }
-  if (quoted) throw new Error('unterminated quoted field');
-  if (field.length > 0 || row.length > 0) {
-    row.push(field);
-    rows.push(row);
-  }
-  // Blank lines carry no record.
-  return rows.filter((r) => !(r.length === 1 && r[0].trim() === ''));
 }
 
 /**
@@ -113,9 +70,11 @@ const COLUMNS = {
 export function parsePublishedConfigs(csvText: string, file = PUBLISHED_CONFIGS_FILE): PublishedConfig[] {
   let rows: string[][];
   try {
-    rows = parseCsv(csvText);
+    rows = parseCsv(csvText, file).map((r) => r.fields);
   } catch (err) {
-    throw new PresetError(file, (err as Error).message);
+    // Same one-line message, as a PresetError: "<file>:<line>: what" becomes "<file>: line <line>: what".
+    const m = /:(\d+): (.*)$/.exec((err as Error).message);
+    throw new PresetError(file, m ? `line ${m[1]}: ${m[2]}` : (err as Error).message);
   }
   if (rows.length === 0) throw new PresetError(file, 'is empty; expected a header row');
   const header = rows[0].map((h) => h.trim());

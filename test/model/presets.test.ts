@@ -4,9 +4,9 @@ import {
   PresetError,
   evaluateWidth,
   loadPublishedConfigs,
-  parseCsv,
   parsePublishedConfigs,
 } from '../../src/model/presets';
+import { parseCsv } from '../../src/model/csv';
 
 const HEADER = 'name,# Layers,# Effective Params (B),MMLU PT accuracy,FFN Hidden Dims,Layers Skipped';
 
@@ -24,11 +24,11 @@ describe('published configs parser', () => {
   });
 
   test('CSV quoting: commas and doubled quotes inside fields, CRLF line ends', () => {
-    expect(parseCsv('a,"b, c","d ""e"""\r\n1,2,3\r\n')).toEqual([
+    expect(parseCsv('a,"b, c","d ""e"""\r\n1,2,3\r\n', 'x.csv').map((r) => r.fields)).toEqual([
       ['a', 'b, c', 'd "e"'],
       ['1', '2', '3'],
     ]);
-    expect(parseCsv('x,y\n1,\n')).toEqual([
+    expect(parseCsv('x,y\n1,\n', 'x.csv').map((r) => r.fields)).toEqual([
       ['x', 'y'],
       ['1', ''],
     ]);

@@ -1,4 +1,4 @@
-import { EvalInputError } from './errors';
+import { UserInputError } from './errors';
 
 export interface CsvRecord {
   fields: string[];
@@ -7,7 +7,7 @@ export interface CsvRecord {
 }
 
 /**
- * RFC 4180 CSV with the line-ending tolerance of Python's csv module (the reference reader): records end at
+ * CSV for the MMLU files and the published configs table. RFC 4180 CSV with the line-ending tolerance of Python's csv module (the reference reader): records end at
  * CRLF, LF or a lone CR outside quotes; inside quotes anything goes (the MMLU files have newlines and a few CRs
  * inside fields) and `""` is a literal quote. Blank lines are skipped; a missing final newline is fine.
  * Stricter than Python where it would silently guess: text after a closing quote or an unterminated quote
@@ -19,7 +19,8 @@ export function parseCsv(text: string, file: string): CsvRecord[] {
   let field = '';
   let line = 1;
   let recordLine = 1;
-  let i = 0;
+  // A byte-order mark (spreadsheet exports) is not part of the first field.
+  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   const n = text.length;
   const endRecord = () => {
     fields.push(field);
@@ -34,7 +35,7 @@ export function parseCsv(text: string, file: string): CsvRecord[] {
       const startLine = line;
       i++;
       for (;;) {
-        if (i >= n) throw new EvalInputError(`${file}:${startLine}: unterminated quoted field`);
+        if (i >= n) throw new UserInputError(`${file}:${startLine}: unterminated quoted field`);
         const q = text[i];
         if (q === '"') {
           if (text[i + 1] === '"') {
@@ -51,7 +52,7 @@ export function parseCsv(text: string, file: string): CsvRecord[] {
       }
       const next = text[i];
       if (i < n && next !== ',' && next !== '\n' && next !== '\r') {
-        throw new EvalInputError(
+        throw new UserInputError(
           `${file}:${line}: expected ',' or end of line after a closing quote, got ${JSON.stringify(next)}`,
         );
       }
