@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../model/errors';
 import { EngineScorer } from '../../engine';
+import { ProgressBar } from '../progress';
 import { MODEL_OPTIONS, type ModelFlags, openModel } from '../../engine/session';
 import {
   type Progress,
@@ -64,18 +65,19 @@ function checkOutDir(flag: string, file: string): void {
   if (!fs.existsSync(dir)) throw new UserInputError(`${flag}: folder ${dir} does not exist`);
 }
 
-/** One line of progress: redrawn in place on a terminal, every 10 s in logs. */
-function progressPrinter(): (p: Progress) => void {
-  const tty = Boolean(process.stderr.isTTY);
-  let last = 0;
-  return (p) => {
-    const now = Date.now();
-    const final = p.done === p.total;
-    if (!final && now - last < (tty ? 200 : 10_000)) return;
-    last = now;
-    const eta = Number.isFinite(p.eta_s) ? `ETA ${Math.ceil(p.eta_s)}s` : '';
-    const line = `eval ${p.done}/${p.total} questions, ${p.questions_per_s.toFixed(2)} q/s ${eta}`;
-    process.stderr.write(tty ? `\r${line}\x1b[K${final ? '\n' : ''}` : `${line}\n`);
+/** Progress of this run (resumed questions excluded, so rate and ETA are this run's), with absolute counts. */
+function progressBar(total: number, resumed: number): { update: (p: Progress) => void; bar: ProgressBar } {
+  let last: Progress | null = null;
+  const bar = new ProgressBar(Math.max(1, total - resumed), {
+    label: 'eval',
+    stats: () => (last ? `${last.done}/${last.total} questions, ${last.questions_per_s.toFixed(2)} q/s` : ''),
+  });
+  return {
+    bar,
+    update: (p) => {
+      last = p;
+      bar.update(p.done - resumed);
+    },
   };
 }
 
@@ -166,6 +168,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       process.stderr.write(
         `loaded ${argv.dir} on ${engine.backend.name} in ${loadSeconds.toFixed(1)} s; ${subset.items.length} questions, ${argv.shots}-shot\n`,
       );
+      const progress = progressBar(subset.items.length, done.length);
       const { results, predictions } = await evaluate({
         scorer: new EngineScorer(model, { groupSize: batchSize }),
         tokenizer,
@@ -175,11 +178,12 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
         batchSize,
         model: path.resolve(argv.dir),
         spec: mnm,
-        onProgress: progressPrinter(),
+        onProgress: progress.update,
         onPredictions: (batch) =>
           fs.appendFileSync(journal, batch.map((p) => JSON.stringify(p) + '\n').join('')),
         done,
       });
+      progress.bar.finish();
       const record = { ...results, backend: engine.backend.name, predictions_file: argv.predictions ?? null };
       if (argv.predictions) await writePredictionsJsonl(argv.predictions, predictions);
       await writeResults(argv.out, record as typeof results);

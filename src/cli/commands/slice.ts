@@ -4,7 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../model/errors';
 import { formatBytes, formatParams } from '../../slicing/format';
 import { parseByteSize } from '../../model/bytes';
-import { ProgressBar } from '../../slicing/progress';
+import { ProgressBar } from '../progress';
 import { sliceCheckpoint } from '../../slicing/run';
 import { SliceAbortedError } from '../../slicing/execute';
 

@@ -1,12 +1,18 @@
-// A one-line progress bar on stderr with bytes done/total and MB/s. On a terminal it redraws in place;
-// elsewhere (logs, CI, tests) it prints a plain line now and then so logs stay short.
-import { formatBytes } from './format';
+// A one-line progress bar on stderr for long commands (slice: bytes and MB/s; eval: questions and q/s). On a
+// terminal it redraws in place; elsewhere (logs, CI, tests) it prints a plain line now and then.
+import { formatBytes } from '../slicing/format';
 
 export interface ProgressOptions {
   readonly stream?: NodeJS.WriteStream;
   readonly label?: string;
   /** Seconds between plain lines when the stream is not a TTY. */
   readonly plainEverySeconds?: number;
+  /** What follows the percentage (default: bytes done/total and MB/s). */
+  readonly stats?: (done: number, total: number, seconds: number) => string;
+}
+
+function byteStats(done: number, total: number, seconds: number): string {
+  return `${formatBytes(done)}/${formatBytes(total)} ${(done / seconds / 1e6).toFixed(0)} MB/s`;
 }
 
 export class ProgressBar {
@@ -26,11 +32,10 @@ export class ProgressBar {
 
   private line(done: number): string {
     const secs = Math.max((Date.now() - this.started) / 1000, 1e-3);
-    const rate = done / secs / 1e6;
     const frac = this.total > 0 ? done / this.total : 1;
-    const eta = rate > 0 ? Math.max(0, (this.total - done) / 1e6 / rate) : 0;
+    const eta = done > 0 ? Math.max(0, ((this.total - done) * secs) / done) : 0;
     const label = this.opts.label ?? 'slicing';
-    const stats = `${(frac * 100).toFixed(0).padStart(3)}% ${formatBytes(done)}/${formatBytes(this.total)} ${rate.toFixed(0)} MB/s`;
+    const stats = `${(frac * 100).toFixed(0).padStart(3)}% ${(this.opts.stats ?? byteStats)(done, this.total, secs)}`;
     if (!this.tty) return `${label}: ${stats}`;
     const width = 30;
     const fill = Math.round(frac * width);
