@@ -1,4 +1,4 @@
-// Byte sizes given on the command line: `5GB` (decimal, as Hugging Face counts shard sizes), `500MB`,
+// Byte sizes: printed for people, and parsed from the command line: `5GB` (decimal, as Hugging Face counts shard sizes), `500MB`,
 // `2GiB` or a plain byte count.
 import { UserInputError } from './errors';
 
@@ -23,4 +23,17 @@ export function parseByteSize(text: string | number, flag = '--max-shard-size'):
     throw new UserInputError(`${flag}: "${text}" is not a size like 5GB, 500MB or a byte count`);
   }
   return bytes;
+}
+
+/** `17.82 MB`, `4.99 GB`: decimal units, as file managers and Hugging Face show sizes. */
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let u = -1;
+  do {
+    v /= 1000;
+    u++;
+  } while (v >= 1000 && u < units.length - 1);
+  return `${v.toFixed(2)} ${units[u]}`;
 }

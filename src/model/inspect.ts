@@ -2,6 +2,7 @@
 // are present, a check of every text tensor against the config.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { formatBytes } from './bytes';
 import { UserInputError } from './errors';
 import { CONFIG_FILE, Checkpoint, INDEX_FILE } from './checkpoint';
 import { ConfigStyle, KvRole, LayerType, ModelConfig, deriveKvRoles, loadConfig } from './config';
@@ -275,18 +276,6 @@ export function hasProblems(r: InspectReport): boolean {
 // --- text rendering --------------------------------------------------------------------------------
 
 const fmtInt = (n: number) => n.toLocaleString('en-US');
-
-export function formatBytes(n: number): string {
-  if (n < 1000) return `${n} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let u = -1;
-  do {
-    v /= 1000;
-    u++;
-  } while (v >= 1000 && u < units.length - 1);
-  return `${v.toFixed(2)} ${units[u]}`;
-}
 
 function table(rows: string[][], rightAlign: boolean[]): string[] {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));

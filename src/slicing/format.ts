@@ -1,13 +1,7 @@
 // Human-readable renderings of a slice plan: the --dry-run report and the model card share these.
+import { formatBytes } from '../model/bytes';
 import { SlicePlan } from './plan';
 import { rangeList, runLength } from './spec';
-
-export function formatBytes(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
-  return `${n} B`;
-}
 
 /** `1,905,495,648 (1.91 B)`: exact, plus the rounding Google's table uses. */
 export function formatParams(n: number | null): string {

@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { parseByteSize } from '../../model/bytes';
 import { createRandomCheckpoint } from '../../model/random';
-import { formatBytes } from '../../model/inspect';
+import { formatBytes } from '../../model/bytes';
 
 interface CreateRandomArgs {
   config: string;

@@ -2,7 +2,8 @@
 import * as fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../model/errors';
-import { formatBytes, formatParams } from '../../slicing/format';
+import { formatBytes } from '../../model/bytes';
+import { formatParams } from '../../slicing/format';
 import { parseByteSize } from '../../model/bytes';
 import { ProgressBar } from '../progress';
 import { sliceCheckpoint } from '../../slicing/run';
