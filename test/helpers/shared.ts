@@ -17,13 +17,12 @@ export function fixturesDir(): string {
 const warned = new Set<string>();
 
 /**
- * `describe` when the shared folder (and every `required` path under it, relative to sharedDir()) exists.
- * Otherwise the reason is printed once and `fn` is never called (describe.skip would still run it, and a
- * body that reads fixtures while collecting tests would then fail): one skipped test carries the reason.
+ * `describe` when every path in `paths` exists. Otherwise the reason is printed once and `fn` is never called
+ * (describe.skip would still run it, and a body that reads fixtures while collecting tests would then fail):
+ * one skipped test carries the reason.
  */
-export function describeIfShared(name: string, fn: () => void, required: string[] = []): void {
-  const root = sharedDir();
-  const missing = [root, ...required.map((r) => path.join(root, r))].filter((p) => !fs.existsSync(p));
+export function describeIfPresent(name: string, paths: readonly string[], fn: () => void): void {
+  const missing = paths.filter((p) => !fs.existsSync(p));
   if (missing.length === 0) {
     describe(name, fn);
     return;
@@ -36,4 +35,10 @@ export function describeIfShared(name: string, fn: () => void, required: string[
   describe(name, () => {
     test.skip(reason, () => undefined);
   });
+}
+
+/** `describe` when the shared folder and every `required` path under it (relative to sharedDir()) exist. */
+export function describeIfShared(name: string, fn: () => void, required: string[] = []): void {
+  const root = sharedDir();
+  describeIfPresent(name, [root, ...required.map((r) => path.join(root, r))], fn);
 }
