@@ -19,7 +19,7 @@ export { planSlice, SlicePlanError, DEFAULT_MAX_SHARD_BYTES } from './plan';
 export type { SlicePlan, PlannedTensor, PlannedShard, SliceOp, SourceTensor, LayerRow } from './plan';
 export { executePlan, sourceTensors, checkOutput, SliceOutputError, SliceAbortedError } from './execute';
 export type { ExecuteOptions, ExecuteResult } from './execute';
-export { renderCard, reproduceCommand } from './card';
+export { renderCard, reproduceCommand, shellQuote, sliceCommandLine } from './card';
 export { formatPlan } from './format';
 export { sliceCheckpoint } from './run';
 export type { SliceOptions, SliceOutcome } from './run';

@@ -1,0 +1,237 @@
+// The report as a pure function: input validation, the frontier, escaping, what the page holds.
+import fc from 'fast-check';
+import { loadConfig, loadPublishedConfigs, textParams } from '../../src/model';
+import {
+  type EvalRecord,
+  chanceWarning,
+  paretoFrontier,
+  parseSweepResults,
+  renderReport,
+  scriptJson,
+  sweepResultsFromEvals,
+  widthsByLayer,
+} from '../../src/report';
+import { DEPTH, XSS_ID, sweepFixture } from './fixture';
+import { repoRoot } from '../helpers/cli';
+import * as path from 'path';
+
+// A stand-in bundle: these tests check the page around plotly, the browser test runs the real one.
+const PLOTLY = 'window.Plotly={newPlot:function(){}};';
+const published = loadPublishedConfigs();
+
+// The edits below poke at untyped JSON on purpose.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
+describe('parseSweepResults', () => {
+  const good = () => JSON.parse(JSON.stringify(sweepFixture(4))) as Record<string, unknown>;
+
+  test('accepts results --json output and keeps its fields', () => {
+    const r = parseSweepResults(good(), 'r.json');
+    expect(r.candidates).toHaveLength(4);
+    expect(r.runs[0].rungs).toEqual([
+      { candidates: 4, questions: 6 },
+      { candidates: 4, questions: 18 },
+    ]);
+    expect(r.candidates[0].spec.ffn).toHaveLength(DEPTH);
+  });
+
+  test.each([
+    [
+      'candidates[1].spec.ffn[3]',
+      (j: Json) => (j.candidates[1].spec.ffn[3] = 0),
+      'expected a positive integer',
+    ],
+    [
+      'candidates[0].result.ci',
+      (j: Json) => (j.candidates[0].result.ci = [0.9, 0.1]),
+      'low 0.9 is above high 0.1',
+    ],
+    ['runs[0].metric', (j: Json) => (j.runs[0].metric = 'perplexity'), 'expected "accuracy" or "agreement"'],
+    [
+      'runs[0].sensitivity[2].kind',
+      (j: Json) => (j.runs[0].sensitivity[2].kind = 'wide'),
+      'expected "narrow"',
+    ],
+    ['candidates[2].spec', (j: Json) => j.candidates[2].spec.ffn.pop(), 'describes a 34-layer parent'],
+    [
+      'candidates[3].spec.skip',
+      (j: Json) => (j.candidates[3].spec.skip = [21, 20]),
+      'expected sorted, unique layer indices',
+    ],
+    ['runs', (j: Json) => (j.runs = []), 'expected at least one run'],
+  ])('%s: one line naming the key path', (at, edit, what) => {
+    const j = good();
+    edit(j);
+    expect(() => parseSweepResults(j, 'r.json')).toThrow(`r.json: ${at}: ${what}`);
+  });
+});
+
+describe('paretoFrontier', () => {
+  test('equals the brute-force definition on random point sets', () => {
+    const point = fc.record({
+      params: fc.integer({ min: 1, max: 50 }),
+      metric: fc.integer({ min: 0, max: 20 }),
+    });
+    fc.assert(
+      fc.property(fc.array(point, { maxLength: 30 }), (pts) => {
+        const front = paretoFrontier(pts);
+        const dominated = (i: number) =>
+          pts.some(
+            (q, j) =>
+              j !== i &&
+              q.params <= pts[i].params &&
+              q.metric >= pts[i].metric &&
+              (q.params < pts[i].params || q.metric > pts[i].metric),
+          );
+        // Every frontier point is undominated; every undominated point is on it or an exact duplicate of one.
+        for (const i of front) expect(dominated(i)).toBe(false);
+        for (let i = 0; i < pts.length; i++)
+          if (!dominated(i))
+            expect(
+              front.some((f) => pts[f].params === pts[i].params && pts[f].metric === pts[i].metric),
+            ).toBe(true);
+        for (let k = 1; k < front.length; k++)
+          expect(pts[front[k]].params).toBeGreaterThan(pts[front[k - 1]].params);
+      }),
+    );
+  });
+});
+
+describe('renderReport', () => {
+  const results = sweepFixture();
+  const html = renderReport(results, { published, plotlyJs: PLOTLY, generatedAt: 'fixed' });
+
+  test('is self-contained: no external script, stylesheet or image', () => {
+    expect(html).not.toMatch(/<script[^>]*\ssrc=/i);
+    expect(html).not.toMatch(/<link[^>]*\shref=/i);
+    expect(html).not.toMatch(/<img/i);
+    expect(html).toContain(PLOTLY);
+  });
+
+  test('escapes every string from the input', () => {
+    expect(html).not.toContain(XSS_ID);
+    expect(html).not.toContain('<b>bold</b>');
+    expect(html).toContain('&#60;img src=x onerror=&#34;window.__xss=1&#34;&#62;');
+    // The data island cannot close its <script> element early.
+    const start = html.indexOf('id="report-data">') + 'id="report-data">'.length;
+    const island = html.slice(start, html.indexOf('</script>', start));
+    expect(island).not.toMatch(/<\/?[a-z]/i);
+    expect(scriptJson({ a: '</script><b>\u2028' })).toBe(
+      '{"a":"\\u003c/script\\u003e\\u003cb\\u003e\\u2028"}',
+    );
+  });
+
+  test('holds every section when the run has them, and only then', () => {
+    for (const id of ['plot-pareto', 'plot-layers', 'plot-sensitivity', 'plot-categories', 'plot-funnel'])
+      expect(html).toContain(`id="${id}"`);
+    const bare = { ...results, runs: [{ ...results.runs[0], rungs: undefined, sensitivity: undefined }] };
+    const plain = renderReport(bare, { published, plotlyJs: PLOTLY });
+    expect(plain).not.toContain('id="plot-sensitivity"');
+    expect(plain).not.toContain('id="plot-funnel"');
+  });
+
+  test('a table row per candidate with the slice command that reproduces it', () => {
+    const rows = html.slice(html.indexOf('<tbody>'), html.indexOf('</tbody>')).match(/<tr/g) ?? [];
+    expect(rows).toHaveLength(results.candidates.length);
+    const skipper = results.candidates.find((c) => c.spec.skip.length > 0)!;
+    expect(html).toContain(
+      `matformer-lab slice &#39;/data/demo parent&#39; --out ./slice-${skipper.id} --skip ${skipper.spec.skip[0]} --ffn `,
+    );
+    expect(html).toContain('4.20× less'); // 420,000 / 100,000 layer-token evaluations
+  });
+
+  test('--run picks a run and names the known ones when it is absent', () => {
+    expect(() => renderReport(results, { published, plotlyJs: PLOTLY, runId: 7 })).toThrow(
+      '--run: no run "7" (runs: 1)',
+    );
+  });
+
+  test('refuses a bundle that would end its <script> element', () => {
+    expect(() => renderReport(results, { published, plotlyJs: 'x="</script>"' })).toThrow('</script');
+  });
+
+  test('widthsByLayer puts the kept widths back at their parent indices', () => {
+    expect(widthsByLayer({ skip: [1, 3], ffn: [10, 20, 30] }, 5)).toEqual([10, null, 20, null, 30]);
+  });
+});
+
+describe('chanceWarning', () => {
+  const run = sweepFixture(2).runs[0];
+  const cand = (acc: number, n: number) => ({
+    id: 'x',
+    spec: { skip: [], ffn: [1] },
+    params: { effective: 1 },
+    result: { metric: acc, acc, n, ci: [0, 1] as const },
+    pareto: true,
+  });
+
+  test('warns when the best accuracy is consistent with guessing, not when it is clearly above', () => {
+    expect(chanceWarning(run, [cand(0.3, 18), cand(0.2, 18)])).toMatch(/chance level.*30\.0%/);
+    expect(chanceWarning(run, [cand(0.62, 1000)])).toBeNull();
+    expect(chanceWarning({ ...run, random_weights: true }, [cand(0.62, 1000)])).toMatch(/random weights/);
+  });
+});
+
+describe('sweepResultsFromEvals', () => {
+  const config = loadConfig(path.join(repoRoot, 'configs', 'demo', 'config.json'));
+  const record = (
+    file: string,
+    spec: EvalRecord['spec'],
+    acc: number,
+    over: Partial<EvalRecord> = {},
+  ): EvalRecord => ({
+    file,
+    model: '/m',
+    spec,
+    subset_id: 's1',
+    shots: 5,
+    backend: 'wasm',
+    overall: { acc, n: 18, ci: [acc / 2, Math.min(1, acc * 1.5)] },
+    categories: {},
+    seconds: 3,
+    tokens_processed: 100,
+    tokens_naive: 400,
+    ...over,
+  });
+  const L = config.text.numHiddenLayers;
+
+  test('counts parameters from the parent config and marks the frontier', () => {
+    const small = { skip: [12, 13], ffn: Array(L - 2).fill(128) };
+    const r = sweepResultsFromEvals(
+      [
+        record('a/parent.json', null, 0.3),
+        record('b/small.json', small, 0.4),
+        record('c/small.json', small, 0.1),
+      ],
+      config.text,
+      { toolVersion: 't' },
+    );
+    expect(r.candidates.map((c) => c.id)).toEqual(['parent', 'small', 'small#2']);
+    expect(r.candidates[1].params.effective).toBe(textParams(config.text, small).effective);
+    expect(r.candidates.map((c) => c.pareto)).toEqual([false, true, false]);
+    expect(r.runs[0].work).toEqual({
+      layer_tokens_done: 100 * L + 2 * 100 * (L - 2),
+      layer_tokens_needed: 400 * L + 2 * 400 * (L - 2),
+    });
+  });
+
+  test('refuses to mix subsets, shots or checkpoints', () => {
+    const a = record('a.json', null, 0.3);
+    expect(() =>
+      sweepResultsFromEvals([a, record('b.json', null, 0.3, { subset_id: 's2' })], config.text, {
+        toolVersion: 't',
+      }),
+    ).toThrow('b.json: subset "s2" differs from a.json\'s "s1"');
+    expect(() =>
+      sweepResultsFromEvals([a, record('b.json', null, 0.3, { model: '/n' })], config.text, {
+        toolVersion: 't',
+      }),
+    ).toThrow('b.json: model "/n" differs');
+    expect(() =>
+      sweepResultsFromEvals([record('c.json', { skip: [], ffn: [1, 2] }, 0.3)], config.text, {
+        toolVersion: 't',
+      }),
+    ).toThrow(`c.json: spec does not fit the ${L}-layer checkpoint /m`);
+  });
+});
