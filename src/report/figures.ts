@@ -219,7 +219,7 @@ export function layersFigure(rows: readonly SweepCandidate[], depth: number): Fi
 }
 
 /** The sensitivity scan: how much the metric drops when one layer alone is narrowed or skipped. */
-export function sensitivityFigure(run: SweepRun): Figure {
+export function sensitivityFigure(run: SweepRun, fromRun?: string | number): Figure {
   const entries = run.sensitivity ?? [];
   const trace = (kind: 'narrow' | 'skip', color: string) => {
     const e = entries.filter((s) => s.kind === kind).sort((a, b) => a.layer - b.layer);
@@ -239,7 +239,10 @@ export function sensitivityFigure(run: SweepRun): Figure {
     id: 'plot-sensitivity',
     title: 'Sensitivity per layer',
     caption:
-      'Drop of the metric (percentage points) when one layer alone is changed; taller bars matter more.',
+      'Drop of the metric (percentage points) when one layer alone is changed; taller bars matter more.' +
+      (fromRun === undefined
+        ? ''
+        : ` From the sensitivity scan of run ${String(fromRun)} (same checkpoint and subset).`),
     data: [trace('narrow', '#4c78a8'), trace('skip', '#f58518')],
     layout: {
       height: 360,

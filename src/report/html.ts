@@ -70,6 +70,25 @@ export function chanceWarning(run: SweepRun, scored: readonly SweepCandidate[]):
   );
 }
 
+/**
+ * The run whose sensitivity scan applies to `run`: its own, else the latest scan of the same checkpoint
+ * (fingerprint), subset, shots and metric in the same results (a scan is usually a run of its own).
+ */
+export function sensitivityRun(results: SweepResults, run: SweepRun): SweepRun | null {
+  const has = (r: SweepRun) => (r.sensitivity ?? []).length > 0;
+  if (has(run)) return run;
+  if (run.model_fingerprint === null) return null;
+  const same = results.runs.filter(
+    (r) =>
+      has(r) &&
+      r.model_fingerprint === run.model_fingerprint &&
+      r.subset_id === run.subset_id &&
+      r.shots === run.shots &&
+      r.metric === run.metric,
+  );
+  return same[same.length - 1] ?? null;
+}
+
 function strategyText(s: unknown): string {
   return typeof s === 'string' ? s : JSON.stringify(s);
 }
@@ -270,7 +289,8 @@ export function renderReport(results: SweepResults, opts: ReportOptions): string
   const figures: Figure[] = [];
   if (scored.length > 0) figures.push(paretoFigure(run, scored, opts.published));
   if (frontier.length > 0) figures.push(layersFigure(frontier, depth));
-  if ((run.sensitivity ?? []).length > 0) figures.push(sensitivityFigure(run));
+  const scan = sensitivityRun(results, run);
+  if (scan) figures.push(sensitivityFigure(scan, scan === run ? undefined : scan.id));
   if (frontier.some((c) => Object.keys(c.result?.categories ?? {}).length > 0))
     figures.push(categoriesFigure(frontier));
   if ((run.rungs ?? []).length > 0) figures.push(funnelFigure(run));

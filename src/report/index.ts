@@ -25,5 +25,6 @@ export {
   renderReport,
   scriptJson,
   selectRun,
+  sensitivityRun,
 } from './html';
 export { PLOTLY_BUNDLE, loadPlotlyBundle, plotlyBundlePath } from './plotly';

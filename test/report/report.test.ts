@@ -8,6 +8,7 @@ import {
   parseSweepResults,
   renderReport,
   scriptJson,
+  sensitivityRun,
   sweepResultsFromEvals,
   widthsByLayer,
 } from '../../src/report';
@@ -139,6 +140,18 @@ describe('renderReport', () => {
       `matformer-lab slice &#39;/data/demo parent&#39; --out ./slice-${skipper.id} --skip ${skipper.spec.skip[0]} --ffn `,
     );
     expect(html).toContain('4.20× less'); // 420,000 / 100,000 layer-token evaluations
+  });
+
+  test("a sensitivity scan run of the same checkpoint and subset shows in the other runs' reports", () => {
+    const [scan] = results.runs;
+    const halving = { ...scan, id: 2, sensitivity: undefined };
+    const other = { ...halving, id: 3, model_fingerprint: 'other' };
+    const both = { runs: [scan, halving, other], candidates: results.candidates };
+    expect(sensitivityRun(both, halving)).toBe(scan);
+    expect(sensitivityRun(both, other)).toBeNull();
+    expect(renderReport(both, { published, plotlyJs: PLOTLY, runId: 2 })).toContain(
+      'From the sensitivity scan of run 1',
+    );
   });
 
   test('--run picks a run and names the known ones when it is absent', () => {
