@@ -46,12 +46,15 @@ export function widthsByLayer(spec: SweepCandidate['spec'], depth: number): (num
 const metricName = (run: SweepRun) =>
   run.metric === 'agreement' ? 'top-1 agreement with the parent' : 'MMLU accuracy';
 
-const candidateLabel = (c: SweepCandidate) => `${c.id} (${formatParams(c.params.effective)})`;
+/** The label where the input has one (ids may be spec hashes), else the id. */
+export const candidateName = (c: SweepCandidate): string => c.label ?? String(c.id);
+
+const candidateLabel = (c: SweepCandidate) => `${candidateName(c)} (${formatParams(c.params.effective)})`;
 
 function hoverOf(c: SweepCandidate, run: SweepRun): string {
   const r = c.result!;
   const lines = [
-    `<b>${escapeHtml(String(c.id))}</b>${c.preset ? ` · ${escapeHtml(c.preset)}` : ''}${c.pareto ? ' · frontier' : ''}`,
+    `<b>${escapeHtml(candidateName(c))}</b>${c.preset ? ` · ${escapeHtml(c.preset)}` : ''}${c.pareto ? ' · frontier' : ''}`,
     `${formatParams(c.params.effective)} effective parameters`,
     `${escapeHtml(metricName(run))}: ${pct(r.metric)} (95% CI ${pct(r.ci[0])}-${pct(r.ci[1])}), n=${r.n}`,
     ...(run.metric === 'agreement' ? [`accuracy: ${pct(r.acc)}`] : []),

@@ -5,6 +5,7 @@ import { wilsonInterval } from '../eval';
 import { sliceCommandLine } from '../slicing';
 import {
   type Figure,
+  candidateName,
   categoriesFigure,
   escapeHtml,
   formatParams,
@@ -40,7 +41,10 @@ export function scriptJson(value: unknown): string {
 }
 
 export function selectRun(results: SweepResults, runId?: string | number): SweepRun {
-  if (runId === undefined) return results.runs[results.runs.length - 1];
+  if (runId === undefined)
+    return (
+      results.runs.find((r) => String(r.id) === String(results.run)) ?? results.runs[results.runs.length - 1]
+    );
   const run = results.runs.find((r) => String(r.id) === String(runId));
   if (!run)
     throw new UserInputError(
@@ -109,7 +113,7 @@ function metadataRows(
       run.metric === 'agreement' ? 'agreement (top-1 agreement with the parent)' : 'accuracy (MMLU labels)',
     ],
     ['strategy', strategyText(run.strategy)],
-    ['subset', run.subset_id],
+    ['subset', run.subset_id ?? '—'],
     ['shots', String(run.shots)],
     ['backend', run.backend],
     ['candidates', `${scored} scored of ${total}`],
@@ -137,12 +141,21 @@ interface Column {
   readonly cell: (c: SweepCandidate) => { key: string | number; html: string };
 }
 
-function columns(run: SweepRun): Column[] {
+function columns(run: SweepRun, candidates: readonly SweepCandidate[]): Column[] {
   const text = (s: string) => ({ key: s, html: escapeHtml(s) });
   const model = run.model ?? '<model>';
   const metricTitle = run.metric === 'agreement' ? 'agreement' : 'accuracy';
   const cols: Column[] = [
-    { title: 'id', numeric: false, cell: (c) => text(String(c.id)) },
+    {
+      title: 'candidate',
+      numeric: false,
+      cell: (c) => ({
+        key: candidateName(c),
+        html:
+          escapeHtml(candidateName(c)) +
+          (c.label && c.label !== String(c.id) ? ` <span class="ci">${escapeHtml(String(c.id))}</span>` : ''),
+      }),
+    },
     {
       title: 'frontier',
       numeric: true,
@@ -172,6 +185,24 @@ function columns(run: SweepRun): Column[] {
       numeric: true,
       cell: (c) => (c.result ? { key: c.result.acc, html: pct(c.result.acc) } : { key: -1, html: '' }),
     });
+  if (candidates.some((c) => c.mcnemar_p !== undefined && c.mcnemar_p !== null))
+    cols.push({
+      title: 'McNemar p vs parent',
+      numeric: true,
+      cell: (c) =>
+        c.mcnemar_p === undefined || c.mcnemar_p === null
+          ? { key: 2, html: '' }
+          : { key: c.mcnemar_p, html: c.mcnemar_p.toPrecision(2) },
+    });
+  if (candidates.some((c) => c.published_mmlu !== undefined && c.published_mmlu !== null))
+    cols.push({
+      title: 'published MMLU',
+      numeric: true,
+      cell: (c) =>
+        c.published_mmlu === undefined || c.published_mmlu === null
+          ? { key: -1, html: '' }
+          : { key: c.published_mmlu, html: pct(c.published_mmlu) },
+    });
   cols.push(
     { title: 'n', numeric: true, cell: (c) => ({ key: c.result?.n ?? 0, html: String(c.result?.n ?? '') }) },
     {
@@ -197,7 +228,7 @@ function columns(run: SweepRun): Column[] {
 }
 
 function tableHtml(run: SweepRun, candidates: readonly SweepCandidate[]): string {
-  const cols = columns(run);
+  const cols = columns(run, candidates);
   const head = cols
     .map(
       (c, i) =>
@@ -280,6 +311,10 @@ export function renderReport(results: SweepResults, opts: ReportOptions): string
   if (/<\/script/i.test(opts.plotlyJs))
     throw new Error('the plotly bundle contains "</script" and cannot be inlined');
   const run = selectRun(results, opts.runId);
+  if (results.run !== undefined && String(results.run) !== String(run.id))
+    throw new UserInputError(
+      `--run: the input holds the candidates of run ${String(results.run)} only (write it with \`results --run ${String(run.id)} --json\`)`,
+    );
   const candidates = results.candidates.filter(
     (c) => c.run_id === undefined || String(c.run_id) === String(run.id),
   );

@@ -77,6 +77,15 @@ export class JsonReader {
   }
 }
 
+function readSensitivity(r: JsonReader, v: unknown, at: string): SensitivityEntry[] {
+  return r.arr(v, at).map((x, i): SensitivityEntry => {
+    const p = `${at}[${i}]`;
+    const so = r.obj(x, p);
+    if (so.kind !== 'narrow' && so.kind !== 'skip') r.fail(`${p}.kind`, 'expected "narrow" or "skip"');
+    return { layer: r.int(so.layer, `${p}.layer`), kind: so.kind, drop: r.num(so.drop, `${p}.drop`) };
+  });
+}
+
 function readRun(r: JsonReader, v: unknown, at: string): SweepRun {
   const o = r.obj(v, at);
   const metric = o.metric;
@@ -85,8 +94,15 @@ function readRun(r: JsonReader, v: unknown, at: string): SweepRun {
   const timingsObj = r.obj(o.timings ?? {}, `${at}.timings`);
   const timings: Record<string, number> = {};
   for (const [k, t] of Object.entries(timingsObj)) timings[k] = r.num(t, `${at}.timings.${k}`);
+  if (o.timings === undefined && o.seconds !== undefined) timings.score = r.num(o.seconds, `${at}.seconds`);
   let work: SweepRun['work'] = null;
-  if (o.work !== undefined && o.work !== null) {
+  // The store writes the two counts on the run itself (`layer_tokens_unshared` = needed without sharing).
+  if (o.work === undefined && o.layer_tokens_done !== undefined && o.layer_tokens_unshared !== undefined) {
+    work = {
+      layer_tokens_done: r.int(o.layer_tokens_done, `${at}.layer_tokens_done`),
+      layer_tokens_needed: r.int(o.layer_tokens_unshared, `${at}.layer_tokens_unshared`),
+    };
+  } else if (o.work !== undefined && o.work !== null) {
     const w = r.obj(o.work, `${at}.work`);
     work = {
       layer_tokens_done: r.int(w.layer_tokens_done, `${at}.work.layer_tokens_done`),
@@ -98,11 +114,14 @@ function readRun(r: JsonReader, v: unknown, at: string): SweepRun {
   } = {
     id: r.id(o.id, `${at}.id`),
     sweep_file: r.strOrNull(o.sweep_file, `${at}.sweep_file`),
-    model: r.strOrNull(o.model, `${at}.model`),
+    model:
+      o.model !== undefined
+        ? r.strOrNull(o.model, `${at}.model`)
+        : r.strOrNull(o.model_path, `${at}.model_path`),
     tool_version: r.str(o.tool_version, `${at}.tool_version`),
     model_fingerprint: r.strOrNull(o.model_fingerprint, `${at}.model_fingerprint`),
     backend: r.str(o.backend, `${at}.backend`),
-    subset_id: r.str(o.subset_id, `${at}.subset_id`),
+    subset_id: r.strOrNull(o.subset_id, `${at}.subset_id`),
     shots: r.int(o.shots, `${at}.shots`),
     metric,
     strategy: o.strategy ?? null,
@@ -118,14 +137,8 @@ function readRun(r: JsonReader, v: unknown, at: string): SweepRun {
       };
     });
   }
-  if (o.sensitivity !== undefined && o.sensitivity !== null) {
-    run.sensitivity = r.arr(o.sensitivity, `${at}.sensitivity`).map((x, i): SensitivityEntry => {
-      const p = `${at}.sensitivity[${i}]`;
-      const so = r.obj(x, p);
-      if (so.kind !== 'narrow' && so.kind !== 'skip') r.fail(`${p}.kind`, 'expected "narrow" or "skip"');
-      return { layer: r.int(so.layer, `${p}.layer`), kind: so.kind, drop: r.num(so.drop, `${p}.drop`) };
-    });
-  }
+  if (o.sensitivity !== undefined && o.sensitivity !== null)
+    run.sensitivity = readSensitivity(r, o.sensitivity, `${at}.sensitivity`);
   if (o.random_weights !== undefined) {
     if (typeof o.random_weights !== 'boolean') r.fail(`${at}.random_weights`, 'expected true or false');
     run.random_weights = o.random_weights;
@@ -142,6 +155,7 @@ function readResult(r: JsonReader, v: unknown, at: string): CandidateResult | nu
     n: r.int(o.n, `${at}.n`),
     ci: r.interval(o.ci, `${at}.ci`),
   };
+  if (o.round !== undefined && o.round !== null) result.round = r.int(o.round, `${at}.round`);
   if (o.categories !== undefined && o.categories !== null) {
     const cats: Record<string, CategoryResult> = {};
     for (const [name, c] of Object.entries(r.obj(o.categories, `${at}.categories`))) {
@@ -179,7 +193,30 @@ function readCandidate(r: JsonReader, v: unknown, at: string): SweepCandidate {
     result: readResult(r, o.result, `${at}.result`),
     pareto: o.pareto === true,
     preset: r.strOrNull(o.preset, `${at}.preset`),
+    label: r.strOrNull(o.label, `${at}.label`),
+    mcnemar_p:
+      o.mcnemar === undefined || o.mcnemar === null
+        ? null
+        : r.fraction(r.obj(o.mcnemar, `${at}.mcnemar`).p_value, `${at}.mcnemar.p_value`),
+    published_mmlu:
+      o.published_mmlu === undefined || o.published_mmlu === null
+        ? null
+        : r.fraction(o.published_mmlu, `${at}.published_mmlu`),
   };
+}
+
+/**
+ * Successive-halving rungs from the round each candidate reached: rung k holds every candidate that got at
+ * least that far, scored on the questions of the candidates that stopped there.
+ */
+export function rungsFromRounds(candidates: readonly SweepCandidate[]): Rung[] {
+  const rounds = candidates.map((c) => c.result?.round).filter((x): x is number => x !== undefined);
+  const distinct = [...new Set(rounds)].sort((a, b) => a - b);
+  if (distinct.length < 2) return [];
+  return distinct.map((k) => ({
+    candidates: rounds.filter((x) => x >= k).length,
+    questions: Math.max(0, ...candidates.filter((c) => c.result?.round === k).map((c) => c.result!.n)),
+  }));
 }
 
 /** True when `json` looks like `results --json` output (as opposed to, say, an `eval` results file). */
@@ -194,9 +231,27 @@ export function isSweepResults(json: unknown): boolean {
 export function parseSweepResults(json: unknown, file: string): SweepResults {
   const r = new JsonReader(file);
   const o = r.obj(json, '(top level)');
-  const runs = r.arr(o.runs, 'runs').map((x, i) => readRun(r, x, `runs[${i}]`));
+  let runs = r.arr(o.runs, 'runs').map((x, i) => readRun(r, x, `runs[${i}]`));
   if (runs.length === 0) r.fail('runs', 'expected at least one run');
-  const candidates = r.arr(o.candidates, 'candidates').map((x, i) => readCandidate(r, x, `candidates[${i}]`));
+  // `results --json` may name the run its candidates and sensitivity scan belong to at the top level.
+  const owner = o.run === undefined || o.run === null ? undefined : r.id(o.run, 'run');
+  if (owner !== undefined && !runs.some((x) => String(x.id) === String(owner)))
+    r.fail('run', `names run ${owner}, which is not among runs`);
+  let candidates = r.arr(o.candidates, 'candidates').map((x, i) => readCandidate(r, x, `candidates[${i}]`));
+  if (owner !== undefined) {
+    candidates = candidates.map((c) => (c.run_id === undefined ? { ...c, run_id: owner } : c));
+    const sensitivity = o.sensitivity === undefined ? [] : readSensitivity(r, o.sensitivity, 'sensitivity');
+    const rungs = rungsFromRounds(candidates);
+    runs = runs.map((x) =>
+      String(x.id) !== String(owner)
+        ? x
+        : {
+            ...x,
+            ...(x.sensitivity === undefined && sensitivity.length > 0 ? { sensitivity } : {}),
+            ...(x.rungs === undefined && rungs.length > 0 ? { rungs } : {}),
+          },
+    );
+  }
   const depth = candidates[0] ? candidates[0].spec.skip.length + candidates[0].spec.ffn.length : 0;
   candidates.forEach((c, i) => {
     const d = c.spec.skip.length + c.spec.ffn.length;
@@ -205,5 +260,5 @@ export function parseSweepResults(json: unknown, file: string): SweepResults {
     if (c.spec.skip.some((l) => l >= depth))
       r.fail(`candidates[${i}].spec.skip`, `layer index beyond the parent's ${depth} layers`);
   });
-  return { runs, candidates };
+  return { runs, candidates, ...(owner === undefined ? {} : { run: owner }) };
 }

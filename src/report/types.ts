@@ -23,7 +23,8 @@ export interface SweepRun {
   /** Hash of config.json and the shard headers; null where the input did not record one. */
   readonly model_fingerprint: string | null;
   readonly backend: string;
-  readonly subset_id: string;
+  /** Stable id of the question subset; null where the input did not record one. */
+  readonly subset_id: string | null;
   readonly shots: number;
   readonly metric: 'accuracy' | 'agreement';
   /** `exhaustive`, `sensitivity`, `{random: N}`, `{successive_halving: {...}}`, as in the sweep file. */
@@ -54,6 +55,8 @@ export interface CandidateResult {
   /** 95% interval of `metric`. */
   readonly ci: readonly [number, number];
   readonly categories?: Readonly<Record<string, CategoryResult>>;
+  /** The successive-halving round the candidate reached (0 = the first). */
+  readonly round?: number;
 }
 
 export interface SweepCandidate {
@@ -72,9 +75,17 @@ export interface SweepCandidate {
   readonly pareto: boolean;
   /** Name of the published config this candidate is, if any. */
   readonly preset?: string | null;
+  /** A readable name (the id may be a hash). */
+  readonly label?: string | null;
+  /** Paired exact McNemar p-value against the parent (frontier candidates). */
+  readonly mcnemar_p?: number | null;
+  /** Google's published MMLU accuracy for a preset, in [0, 1]. */
+  readonly published_mmlu?: number | null;
 }
 
 export interface SweepResults {
   readonly runs: readonly SweepRun[];
   readonly candidates: readonly SweepCandidate[];
+  /** The run the candidates belong to, where the input names one (then it is the default run). */
+  readonly run?: string | number;
 }

@@ -68,6 +68,122 @@ describe('parseSweepResults', () => {
   });
 });
 
+describe("parseSweepResults on the store's own field names", () => {
+  // What the sweep store's `results --json` writes: counts on the run, the owning run and its sensitivity scan
+  // at the top level, the round each candidate reached, labels beside hash ids, McNemar for the frontier.
+  const storeShaped = {
+    runs: [
+      {
+        id: 4,
+        sweep_file: 's.yaml',
+        tool_version: '0.1.0',
+        model_path: '/m',
+        model_fingerprint: 'fp',
+        backend: 'wasm',
+        metric: 'agreement',
+        strategy: 'successive_halving',
+        shots: 5,
+        split: 'test',
+        layer_tokens_done: 250,
+        layer_tokens_unshared: 1000,
+        seconds: 12.5,
+        rounds: 2,
+        sharing: 4,
+      },
+    ],
+    run: 4,
+    metric: 'agreement',
+    sensitivity: [{ layer: 3, kind: 'narrow', id: 'abc', drop: 0.1 }],
+    candidates: [
+      {
+        id: 'aaaa',
+        label: 'parent',
+        origin: 'parent',
+        preset: null,
+        spec: { skip: [], ffn: [8, 8] },
+        params: { effective: 100, text_total: 200, layers: 2 },
+        pareto: true,
+        mcnemar: null,
+        published_mmlu: null,
+        result: { metric: 1, acc: 0.3, correct: 3, n: 10, ci: [0.7, 1], agreement: 1, kl: 0, round: 1 },
+      },
+      {
+        id: 'bbbb',
+        label: 'skip 1',
+        origin: 'skips',
+        preset: null,
+        spec: { skip: [1], ffn: [8] },
+        params: { effective: 60, text_total: 160, layers: 1 },
+        pareto: true,
+        published_mmlu: null,
+        mcnemar: {
+          paired: 10,
+          both_correct: 1,
+          only_parent: 2,
+          only_candidate: 0,
+          both_wrong: 7,
+          p_value: 0.5,
+          significant: false,
+          alpha: 0.05,
+        },
+        result: {
+          metric: 0.8,
+          acc: 0.2,
+          correct: 2,
+          n: 10,
+          ci: [0.5, 0.95],
+          agreement: 0.8,
+          kl: 0.1,
+          round: 1,
+        },
+      },
+      {
+        id: 'cccc',
+        label: 'narrow',
+        origin: 'blocks',
+        preset: null,
+        spec: { skip: [], ffn: [4, 8] },
+        params: { effective: 80, text_total: 180, layers: 2 },
+        pareto: false,
+        mcnemar: null,
+        published_mmlu: null,
+        result: {
+          metric: 0.5,
+          acc: 0.2,
+          correct: 1,
+          n: 3,
+          ci: [0.1, 0.9],
+          agreement: 0.5,
+          kl: 0.3,
+          round: 0,
+        },
+      },
+    ],
+  };
+
+  test("maps them onto the report's input", () => {
+    const r = parseSweepResults(storeShaped, 'r.json');
+    const run = r.runs[0];
+    expect(run.model).toBe('/m');
+    expect(run.work).toEqual({ layer_tokens_done: 250, layer_tokens_needed: 1000 });
+    expect(run.timings).toEqual({ score: 12.5 });
+    expect(run.sensitivity).toEqual([{ layer: 3, kind: 'narrow', drop: 0.1 }]);
+    // Round 0: all three candidates on 3 questions; round 1: the two that went on, on 10.
+    expect(run.rungs).toEqual([
+      { candidates: 3, questions: 3 },
+      { candidates: 2, questions: 10 },
+    ]);
+    expect(r.candidates.map((c) => c.run_id)).toEqual([4, 4, 4]);
+    const html = renderReport(r, { published, plotlyJs: PLOTLY });
+    expect(html).toContain('McNemar p vs parent');
+    expect(html).toContain('skip 1 <span class="ci">bbbb</span>');
+    expect(html).toContain('4.00× less');
+    expect(() =>
+      renderReport({ ...r, runs: [...r.runs, { ...run, id: 5 }] }, { published, plotlyJs: PLOTLY, runId: 5 }),
+    ).toThrow('--run: the input holds the candidates of run 4 only');
+  });
+});
+
 describe('paretoFrontier', () => {
   test('equals the brute-force definition on random point sets', () => {
     const point = fc.record({
