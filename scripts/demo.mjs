@@ -64,7 +64,7 @@ if (hasCommand('sweep')) {
   // The sweep file is written here with absolute paths, so it means the same wherever it is read from.
   const sweepFile = path.join(out, 'sweep.json');
   const db = path.join(out, 'results.sqlite');
-  const data = { mmlu, shots: 5 };
+  const data = { mmlu };
   const common = {
     model: parent,
     data,

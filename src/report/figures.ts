@@ -46,6 +46,9 @@ export function widthsByLayer(spec: SweepCandidate['spec'], depth: number): (num
 const metricName = (run: SweepRun) =>
   run.metric === 'agreement' ? 'top-1 agreement with the parent' : 'MMLU accuracy';
 
+/** `name` with everything but letters, digits, `_`, `.` and `-` replaced, for file and folder names. */
+export const fileSafeName = (name: string): string => name.replace(/[^A-Za-z0-9_.-]/g, '_');
+
 /** The label where the input has one (ids may be spec hashes), else the id. */
 export const candidateName = (c: SweepCandidate): string => c.label ?? String(c.id);
 

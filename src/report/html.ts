@@ -6,6 +6,7 @@ import { sliceCommandLine } from '../slicing';
 import {
   type Figure,
   candidateName,
+  fileSafeName,
   categoriesFigure,
   escapeHtml,
   formatParams,
@@ -215,11 +216,7 @@ function columns(run: SweepRun, candidates: readonly SweepCandidate[]): Column[]
       title: 'slice command',
       numeric: false,
       cell: (c) => {
-        const cmd = sliceCommandLine(
-          model,
-          `./slice-${String(c.id).replace(/[^A-Za-z0-9_.-]/g, '_')}`,
-          c.spec,
-        );
+        const cmd = sliceCommandLine(model, `./slice-${fileSafeName(String(c.id))}`, c.spec);
         return { key: cmd, html: `<code>${escapeHtml(cmd)}</code>` };
       },
     },

@@ -17,7 +17,7 @@ export {
   sweepResultsFromEvals,
 } from './from-evals';
 export { type FrontierPoint, paretoFrontier } from './pareto';
-export { escapeHtml, formatParams, specSummary, widthsByLayer } from './figures';
+export { candidateName, escapeHtml, fileSafeName, formatParams, specSummary, widthsByLayer } from './figures';
 export {
   CHANCE_ACCURACY,
   type ReportOptions,

@@ -5,6 +5,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UserInputError, loadConfig, loadPublishedConfigs, writeFileAtomically } from '../../model';
 import {
   type SweepResults,
+  fileSafeName,
   isEvalResults,
   isSweepResults,
   loadPlotlyBundle,
@@ -89,9 +90,7 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
   handler: async (argv) => {
     const results = loadReportInput(argv.inputs);
     const run = selectRun(results, argv.run);
-    const out =
-      argv.out ??
-      path.join(DEFAULT_REPORTS_DIR, `report-${String(run.id).replace(/[^A-Za-z0-9_.-]/g, '_')}.html`);
+    const out = argv.out ?? path.join(DEFAULT_REPORTS_DIR, `report-${fileSafeName(String(run.id))}.html`);
     if (fs.existsSync(out) && !argv.force)
       throw new UserInputError(`${out}: exists (pass --force to replace it)`);
     if (argv.out === undefined) fs.mkdirSync(DEFAULT_REPORTS_DIR, { recursive: true });
