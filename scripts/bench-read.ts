@@ -5,8 +5,7 @@
 //
 //   node dist/bench-read.js <checkpoint-dir> [--chunk-mb 4] [--json]
 import * as path from 'node:path';
-import { Checkpoint } from '../src/model/checkpoint';
-import { UserInputError } from '../src/model/errors';
+import { Checkpoint, UserInputError } from '../src/formats';
 
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`error: ${msg}\n`);
@@ -67,9 +66,9 @@ function main(): void {
     tensors,
     bytes,
     seconds,
-    bytesPerSecond: bytes / seconds,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
-    chunkBytes: chunk,
+    bytes_per_second: bytes / seconds,
+    peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+    chunk_bytes: chunk,
   };
   if (opts.json) {
     process.stdout.write(JSON.stringify(result) + '\n');
@@ -78,7 +77,7 @@ function main(): void {
   const mb = (n: number) => (n / 1e6).toFixed(1);
   process.stdout.write(
     `${result.dir}: read ${tensors} tensors, ${mb(bytes)} MB from ${result.files} file(s) in ${seconds.toFixed(3)} s = ` +
-      `${mb(result.bytesPerSecond)} MB/s; peak RSS ${mb(result.peakRssBytes)} MB (chunk ${opts.chunkMb} MiB)\n`,
+      `${mb(result.bytes_per_second)} MB/s; peak RSS ${mb(result.peak_rss_bytes)} MB (chunk ${opts.chunkMb} MiB)\n`,
   );
 }
 
