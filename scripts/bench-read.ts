@@ -1,4 +1,4 @@
-// Read-throughput benchmark of the project's own streaming reader (src/model): reads every tensor of a
+// Read-throughput benchmark of the project's own streaming reader (src/formats): reads every tensor of a
 // checkpoint in file order with positional reads into one reused buffer, and reports bytes/s and peak RSS.
 // Built to dist/bench-read.js by `npm run build`. Compare with `cat <shards> > /dev/null`; drop the page
 // cache between runs (`sync; echo 3 > /proc/sys/vm/drop_caches`) to measure the disk.

@@ -2,7 +2,7 @@
 // layers, widths, KV roles and sources, sparsity, layer types), or one error naming the flag the spec came
 // from. inspect, the slicer and the engine all call `deriveSubmodel`, so they cannot disagree.
 import { UserInputError } from '../formats';
-import { type KvRole, type LayerType, type ModelConfig, deriveKvRoles } from './config';
+import { type LayerFacts, type ModelConfig, deriveKvRoles } from './config';
 
 /** A Mix-n-Match submodel of a parent: which layers are skipped, and the FFN width of each kept layer. */
 export interface MixNMatchSpec {
@@ -35,18 +35,10 @@ export const TRAINED_WIDTHS = { min: 8192, max: 16384 } as const;
 /** hidden_size of the full-size Gemma 3n family (E2B/E4B); tiny test models use other sizes. */
 const FULL_SIZE_HIDDEN = 2048;
 
-export interface SubmodelLayer {
-  /** Index in the submodel. */
-  readonly index: number;
+/** A kept layer: the parent's facts with submodel indices (`index`, `kvSource`) and the submodel's width. */
+export interface SubmodelLayer extends LayerFacts {
   /** Index in the parent (differs from `index` when layers are skipped). */
   readonly parentIndex: number;
-  readonly type: LayerType;
-  readonly ropeTheta: number;
-  readonly kv: KvRole;
-  /** For a consumer: the submodel index of the producer whose K/V it reads; else null. */
-  readonly kvSource: number | null;
-  readonly sparsity: number;
-  readonly ffn: number;
   readonly parentFfn: number;
 }
 

@@ -171,80 +171,68 @@ export const LAYER_TENSORS: readonly LayerFamily[] = [
   layer('post_per_layer_input_norm.weight', 'PLE RMSNorm', (c) => [c.hiddenSize], 'vector'),
 ];
 
+function global(
+  key: string,
+  role: string,
+  shape: GlobalFamily['shape'],
+  engine: EngineTake,
+  more: Partial<Pick<GlobalFamily, 'slice' | 'fill' | 'params' | 'count'>> = {},
+): GlobalFamily {
+  const fill = more.fill ?? (engine === 'vector' ? NORM : 'fan_in');
+  return { scope: 'global', key, role, shape, engine, slice: 'copy', params: 'effective', ...more, fill };
+}
+
+const altupCopies = (c: TextConfig) => c.altupNumInputs - 1;
+
 /** Model-level text tensors, key after the text prefix. */
 export const GLOBAL_TENSORS: readonly GlobalFamily[] = [
-  {
-    scope: 'global',
-    key: 'embed_tokens.weight',
-    role: 'token embeddings (tied LM head)',
-    shape: (c) => [c.vocabSize, c.hiddenSize],
-    slice: 'copy',
-    engine: 'host',
-    fill: { mean: 0, std: 0.5 },
-    params: 'embeddings',
-  },
-  {
-    scope: 'global',
-    key: 'embed_tokens_per_layer.weight',
-    role: 'per-layer embeddings (PLE table, layer-major columns)',
-    shape: (c) => [c.vocabSizePerLayerInput, c.numHiddenLayers * c.hiddenSizePerLayerInput],
-    slice: 'ple_cols',
-    engine: 'host',
-    fill: { mean: 0, std: 1 },
-    params: 'ple_embeddings',
-  },
-  {
-    scope: 'global',
-    key: 'per_layer_model_projection.weight',
-    role: 'PLE model projection (layer-major rows)',
-    shape: (c) => [c.numHiddenLayers * c.hiddenSizePerLayerInput, c.hiddenSize],
-    slice: 'ple_rows',
-    engine: 'transposed',
-    fill: 'fan_in',
-    params: 'effective',
-  },
-  {
-    scope: 'global',
-    key: 'per_layer_projection_norm.weight',
-    role: 'PLE projection RMSNorm',
-    shape: (c) => [c.hiddenSizePerLayerInput],
-    slice: 'copy',
-    engine: 'vector',
-    fill: NORM,
-    params: 'effective',
-  },
-  {
-    scope: 'global',
-    key: 'altup_projections.{k}.weight',
-    role: 'AltUp input projections',
-    shape: (c) => [c.hiddenSize, c.hiddenSize],
-    count: (c) => c.altupNumInputs - 1,
-    slice: 'copy',
-    engine: 'fused_transposed',
-    fill: 'fan_in',
-    params: 'effective',
-  },
-  {
-    scope: 'global',
-    key: 'altup_unembed_projections.{k}.weight',
-    role: 'AltUp unembedding projections',
-    shape: (c) => [c.hiddenSize, c.hiddenSize],
-    count: (c) => c.altupNumInputs - 1,
-    slice: 'copy',
-    engine: 'stacked_transposed',
-    fill: 'fan_in',
-    params: 'effective',
-  },
-  {
-    scope: 'global',
-    key: 'norm.weight',
-    role: 'final RMSNorm',
-    shape: (c) => [c.hiddenSize],
-    slice: 'copy',
-    engine: 'vector',
-    fill: NORM,
-    params: 'effective',
-  },
+  global(
+    'embed_tokens.weight',
+    'token embeddings (tied LM head)',
+    (c) => [c.vocabSize, c.hiddenSize],
+    'host',
+    {
+      fill: { mean: 0, std: 0.5 },
+      params: 'embeddings',
+    },
+  ),
+  global(
+    'embed_tokens_per_layer.weight',
+    'per-layer embeddings (PLE table, layer-major columns)',
+    (c) => [c.vocabSizePerLayerInput, c.numHiddenLayers * c.hiddenSizePerLayerInput],
+    'host',
+    { slice: 'ple_cols', fill: { mean: 0, std: 1 }, params: 'ple_embeddings' },
+  ),
+  global(
+    'per_layer_model_projection.weight',
+    'PLE model projection (layer-major rows)',
+    (c) => [c.numHiddenLayers * c.hiddenSizePerLayerInput, c.hiddenSize],
+    'transposed',
+    { slice: 'ple_rows' },
+  ),
+  global(
+    'per_layer_projection_norm.weight',
+    'PLE projection RMSNorm',
+    (c) => [c.hiddenSizePerLayerInput],
+    'vector',
+  ),
+  global(
+    'altup_projections.{k}.weight',
+    'AltUp input projections',
+    (c) => [c.hiddenSize, c.hiddenSize],
+    'fused_transposed',
+    {
+      count: altupCopies,
+    },
+  ),
+  global(
+    'altup_unembed_projections.{k}.weight',
+    'AltUp unembedding projections',
+    (c) => [c.hiddenSize, c.hiddenSize],
+    'stacked_transposed',
+    { count: altupCopies },
+  ),
+  global('norm.weight', 'final RMSNorm', (c) => [c.hiddenSize], 'vector'),
 ];
 
 /** A family by key (throws for a key the table lacks: a typo in our own code, not user input). */
