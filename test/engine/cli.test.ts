@@ -129,8 +129,8 @@ describeIfShared(
       expect(b.prefill.tokens_per_second).toBeGreaterThan(0);
       expect(b.decode.tokens_per_second).toBeGreaterThan(0);
       // 35 layers of the tiny model: about 9 MiB of float32 weights, and a KV cache after 16 + 3 tokens.
-      expect(b.memory.weightBytes).toBeGreaterThan(5e6);
-      expect(b.memory.kvCacheBytes).toBeGreaterThan(0);
+      expect(b.memory.weight_bytes).toBeGreaterThan(5e6);
+      expect(b.memory.kv_cache_bytes).toBeGreaterThan(0);
     });
 
     it.each([
