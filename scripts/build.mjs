@@ -1,5 +1,4 @@
 // Bundles the CLI into one file (dist/cli.js) so it starts fast and travels light to the GPU machine.
-/* global process */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';

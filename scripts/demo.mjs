@@ -6,7 +6,6 @@
 //
 // The search runs as a sweep (successive halving on agreement with the parent, plus a sensitivity scan) when
 // this build has the `sweep` command; otherwise as `eval` of a few submodels, whose results `report` also reads.
-/* global process, performance */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

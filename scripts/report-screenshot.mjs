@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // Screenshot of a report page in headless Chromium (the picture in reports/README.md comes from here):
 //   node scripts/report-screenshot.mjs out/demo/report.html reports/demo-report.png
-/* global process */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chromium } from 'playwright-core';

@@ -1,8 +1,7 @@
 // The report's plots as plotly figure objects (data + layout), computed here so the page only hands them to
 // Plotly.newPlot. Every string that reaches a hover label is HTML-escaped: plotly renders a subset of HTML in
 // labels, so user-controlled names must not carry markup.
-import type { PublishedConfig } from '../model';
-import { rangeList, runLength } from '../slicing';
+import { type PublishedConfig, rangeList, runLength } from '../gemma3n';
 import type { SweepCandidate, SweepRun } from './types';
 
 export interface Figure {

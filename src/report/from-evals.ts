@@ -1,12 +1,12 @@
 // A report of `eval` results files: the submodels of one checkpoint scored on one subset become the
 // candidates of a one-run report, so a handful of evaluations can be looked at like a sweep.
-import { type MixNMatchSpec, type TextConfig, identitySpec, textParams } from '../model';
+import { type MixNMatchSpec, type TextConfig, identitySpec, textParams } from '../gemma3n';
 import { JsonReader, ReportInputError } from './parse';
 import { paretoFrontier } from './pareto';
 import type { CategoryResult, SweepCandidate, SweepResults } from './types';
 
 /** What a report needs from one `eval` results file. */
-export interface EvalRecord {
+export interface EvalSummary {
   readonly file: string;
   /** Checkpoint folder that was scored (absolute). */
   readonly model: string;
@@ -28,7 +28,7 @@ export function isEvalResults(json: unknown): boolean {
 }
 
 /** Validates the fields of an `eval` results file that a report uses. */
-export function parseEvalResults(json: unknown, file: string): EvalRecord {
+export function parseEvalResults(json: unknown, file: string): EvalSummary {
   const r = new JsonReader(file);
   const o = r.obj(json, '(top level)');
   let spec: MixNMatchSpec | null = null;
@@ -88,7 +88,7 @@ const sameList = (a: readonly number[], b: readonly number[]) =>
  * name). Results of different checkpoints, subsets or shot counts are refused rather than mixed.
  */
 export function sweepResultsFromEvals(
-  evals: readonly EvalRecord[],
+  evals: readonly EvalSummary[],
   parent: TextConfig,
   opts: FromEvalsOptions,
 ): SweepResults {

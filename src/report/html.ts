@@ -1,6 +1,7 @@
 // One self-contained HTML page from a sweep's results: plotly inlined, the data as escaped JSON, the table
 // rendered here (every string escaped), a few lines of script for plots, sorting and filtering.
-import { type PublishedConfig, UserInputError } from '../model';
+import { UserInputError } from '../formats';
+import type { PublishedConfig } from '../gemma3n';
 import { wilsonInterval } from '../eval';
 import { sliceCommandLine } from '../slicing';
 import {

@@ -10,7 +10,7 @@ export type {
 } from './types';
 export { JsonReader, ReportInputError, isSweepResults, parseSweepResults } from './parse';
 export {
-  type EvalRecord,
+  type EvalSummary,
   type FromEvalsOptions,
   isEvalResults,
   parseEvalResults,

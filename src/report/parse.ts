@@ -1,6 +1,6 @@
 // Checks untrusted JSON (a `results --json` file) into SweepResults. Every problem is one line naming the
 // file and the key path, e.g. `r.json: candidates[2].spec.ffn[4]: expected a positive integer`.
-import { UserInputError } from '../model';
+import { UserInputError } from '../formats';
 import type {
   CandidateResult,
   CategoryResult,

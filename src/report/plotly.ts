@@ -2,7 +2,7 @@
 // dist/plotly.min.js; the bundled CLI finds it beside itself, the sources one folder up.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UserInputError } from '../model';
+import { UserInputError } from '../formats';
 
 export const PLOTLY_BUNDLE = 'plotly.min.js';
 

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { type Browser, chromium } from 'playwright-core';
-import { loadPublishedConfigs } from '../../src/model';
+import { loadPublishedConfigs } from '../../src/gemma3n';
 import { loadPlotlyBundle, renderReport } from '../../src/report';
 import { tmpDir } from '../helpers/tmp';
 import { sweepFixture } from './fixture';

@@ -1,8 +1,8 @@
 // The report as a pure function: input validation, the frontier, escaping, what the page holds.
 import fc from 'fast-check';
-import { loadConfig, loadPublishedConfigs, textParams } from '../../src/model';
+import { loadConfig, loadPublishedConfigs, textParams } from '../../src/gemma3n';
 import {
-  type EvalRecord,
+  type EvalSummary,
   chanceWarning,
   paretoFrontier,
   parseSweepResults,
@@ -306,10 +306,10 @@ describe('sweepResultsFromEvals', () => {
   const config = loadConfig(path.join(repoRoot, 'configs', 'demo', 'config.json'));
   const record = (
     file: string,
-    spec: EvalRecord['spec'],
+    spec: EvalSummary['spec'],
     acc: number,
-    over: Partial<EvalRecord> = {},
-  ): EvalRecord => ({
+    over: Partial<EvalSummary> = {},
+  ): EvalSummary => ({
     file,
     model: '/m',
     spec,

@@ -2,7 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError, loadConfig, loadPublishedConfigs, writeFileAtomically } from '../../model';
+import { UserInputError, formatBytes, writeFileAtomically } from '../../formats';
+import { loadConfig, loadPublishedConfigs } from '../../gemma3n';
 import {
   type SweepResults,
   fileSafeName,
@@ -15,7 +16,6 @@ import {
   selectRun,
   sweepResultsFromEvals,
 } from '../../report';
-import { formatBytes } from '../../model/bytes';
 import { version } from '../../../package.json';
 
 /** Where reports go unless --out says otherwise (git-ignored, beside reports/README.md). */
