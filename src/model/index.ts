@@ -8,3 +8,6 @@ export * from './spec';
 export * from './accounting';
 export * from './inspect';
 export * from './random';
+export * from './presets';
+export * from './bytes';
+export * from './atomic';

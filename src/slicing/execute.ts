@@ -202,6 +202,179 @@ async function writeShard(
   }
 }
 
+/** Writes a slice's index, config, side files and card into `tmp` (its shards are there already). */
+async function completeOutput(
+  plan: SlicePlan,
+  ckpt: Checkpoint,
+  tmp: string,
+  card: string | undefined,
+): Promise<string[]> {
+  const weightMap: Record<string, string> = {};
+  const sorted = [...plan.tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const t of sorted) weightMap[t.name] = plan.shards[t.shard].file;
+  const index = {
+    metadata: {
+      total_size: plan.outputBytes,
+      total_parameters: plan.tensors.reduce((a, t) => a + numel(t.shape), 0),
+    },
+    weight_map: weightMap,
+  };
+  await fsp.writeFile(path.join(tmp, INDEX_FILE), JSON.stringify(index, null, 2) + '\n');
+  const parentConfig = await fsp.readFile(path.join(ckpt.dir, CONFIG_FILE), 'utf8');
+  await fsp.writeFile(path.join(tmp, CONFIG_FILE), slicedConfigText(parentConfig, plan));
+  const files = [...plan.shards.map((s) => s.file), INDEX_FILE, CONFIG_FILE];
+  for (const name of fs.readdirSync(ckpt.dir).sort()) {
+    if (!SIDE_FILE_RE.test(name) || !fs.statSync(path.join(ckpt.dir, name)).isFile()) continue;
+    // Content only: a read-only source file must not make the copy read-only.
+    await fsp.writeFile(path.join(tmp, name), await fsp.readFile(path.join(ckpt.dir, name)));
+    files.push(name);
+  }
+  if (card !== undefined) {
+    await fsp.writeFile(path.join(tmp, CARD_FILE), card);
+    files.push(CARD_FILE);
+  }
+  return files;
+}
+
+/** Swaps `tmp` into place at `out`: an old output (only with --force) moves aside first and is removed after. */
+async function swapIntoPlace(tmp: string, out: string): Promise<void> {
+  let old: string | null = null;
+  if (fs.existsSync(out)) {
+    old = `${tmp}-old`;
+    if (fs.readdirSync(out).length === 0) await fsp.rmdir(out);
+    else await fsp.rename(out, old);
+  }
+  await fsp.rename(tmp, out);
+  if (old) await fsp.rm(old, { recursive: true, force: true });
+}
+
+function tempDirFor(out: string): string {
+  return path.join(path.dirname(out), `.${path.basename(out)}.tmp-${process.pid}-${Date.now().toString(36)}`);
+}
+
+export interface PlanOutput {
+  readonly plan: SlicePlan;
+  readonly outDir: string;
+  readonly card?: string;
+}
+
+/**
+ * Several slices of one parent in one pass over its shards: each source tensor is read once, in chunks of
+ * whole rows, and every output that keeps it takes its rows or columns from the same buffer. Each output is
+ * built in its own temporary folder and renamed into place at the end, all or none.
+ */
+export async function executePlans(
+  outputs: readonly PlanOutput[],
+  ckpt: Checkpoint,
+  opts: Pick<ExecuteOptions, 'force' | 'chunkBytes' | 'onProgress' | 'signal'> = {},
+): Promise<ExecuteResult[]> {
+  const started = process.hrtime.bigint();
+  const outs = outputs.map((o) => path.resolve(o.outDir));
+  if (new Set(outs).size !== outs.length) throw new SliceOutputError('--out: two outputs share a folder');
+  outputs.forEach((o) => checkOutput(ckpt.dir, o.outDir, Boolean(opts.force)));
+  const tmps: string[] = [];
+  const writers = new Map<number, SafetensorsWriter>();
+  try {
+    for (const out of outs) {
+      await fsp.mkdir(path.dirname(out), { recursive: true });
+      const tmp = tempDirFor(out);
+      await fsp.mkdir(tmp);
+      tmps.push(tmp);
+    }
+    const chunk = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    const metadata = ckpt.shards[0]?.metadata ?? { format: 'pt' };
+    const total = outputs.reduce((n, o) => n + o.plan.outputBytes, 0);
+    let done = 0;
+    // Each output's tensors in the order its shards hold them (the source's order, filtered).
+    const queues = outputs.map((o) =>
+      o.plan.shards.flatMap((s, si) => s.tensors.map((i) => ({ t: o.plan.tensors[i], shard: si }))),
+    );
+    const pos = outputs.map(() => 0);
+    const shardOf = outputs.map(() => -1);
+    const write = async (k: number, bytes: Uint8Array) => {
+      await writers.get(k)!.write(bytes);
+      done += bytes.byteLength;
+      opts.onProgress?.(done, total);
+      if (opts.signal?.aborted) throw new SliceAbortedError('slicing interrupted; no output written');
+    };
+    let buf = new Uint8Array(chunk);
+    let scratch = new Uint8Array(chunk);
+    for (const source of sourceTensors(ckpt)) {
+      const users = queues.flatMap((q, k) => (q[pos[k]]?.t.source === source.name ? [k] : []));
+      if (users.length === 0) continue;
+      for (const k of users) {
+        const { shard } = queues[k][pos[k]];
+        if (shard === shardOf[k]) continue;
+        await writers.get(k)?.close();
+        const plan = outputs[k].plan;
+        const tensors = plan.shards[shard].tensors.map((i) => plan.tensors[i]);
+        writers.set(
+          k,
+          await SafetensorsWriter.create(path.join(tmps[k], plan.shards[shard].file), tensors, metadata),
+        );
+        shardOf[k] = shard;
+      }
+      const first = queues[users[0]][pos[users[0]]].t;
+      const src = ckpt.get(source.name);
+      const rowBytes = first.sourceShape.length === 0 ? src.info.end - src.info.begin : rowBytesOf(first);
+      const rows = first.sourceShape.length === 0 ? 1 : first.sourceShape[0];
+      // Rows any output needs: row ops keep prefixes/ranges, the others need every row.
+      const needed = Math.max(
+        ...users.map((k) => {
+          const op = queues[k][pos[k]].t.op;
+          return op.kind === 'rows' ? Math.max(0, ...op.ranges.map(([, b]) => b)) : rows;
+        }),
+      );
+      const perChunk = Math.max(1, Math.floor(chunk / rowBytes));
+      if (buf.byteLength < perChunk * rowBytes) {
+        buf = new Uint8Array(perChunk * rowBytes);
+        scratch = new Uint8Array(perChunk * rowBytes);
+      }
+      for (let r = 0; r < needed; r += perChunk) {
+        const n = Math.min(perChunk, needed - r);
+        const data = await src.file.readRangeAsync(src.info, r * rowBytes, n * rowBytes, buf);
+        for (const k of users) {
+          const t = queues[k][pos[k]].t;
+          const op = t.op;
+          if (op.kind === 'copy') await write(k, data);
+          else if (op.kind === 'rows') {
+            for (const [a, b] of op.ranges) {
+              const lo = Math.max(a, r);
+              const hi = Math.min(b, r + n);
+              if (lo < hi) await write(k, data.subarray((lo - r) * rowBytes, (hi - r) * rowBytes));
+            }
+          } else {
+            scratch.set(data.subarray(0, n * rowBytes));
+            const colBytes = rowBytes / t.sourceShape[1];
+            const keep = op.ranges.map(([a, b]) => [a * colBytes, b * colBytes] as [number, number]);
+            await write(k, compactColumns(scratch, { rows: n, rowBytes, keep }));
+          }
+        }
+      }
+      for (const k of users) pos[k]++;
+    }
+    for (const [k, w] of writers) {
+      await w.close();
+      writers.delete(k);
+    }
+    queues.forEach((q, k) => {
+      if (pos[k] !== q.length) throw new Error(`output ${outs[k]}: tensors out of source order (internal)`);
+    });
+    const results: ExecuteResult[] = [];
+    for (const [k, o] of outputs.entries()) {
+      const files = await completeOutput(o.plan, ckpt, tmps[k], o.card);
+      results.push({ outDir: outs[k], bytes: o.plan.outputBytes, seconds: 0, files });
+    }
+    for (const [k, out] of outs.entries()) await swapIntoPlace(tmps[k], out);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    return results.map((r) => ({ ...r, seconds }));
+  } catch (err) {
+    for (const w of writers.values()) await w.abort();
+    for (const tmp of tmps) await fsp.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
 /** Writes the plan's output into `opts.outDir` atomically. */
 export async function executePlan(
   plan: SlicePlan,
@@ -212,10 +385,7 @@ export async function executePlan(
   checkOutput(ckpt.dir, opts.outDir, Boolean(opts.force));
   const out = path.resolve(opts.outDir);
   await fsp.mkdir(path.dirname(out), { recursive: true });
-  const tmp = path.join(
-    path.dirname(out),
-    `.${path.basename(out)}.tmp-${process.pid}-${Date.now().toString(36)}`,
-  );
+  const tmp = tempDirFor(out);
   await fsp.mkdir(tmp);
   opts.onTempDir?.(tmp);
   // One controller stops every shard writer: the caller's signal, or the first failure.
@@ -263,41 +433,9 @@ export async function executePlan(
     const errors = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
     if (errors.length > 0) throw errors.find((e) => !(e instanceof SliceAbortedError)) ?? errors[0];
 
-    const weightMap: Record<string, string> = {};
-    const sorted = [...plan.tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const t of sorted) weightMap[t.name] = plan.shards[t.shard].file;
-    const index = {
-      metadata: {
-        total_size: plan.outputBytes,
-        total_parameters: plan.tensors.reduce((a, t) => a + numel(t.shape), 0),
-      },
-      weight_map: weightMap,
-    };
-    await fsp.writeFile(path.join(tmp, INDEX_FILE), JSON.stringify(index, null, 2) + '\n');
-    const parentConfig = await fsp.readFile(path.join(ckpt.dir, CONFIG_FILE), 'utf8');
-    await fsp.writeFile(path.join(tmp, CONFIG_FILE), slicedConfigText(parentConfig, plan));
-    const files = [...plan.shards.map((s) => s.file), INDEX_FILE, CONFIG_FILE];
-    for (const name of fs.readdirSync(ckpt.dir).sort()) {
-      if (!SIDE_FILE_RE.test(name) || !fs.statSync(path.join(ckpt.dir, name)).isFile()) continue;
-      // Content only: a read-only source file must not make the copy read-only.
-      await fsp.writeFile(path.join(tmp, name), await fsp.readFile(path.join(ckpt.dir, name)));
-      files.push(name);
-    }
-    if (opts.card !== undefined) {
-      await fsp.writeFile(path.join(tmp, CARD_FILE), opts.card);
-      files.push(CARD_FILE);
-    }
+    const files = await completeOutput(plan, ckpt, tmp, opts.card);
     checkAbort();
-
-    // Swap into place: the old output (only with --force) moves aside first and is removed after.
-    let old: string | null = null;
-    if (fs.existsSync(out)) {
-      old = `${tmp}-old`;
-      if (fs.readdirSync(out).length === 0) await fsp.rmdir(out);
-      else await fsp.rename(out, old);
-    }
-    await fsp.rename(tmp, out);
-    if (old) await fsp.rm(old, { recursive: true, force: true });
+    await swapIntoPlace(tmp, out);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return { outDir: out, bytes: plan.outputBytes, seconds, files };
   } catch (err) {

@@ -13,12 +13,20 @@ export {
   runLength,
   rangeList,
   TRAINED_WIDTHS,
+  widthsForKept,
 } from './spec';
-export type { SpecFlags, ResolvedSpec } from './spec';
+export type { SpecFlags, ResolvedSpec, ListInput } from './spec';
 export { planSlice, SlicePlanError, DEFAULT_MAX_SHARD_BYTES } from './plan';
 export type { SlicePlan, PlannedTensor, PlannedShard, SliceOp, SourceTensor, LayerRow } from './plan';
-export { executePlan, sourceTensors, checkOutput, SliceOutputError, SliceAbortedError } from './execute';
-export type { ExecuteOptions, ExecuteResult } from './execute';
+export {
+  executePlan,
+  executePlans,
+  sourceTensors,
+  checkOutput,
+  SliceOutputError,
+  SliceAbortedError,
+} from './execute';
+export type { ExecuteOptions, ExecuteResult, PlanOutput } from './execute';
 export { renderCard, reproduceCommand } from './card';
 export { formatPlan } from './format';
 export { sliceCheckpoint } from './run';

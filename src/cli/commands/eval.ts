@@ -164,11 +164,12 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     } = await openModel(argv.dir, argv, {
       onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
     });
+    let progress: ReturnType<typeof progressBar> | null = null;
     try {
       process.stderr.write(
         `loaded ${argv.dir} on ${engine.backend.name} in ${loadSeconds.toFixed(1)} s; ${subset.items.length} questions, ${argv.shots}-shot\n`,
       );
-      const progress = progressBar(subset.items.length, done.length);
+      progress = progressBar(subset.items.length, done.length);
       const { results, predictions } = await evaluate({
         scorer: new EngineScorer(model, { groupSize: batchSize }),
         tokenizer,
@@ -184,6 +185,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
         done,
       });
       progress.bar.finish();
+      progress = null;
       const record = { ...results, backend: engine.backend.name, predictions_file: argv.predictions ?? null };
       if (argv.predictions) await writePredictionsJsonl(argv.predictions, predictions);
       await writeResults(argv.out, record as typeof results);
@@ -195,6 +197,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
           `subset ${results.subset.id}; wrote ${argv.out}\n`,
       );
     } finally {
+      progress?.bar.clear();
       engine.dispose();
     }
   },

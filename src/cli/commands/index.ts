@@ -8,6 +8,9 @@ import { generateCommand } from './generate';
 import { benchCommand } from './bench';
 import { evalCommand } from './eval';
 import { compareCommand } from './compare';
+import { sweepCommand } from './sweep';
+import { resultsCommand } from './results';
+import { exportBestCommand } from './export-best';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -19,4 +22,7 @@ export const commands: CommandModule<any, any>[] = [
   benchCommand,
   evalCommand,
   compareCommand,
+  sweepCommand,
+  resultsCommand,
+  exportBestCommand,
 ];
