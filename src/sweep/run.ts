@@ -40,7 +40,8 @@ export interface SweepProgress {
 
 export interface SweepRunOptions {
   readonly sweep: SweepFile;
-  readonly store: SweepStore;
+  /** The store, or how to open it: opened only once the sweep, its data and the checkpoint have checked out. */
+  readonly store: SweepStore | (() => SweepStore);
   /** Start over: the previous run of this sweep and its candidates' results are deleted. */
   readonly fresh?: boolean;
   readonly toolVersion: string;
@@ -89,7 +90,7 @@ function sensitivityCandidates(sweep: SweepFile, parent: ModelConfig): Candidate
 }
 
 export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
-  const { sweep, store } = opts;
+  const { sweep } = opts;
   const log = opts.log ?? (() => undefined);
   const parent = loadConfig(sweep.model);
   const candidates =
@@ -112,6 +113,7 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
   const choiceIds = choiceTokenIds(tokenizer);
   const fingerprint = modelFingerprint(sweep.model);
   const modelPath = path.resolve(sweep.model);
+  const store = typeof opts.store === 'function' ? opts.store() : opts.store;
   await store.checkModel(modelPath, fingerprint);
   const scope: ResultScope = { fingerprint, shots: sweep.shots, split: subset.split };
 

@@ -91,7 +91,7 @@ export interface SweepFile {
   readonly raw: unknown;
 }
 
-export const DEFAULT_MEMORY_CAP = 2 * 1024 ** 3;
+export const DEFAULT_MEMORY_CAP = 2e9;
 const BACKENDS = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'];
 const SPLITS = ['test', 'val', 'dev'] as const;
 

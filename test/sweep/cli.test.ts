@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { cliPath, repoRoot, runCli } from '../helpers/cli';
+import { type CliResult, cliPath, repoRoot, runCli as run } from '../helpers/cli';
 import { tmpDir } from '../helpers/tmp';
 import { demoConfig, randomCheckpoint } from './helpers';
 
@@ -22,6 +22,8 @@ interface Json {
 }
 
 const MMLU = path.join(repoRoot, 'examples/mini-mmlu');
+/** Sweeps on a busy 2-core machine take minutes. */
+const runCli = (args: string[]): CliResult => run(args, { timeoutMs: 600_000 });
 
 describe('sweep CLI', () => {
   let dir: string;
@@ -88,7 +90,7 @@ describe('sweep CLI', () => {
 
   it('stores a sweep; re-running it does no work; a changed checkpoint under the same path is refused', () => {
     const f = sweepFile('blocks.json', {
-      data: { mmlu: MMLU, limit_per_subject: 2 },
+      data: { mmlu: MMLU, limit_per_subject: 1 },
       metric: 'agreement',
       candidates: [
         { generate: 'blocks', widths: [32, 64] },
@@ -105,15 +107,15 @@ describe('sweep CLI', () => {
     expect(out.candidates).toHaveLength(5);
     const parent = out.candidates[0]!;
     expect(parent.spec).toEqual({ skip: [], ffn: Array(10).fill(64) });
-    expect(parent.result).toMatchObject({ metric: 1, n: 6 });
+    expect(parent.result).toMatchObject({ metric: 1, n: 3 });
     expect(parent.pareto).toBe(true);
     const skip = out.candidates.find((c) => c.spec.skip.length === 1)!;
     expect(skip.spec).toEqual({ skip: [3], ffn: Array(9).fill(48) });
     for (const c of out.candidates) {
-      expect(c.predictions).toHaveLength(6);
+      expect(c.predictions).toHaveLength(3);
       expect(c.result.ci[0]).toBeLessThanOrEqual(c.result.metric);
       // Agreement: the share of questions where the candidate's answer is the parent's.
-      const agree = c.predictions!.filter((p, i) => p.pred === parent.predictions![i]!.pred).length / 6;
+      const agree = c.predictions!.filter((p, i) => p.pred === parent.predictions![i]!.pred).length / 3;
       expect(c.result.metric).toBeCloseTo(agree, 12);
     }
 
@@ -168,16 +170,43 @@ describe('sweep CLI', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/changed: the checkpoint changed since this database scored it/);
     expect(fs.statSync(db).mtimeMs).toBe(before);
-  });
+  }, 900_000);
+
+  it('sensitivity: each layer alone narrowed and each skippable one skipped, the drop stored per layer', () => {
+    const f = sweepFile('sens.json', {
+      metric: 'agreement',
+      data: { mmlu: MMLU, limit_per_subject: 1 },
+      strategy: { sensitivity: { width: 16 } },
+    });
+    const db = path.join(dir, 'sens.sqlite');
+    expect(runCli(['sweep', f, '--db', db]).code).toBe(0);
+    const out = JSON.parse(runCli(['results', db, '--json']).stdout) as Json & {
+      sensitivity: { layer: number; kind: string; id: string; drop: number }[];
+    };
+    const narrow = out.sensitivity.filter((s) => s.kind === 'narrow');
+    expect(narrow.map((s) => s.layer)).toEqual([...Array(10).keys()]);
+    // Producers read by consumers (layers 4 and 5 here) cannot be skipped alone.
+    const skipped = out.sensitivity.filter((s) => s.kind === 'skip').map((s) => s.layer);
+    expect(skipped).not.toContain(4);
+    expect(skipped).not.toContain(5);
+    expect(skipped.length).toBeGreaterThan(4);
+    for (const s of out.sensitivity) {
+      const c = out.candidates.find((x) => x.id === s.id)!;
+      expect(s.drop).toBeCloseTo(1 - c.result.metric, 12);
+      if (s.kind === 'narrow') expect(c.spec.ffn[s.layer]).toBe(16);
+      else expect(c.spec.skip).toEqual([s.layer]);
+    }
+  }, 900_000);
 
   it('kill -9 in the middle, then the same command: identical results to an uninterrupted run', async () => {
     const f = sweepFile('kill.json', {
-      batch_size: 2,
+      batch_size: 1,
+      data: { mmlu: MMLU, limit_per_subject: 3 },
       candidates: [{ generate: 'blocks', widths: [32, 64] }],
-      strategy: { successive_halving: { start: 6, eta: 3, buckets: 2 } },
+      strategy: { successive_halving: { start: 3, eta: 3, buckets: 2 } },
     });
     const whole = path.join(dir, 'whole.sqlite');
-    expect(runCli(['sweep', f, '--db', whole], { timeoutMs: 600_000 }).code).toBe(0);
+    expect(runCli(['sweep', f, '--db', whole]).code).toBe(0);
 
     const killed = path.join(dir, 'killed.sqlite');
     const child = spawn(process.execPath, [cliPath, 'sweep', f, '--db', killed], { stdio: 'ignore' });
@@ -196,7 +225,7 @@ describe('sweep CLI', () => {
     };
     const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
     let n = 0;
-    for (let i = 0; i < 2400 && n === 0; i++) {
+    for (let i = 0; i < 12_000 && n === 0; i++) {
       await new Promise((r) => setTimeout(r, 50));
       n = count();
     }
@@ -207,11 +236,11 @@ describe('sweep CLI', () => {
     const total = results(whole).candidates.reduce((s, c) => s + c.result.n, 0);
     expect(partial).toBeLessThan(total);
 
-    const r = runCli(['sweep', f, '--db', killed], { timeoutMs: 600_000 });
+    const r = runCli(['sweep', f, '--db', killed]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/resuming run 1 \(running\)/);
     const a = results(whole, '--predictions').candidates;
     const b = results(killed, '--predictions').candidates;
     expect(b).toEqual(a);
-  });
+  }, 900_000);
 });

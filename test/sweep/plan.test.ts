@@ -11,11 +11,13 @@ import {
   nextRound,
   paretoFrontier,
   parseSweep,
+  readSweepFile,
   roundSizes,
   specHash,
   sweepCandidates,
 } from '../../src/sweep';
 import { describeIfShared, fixturesDir } from '../helpers/shared';
+import { repoRoot } from '../helpers/cli';
 import { demoConfig } from './helpers';
 
 const base = { model: 'm', data: { mmlu: 'mmlu' }, candidates: [{ generate: 'blocks', widths: [64, 128] }] };
@@ -65,6 +67,13 @@ describe('sweep file', () => {
     [{ colour: 1 }, 'colour: unknown key'],
   ])('rejects %j with the key path', (extra, message) => {
     expect(() => parse(extra)).toThrow(message);
+  });
+
+  it('the committed example parses', () => {
+    const s = readSweepFile(path.join(repoRoot, 'examples/sweep-demo.yaml'));
+    expect(s.strategy).toEqual({ kind: 'successive_halving', start: 6, eta: 3, buckets: 2 });
+    expect(s.candidates.map((c) => c.kind)).toEqual(['blocks', 'spec', 'random']);
+    expect(s.memoryCap).toBe(1e9);
   });
 
   it('lets sensitivity go without candidates', () => {

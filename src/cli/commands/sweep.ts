@@ -37,7 +37,9 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       .example('$0 results sweeps.sqlite', '') as unknown as Argv<SweepArgs>,
   handler: async (argv) => {
     const sweep = readSweepFile(argv.file);
-    const store = SqliteSweepStore.open(argv.db, { flag: '--db' });
+    // Opened once the sweep has checked out: a bad sweep file never creates a database.
+    let store: SqliteSweepStore | null = null;
+    const openStore = () => (store ??= SqliteSweepStore.open(argv.db, { flag: '--db' }));
     let stop = false;
     const onSignal = () => {
       if (stop) process.exit(EXIT_INTERRUPTED);
@@ -53,7 +55,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     try {
       const outcome = await runSweep({
         sweep,
-        store,
+        store: openStore,
         fresh: argv.fresh,
         toolVersion: TOOL_VERSION,
         log: (m) => process.stderr.write(`${m}\n`),
@@ -79,10 +81,10 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         process.stderr.write(
           `stopped: ${outcome.scored} results saved in ${argv.db}; run the same command to resume\n`,
         );
-        store.close();
+        (store as SqliteSweepStore | null)?.close();
         process.exit(EXIT_INTERRUPTED);
       }
-      const report = await runReport(store, { run: outcome.runId });
+      const report = await runReport(openStore(), { run: outcome.runId });
       const run = report.runs[0]!;
       process.stderr.write(
         `run ${outcome.runId}: ${outcome.rounds} round(s), ${outcome.scored} new results` +
@@ -96,7 +98,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     } finally {
       (bars as ProgressBars | null)?.stop();
       process.off('SIGINT', onSignal);
-      store.close();
+      (store as SqliteSweepStore | null)?.close();
     }
   },
 };
