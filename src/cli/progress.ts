@@ -37,32 +37,46 @@ function barOptions(opts: ProgressOptions, format: string): Options {
 export class ProgressBar {
   private readonly bar: SingleBar;
   private readonly started = Date.now();
+  /** Off a terminal the bar starts only once the work has run a while: short runs print nothing. */
+  private running = false;
+  private readonly quietMs: number;
 
   constructor(
     private readonly total: number,
     private readonly opts: ProgressOptions = {},
   ) {
     const label = opts.label ?? 'slicing';
+    this.quietMs = (opts.stream ?? process.stderr).isTTY ? 0 : (opts.plainEverySeconds ?? 10) * 1000;
     this.bar = new SingleBar(
       barOptions(opts, `${label} [{bar}] {percentage}% {stats} ETA {eta_formatted}`),
       Presets.legacy,
     );
-    this.bar.start(Math.max(total, 1), 0, { stats: '' });
+    if (this.quietMs === 0) this.start();
+  }
+
+  private start(): void {
+    this.bar.start(Math.max(this.total, 1), 0, { stats: '' });
+    this.running = true;
   }
 
   update(done: number): void {
-    const secs = Math.max((Date.now() - this.started) / 1000, 1e-3);
-    this.bar.update(done, { stats: (this.opts.stats ?? byteStats)(done, this.total, secs) });
+    const ms = Date.now() - this.started;
+    if (!this.running && ms < this.quietMs) return;
+    if (!this.running) this.start();
+    this.bar.update(done, {
+      stats: (this.opts.stats ?? byteStats)(done, this.total, Math.max(ms / 1000, 1e-3)),
+    });
   }
 
   /** Ends the bar (its last state stays on a terminal). */
   finish(): void {
-    this.bar.stop();
+    if (this.running) this.bar.stop();
+    this.running = false;
   }
 
   /** Ends a half-drawn bar before an error message. */
   clear(): void {
-    this.bar.stop();
+    this.finish();
   }
 }
 
