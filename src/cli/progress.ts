@@ -2,7 +2,7 @@
 // and per round), drawn by cli-progress. On a terminal they redraw in place; elsewhere (logs, CI, tests) a
 // plain line comes now and then.
 import { MultiBar, Presets, SingleBar, type Options } from 'cli-progress';
-import { formatBytes } from '../model/bytes';
+import { formatBytes } from '../formats';
 
 export interface ProgressOptions {
   readonly stream?: NodeJS.WriteStream;

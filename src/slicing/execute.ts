@@ -1,16 +1,21 @@
-// Executes a slice plan: streams the parent's shards into new shards, a few shards at once, each
-// through two reused buffers (the next chunk is read while the current one is written), then writes
-// the index, config, copied side files and the model card. Everything is built in a temporary
+// Executes a slice plan: streams the parent's tensors through the one sharded checkpoint writer, a few
+// shards at once, each through two reused buffers (the next chunk is read while the current one is
+// written), then writes the config, copied side files and the model card. Everything is built in a temporary
 // folder beside the output and renamed into place at the end, so a failure or an interrupt leaves
 // no partial output.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { Checkpoint, CheckpointTensor, CONFIG_FILE, INDEX_FILE } from '../model/checkpoint';
 import { isDeepStrictEqual } from 'node:util';
-import { dtypeBytes } from '../model/dtype';
-import { UserInputError } from '../model/errors';
-import { SafetensorsWriter, numel } from '../model/safetensors';
+import {
+  CONFIG_FILE,
+  Checkpoint,
+  CheckpointTensor,
+  UserInputError,
+  dtypeBytes,
+  numel,
+  writeShardedCheckpoint,
+} from '../formats';
 import { editJsonObject } from './config-text';
 import { PlannedTensor, SlicePlan, SourceTensor } from './plan';
 
@@ -120,6 +125,12 @@ interface Chunk {
   };
 }
 
+function at<T>(xs: readonly T[], i: number): T {
+  const x = xs[i];
+  if (x === undefined) throw new RangeError(`plan entry ${i} is out of range`);
+  return x;
+}
+
 function rowBytesOf(t: PlannedTensor): number {
   return numel(t.sourceShape.slice(1)) * dtypeBytes(t.dtype);
 }
@@ -161,68 +172,58 @@ function compactColumns(buf: Uint8Array, cols: NonNullable<Chunk['cols']>): Uint
   return buf.subarray(0, dst);
 }
 
-async function writeShard(
-  file: string,
+/** A shard's bytes, double-buffered: the next read fills the other buffer while this chunk is written. */
+async function* shardBytes(
   tensors: readonly PlannedTensor[],
   ckpt: Checkpoint,
-  buffers: [Uint8Array, Uint8Array],
+  buffers: readonly [Uint8Array, Uint8Array],
   chunk: number,
-  metadata: Record<string, string> | null,
-  step: (bytes: number) => void,
-): Promise<void> {
-  const writer = await SafetensorsWriter.create(file, tensors, metadata);
-  try {
-    const chunks = (function* () {
-      for (const t of tensors) yield* chunksOf(t, ckpt.get(t.source), chunk);
-    })();
-    const read = (c: Chunk, buf: Uint8Array) => {
-      const p = c.src.file.readRangeAsync(c.src.info, c.begin, c.length, buf);
-      // A read that fails while we are still writing must not count as an unhandled rejection.
-      p.catch(() => undefined);
-      return p;
-    };
-    let k = 0;
-    let cur = chunks.next();
-    let pending = cur.done ? null : read(cur.value, buffers[0]);
-    while (!cur.done && pending) {
-      const data = await pending;
-      const next = chunks.next();
-      // Overlap: the next read fills the other buffer while this one is compacted and written.
-      pending = next.done ? null : read(next.value, buffers[(k + 1) % 2]);
-      const out = cur.value.cols ? compactColumns(data, cur.value.cols) : data;
-      await writer.write(out);
-      step(out.byteLength);
-      cur = next;
-      k++;
-    }
-    await writer.close();
-  } catch (err) {
-    await writer.abort();
-    throw err;
+): AsyncGenerator<Uint8Array> {
+  const chunks = (function* () {
+    for (const t of tensors) yield* chunksOf(t, ckpt.get(t.source), chunk);
+  })();
+  const read = (c: Chunk, buf: Uint8Array) => {
+    const p = c.src.file.readRangeAsync(c.src.info, c.begin, c.length, buf);
+    // A read that fails while we are still writing must not count as an unhandled rejection.
+    p.catch(() => undefined);
+    return p;
+  };
+  let k = 0;
+  let cur = chunks.next();
+  let pending = cur.done ? null : read(cur.value, buffers[0]);
+  while (!cur.done && pending) {
+    const data = await pending;
+    const next = chunks.next();
+    pending = next.done ? null : read(next.value, buffers[(k + 1) % 2]);
+    yield cur.value.cols ? compactColumns(data, cur.value.cols) : data;
+    cur = next;
+    k++;
   }
 }
 
-/** Writes a slice's index, config, side files and card into `tmp` (its shards are there already). */
+function shardsOf(plan: SlicePlan): { file: string; tensors: PlannedTensor[] }[] {
+  return plan.shards.map((s) => ({ file: s.file, tensors: s.tensors.map((i) => at(plan.tensors, i)) }));
+}
+
+function indexMetadataOf(plan: SlicePlan): Record<string, number> {
+  return { total_parameters: plan.tensors.reduce((a, t) => a + numel(t.shape), 0) };
+}
+
+function tempDirFor(out: string): string {
+  return path.join(path.dirname(out), `.${path.basename(out)}.tmp-${process.pid}-${Date.now().toString(36)}`);
+}
+
+/** Writes a slice's config, side files and card into `tmp` beside its shards and index; returns every file. */
 async function completeOutput(
   plan: SlicePlan,
   ckpt: Checkpoint,
   tmp: string,
+  written: readonly string[],
   card: string | undefined,
 ): Promise<string[]> {
-  const weightMap: Record<string, string> = {};
-  const sorted = [...plan.tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const t of sorted) weightMap[t.name] = plan.shards[t.shard].file;
-  const index = {
-    metadata: {
-      total_size: plan.outputBytes,
-      total_parameters: plan.tensors.reduce((a, t) => a + numel(t.shape), 0),
-    },
-    weight_map: weightMap,
-  };
-  await fsp.writeFile(path.join(tmp, INDEX_FILE), JSON.stringify(index, null, 2) + '\n');
   const parentConfig = await fsp.readFile(path.join(ckpt.dir, CONFIG_FILE), 'utf8');
   await fsp.writeFile(path.join(tmp, CONFIG_FILE), slicedConfigText(parentConfig, plan));
-  const files = [...plan.shards.map((s) => s.file), INDEX_FILE, CONFIG_FILE];
+  const files = [...written, CONFIG_FILE];
   for (const name of fs.readdirSync(ckpt.dir).sort()) {
     if (!SIDE_FILE_RE.test(name) || !fs.statSync(path.join(ckpt.dir, name)).isFile()) continue;
     // Content only: a read-only source file must not make the copy read-only.
@@ -236,7 +237,7 @@ async function completeOutput(
   return files;
 }
 
-/** Swaps `tmp` into place at `out`: an old output (only with --force) moves aside first and is removed after. */
+/** Swap into place: the old output (only with --force) moves aside first and is removed after. */
 async function swapIntoPlace(tmp: string, out: string): Promise<void> {
   let old: string | null = null;
   if (fs.existsSync(out)) {
@@ -248,8 +249,48 @@ async function swapIntoPlace(tmp: string, out: string): Promise<void> {
   if (old) await fsp.rm(old, { recursive: true, force: true });
 }
 
-function tempDirFor(out: string): string {
-  return path.join(path.dirname(out), `.${path.basename(out)}.tmp-${process.pid}-${Date.now().toString(36)}`);
+/**
+ * A hand-over of chunks from the one reader to one output's writer. `push` resolves once the writer asks for
+ * the next chunk (so it has written this one and the reader may reuse its buffer), or rejects if it failed.
+ */
+class Handover {
+  private item: { bytes: Uint8Array; taken: () => void } | null = null;
+  private wanted: (() => void) | null = null;
+  private failure: unknown = null;
+  private pendingAck: (() => void) | null = null;
+  private rejectAck: ((e: unknown) => void) | null = null;
+
+  push(bytes: Uint8Array): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      this.rejectAck = reject;
+      this.item = { bytes, taken: resolve };
+      this.wanted?.();
+      this.wanted = null;
+    });
+  }
+
+  fail(err: unknown): void {
+    this.failure = err;
+    this.rejectAck?.(err);
+  }
+
+  /** The bytes of `tensors`, as the reader pushes them. */
+  async *pull(total: number): AsyncGenerator<Uint8Array> {
+    let got = 0;
+    while (got < total) {
+      this.pendingAck?.();
+      this.pendingAck = null;
+      while (!this.item) await new Promise<void>((r) => (this.wanted = r));
+      const { bytes, taken } = this.item;
+      this.item = null;
+      this.pendingAck = taken;
+      got += bytes.byteLength;
+      yield bytes;
+    }
+    this.pendingAck?.();
+    this.pendingAck = null;
+  }
 }
 
 export interface PlanOutput {
@@ -260,8 +301,9 @@ export interface PlanOutput {
 
 /**
  * Several slices of one parent in one pass over its shards: each source tensor is read once, in chunks of
- * whole rows, and every output that keeps it takes its rows or columns from the same buffer. Each output is
- * built in its own temporary folder and renamed into place at the end, all or none.
+ * whole rows, and handed to every output that keeps it (its rows, or its columns compacted into the output's
+ * own buffer), each output written by the one sharded writer. Each output is built in a temporary folder and
+ * renamed into place at the end, all or none.
  */
 export async function executePlans(
   outputs: readonly PlanOutput[],
@@ -273,103 +315,107 @@ export async function executePlans(
   if (new Set(outs).size !== outs.length) throw new SliceOutputError('--out: two outputs share a folder');
   outputs.forEach((o) => checkOutput(ckpt.dir, o.outDir, Boolean(opts.force)));
   const tmps: string[] = [];
-  const writers = new Map<number, SafetensorsWriter>();
+  const aborted = () => new SliceAbortedError('slicing interrupted; no output written');
   try {
     for (const out of outs) {
       await fsp.mkdir(path.dirname(out), { recursive: true });
-      const tmp = tempDirFor(out);
-      await fsp.mkdir(tmp);
-      tmps.push(tmp);
+      tmps.push(tempDirFor(out));
+      await fsp.mkdir(at(tmps, tmps.length - 1));
     }
     const chunk = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     const metadata = ckpt.shards[0]?.metadata ?? { format: 'pt' };
     const total = outputs.reduce((n, o) => n + o.plan.outputBytes, 0);
     let done = 0;
-    // Each output's tensors in the order its shards hold them (the source's order, filtered).
-    const queues = outputs.map((o) =>
-      o.plan.shards.flatMap((s, si) => s.tensors.map((i) => ({ t: o.plan.tensors[i], shard: si }))),
+    const handovers = outputs.map(() => new Handover());
+    const writes = outputs.map((o, k) =>
+      writeShardedCheckpoint({
+        dir: at(tmps, k),
+        shards: shardsOf(o.plan),
+        data: (tensors) =>
+          at(handovers, k).pull(tensors.reduce((n, t) => n + numel(t.shape) * dtypeBytes(t.dtype), 0)),
+        metadata,
+        index: 'always',
+        indexMetadata: indexMetadataOf(o.plan),
+        onChunk: (n) => {
+          done += n;
+          opts.onProgress?.(done, total);
+        },
+      }).catch((err: unknown) => {
+        handovers.forEach((h) => h.fail(err));
+        throw err;
+      }),
     );
-    const pos = outputs.map(() => 0);
-    const shardOf = outputs.map(() => -1);
-    const write = async (k: number, bytes: Uint8Array) => {
-      await writers.get(k)!.write(bytes);
-      done += bytes.byteLength;
-      opts.onProgress?.(done, total);
-      if (opts.signal?.aborted) throw new SliceAbortedError('slicing interrupted; no output written');
-    };
-    let buf = new Uint8Array(chunk);
-    let scratch = new Uint8Array(chunk);
-    for (const source of sourceTensors(ckpt)) {
-      const users = queues.flatMap((q, k) => (q[pos[k]]?.t.source === source.name ? [k] : []));
-      if (users.length === 0) continue;
-      for (const k of users) {
-        const { shard } = queues[k][pos[k]];
-        if (shard === shardOf[k]) continue;
-        await writers.get(k)?.close();
-        const plan = outputs[k].plan;
-        const tensors = plan.shards[shard].tensors.map((i) => plan.tensors[i]);
-        writers.set(
-          k,
-          await SafetensorsWriter.create(path.join(tmps[k], plan.shards[shard].file), tensors, metadata),
+    writes.forEach((w) => w.catch(() => undefined));
+    const reading = (async () => {
+      // Each output's tensors in the order its shards hold them (the source's order, filtered).
+      const queues = outputs.map((o) => shardsOf(o.plan).flatMap((s) => s.tensors));
+      const pos = outputs.map(() => 0);
+      let buf = new Uint8Array(chunk);
+      const scratch = outputs.map(() => new Uint8Array(chunk));
+      for (const source of sourceTensors(ckpt)) {
+        const users = queues.flatMap((q, k) => (q[at(pos, k)]?.source === source.name ? [k] : []));
+        if (users.length === 0) continue;
+        const first = at(at(queues, at(users, 0)), at(pos, at(users, 0)));
+        const src = ckpt.get(source.name);
+        const scalar = first.sourceShape.length === 0;
+        const rowBytes = scalar ? src.info.end - src.info.begin : rowBytesOf(first);
+        const rows = scalar ? 1 : at(first.sourceShape, 0);
+        // Rows any output needs: row ops keep ranges, the others every row.
+        const needed = Math.max(
+          ...users.map((k) => {
+            const op = at(at(queues, k), at(pos, k)).op;
+            return op.kind === 'rows' ? Math.max(0, ...op.ranges.map(([, b]) => b)) : rows;
+          }),
         );
-        shardOf[k] = shard;
-      }
-      const first = queues[users[0]][pos[users[0]]].t;
-      const src = ckpt.get(source.name);
-      const rowBytes = first.sourceShape.length === 0 ? src.info.end - src.info.begin : rowBytesOf(first);
-      const rows = first.sourceShape.length === 0 ? 1 : first.sourceShape[0];
-      // Rows any output needs: row ops keep prefixes/ranges, the others need every row.
-      const needed = Math.max(
-        ...users.map((k) => {
-          const op = queues[k][pos[k]].t.op;
-          return op.kind === 'rows' ? Math.max(0, ...op.ranges.map(([, b]) => b)) : rows;
-        }),
-      );
-      const perChunk = Math.max(1, Math.floor(chunk / rowBytes));
-      if (buf.byteLength < perChunk * rowBytes) {
-        buf = new Uint8Array(perChunk * rowBytes);
-        scratch = new Uint8Array(perChunk * rowBytes);
-      }
-      for (let r = 0; r < needed; r += perChunk) {
-        const n = Math.min(perChunk, needed - r);
-        const data = await src.file.readRangeAsync(src.info, r * rowBytes, n * rowBytes, buf);
-        for (const k of users) {
-          const t = queues[k][pos[k]].t;
-          const op = t.op;
-          if (op.kind === 'copy') await write(k, data);
-          else if (op.kind === 'rows') {
-            for (const [a, b] of op.ranges) {
-              const lo = Math.max(a, r);
-              const hi = Math.min(b, r + n);
-              if (lo < hi) await write(k, data.subarray((lo - r) * rowBytes, (hi - r) * rowBytes));
+        const perChunk = Math.max(1, Math.floor(chunk / rowBytes));
+        if (buf.byteLength < perChunk * rowBytes) buf = new Uint8Array(perChunk * rowBytes);
+        for (let r = 0; r < needed; r += perChunk) {
+          if (opts.signal?.aborted) throw aborted();
+          const n = Math.min(perChunk, needed - r);
+          const data = await src.file.readRangeAsync(src.info, r * rowBytes, n * rowBytes, buf);
+          for (const k of users) {
+            const t = at(at(queues, k), at(pos, k));
+            const op = t.op;
+            const h = at(handovers, k);
+            if (op.kind === 'copy') await h.push(data);
+            else if (op.kind === 'rows') {
+              for (const [a, b] of op.ranges) {
+                const lo = Math.max(a, r);
+                const hi = Math.min(b, r + n);
+                if (lo < hi) await h.push(data.subarray((lo - r) * rowBytes, (hi - r) * rowBytes));
+              }
+            } else {
+              if (at(scratch, k).byteLength < n * rowBytes) scratch[k] = new Uint8Array(n * rowBytes);
+              const own = at(scratch, k);
+              own.set(data.subarray(0, n * rowBytes));
+              const colBytes = rowBytes / at(t.sourceShape, 1);
+              const keep = op.ranges.map(([a, b]) => [a * colBytes, b * colBytes] as [number, number]);
+              await h.push(compactColumns(own, { rows: n, rowBytes, keep }));
             }
-          } else {
-            scratch.set(data.subarray(0, n * rowBytes));
-            const colBytes = rowBytes / t.sourceShape[1];
-            const keep = op.ranges.map(([a, b]) => [a * colBytes, b * colBytes] as [number, number]);
-            await write(k, compactColumns(scratch, { rows: n, rowBytes, keep }));
           }
         }
+        for (const k of users) pos[k] = at(pos, k) + 1;
       }
-      for (const k of users) pos[k]++;
-    }
-    for (const [k, w] of writers) {
-      await w.close();
-      writers.delete(k);
-    }
-    queues.forEach((q, k) => {
-      if (pos[k] !== q.length) throw new Error(`output ${outs[k]}: tensors out of source order (internal)`);
-    });
+      queues.forEach((q, k) => {
+        if (at(pos, k) !== q.length)
+          throw new Error(`output ${at(outs, k)}: tensors out of source order (internal)`);
+      });
+    })();
+    reading.catch((err: unknown) => handovers.forEach((h) => h.fail(err)));
+    const settled = await Promise.allSettled([reading, ...writes]);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     const results: ExecuteResult[] = [];
     for (const [k, o] of outputs.entries()) {
-      const files = await completeOutput(o.plan, ckpt, tmps[k], o.card);
-      results.push({ outDir: outs[k], bytes: o.plan.outputBytes, seconds: 0, files });
+      const written = (settled[k + 1] as PromiseFulfilledResult<{ files: readonly string[] }>).value.files;
+      const files = await completeOutput(o.plan, ckpt, at(tmps, k), written, o.card);
+      results.push({ outDir: at(outs, k), bytes: o.plan.outputBytes, seconds: 0, files });
     }
-    for (const [k, out] of outs.entries()) await swapIntoPlace(tmps[k], out);
+    if (opts.signal?.aborted) throw aborted();
+    for (const [k, out] of outs.entries()) await swapIntoPlace(at(tmps, k), out);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return results.map((r) => ({ ...r, seconds }));
   } catch (err) {
-    for (const w of writers.values()) await w.abort();
     for (const tmp of tmps) await fsp.rm(tmp, { recursive: true, force: true });
     throw err;
   }
@@ -388,7 +434,7 @@ export async function executePlan(
   const tmp = tempDirFor(out);
   await fsp.mkdir(tmp);
   opts.onTempDir?.(tmp);
-  // One controller stops every shard writer: the caller's signal, or the first failure.
+  // The caller's signal stops every shard writer (the writer itself stops the others on a failure).
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   opts.signal?.addEventListener('abort', onAbort);
@@ -404,36 +450,28 @@ export async function executePlan(
     for (const t of plan.tensors) if (t.op.kind === 'cols') size = Math.max(size, rowBytesOf(t));
     const metadata = ckpt.shards[0]?.metadata ?? { format: 'pt' };
     let done = 0;
-    const step = (n: number) => {
-      done += n;
-      opts.onProgress?.(done, plan.outputBytes);
-      checkAbort();
-    };
     // Shards are independent files: writing a few at once spreads the copying over several cores
     // and overlaps one shard's fsync with the others' writes. Each writer owns two buffers.
-    const queue = [...plan.shards];
-    const worker = async () => {
-      const buffers: [Uint8Array, Uint8Array] = [new Uint8Array(size), new Uint8Array(size)];
-      for (let shard = queue.shift(); shard; shard = queue.shift()) {
+    const buffers: [Uint8Array, Uint8Array][] = [];
+    const written = await writeShardedCheckpoint({
+      dir: tmp,
+      shards: shardsOf(plan),
+      data: (tensors, worker) => {
         checkAbort();
-        const tensors = shard.tensors.map((i) => plan.tensors[i]);
-        await writeShard(path.join(tmp, shard.file), tensors, ckpt, buffers, chunk, metadata, step);
-      }
-    };
-    const jobs = Math.max(1, Math.min(opts.concurrency ?? DEFAULT_CONCURRENCY, plan.shards.length));
-    const settled = await Promise.allSettled(
-      Array.from({ length: jobs }, () =>
-        worker().catch((err: unknown) => {
-          stop.abort();
-          throw err;
-        }),
-      ),
-    );
-    // Report the cause, not the SliceAbortedError it triggered in the other writers.
-    const errors = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
-    if (errors.length > 0) throw errors.find((e) => !(e instanceof SliceAbortedError)) ?? errors[0];
-
-    const files = await completeOutput(plan, ckpt, tmp, opts.card);
+        const pair = (buffers[worker] ??= [new Uint8Array(size), new Uint8Array(size)]);
+        return shardBytes(tensors, ckpt, pair, chunk);
+      },
+      metadata,
+      concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
+      index: 'always',
+      indexMetadata: indexMetadataOf(plan),
+      onChunk: (n) => {
+        done += n;
+        opts.onProgress?.(done, plan.outputBytes);
+        checkAbort();
+      },
+    });
+    const files = await completeOutput(plan, ckpt, tmp, written.files, opts.card);
     checkAbort();
     await swapIntoPlace(tmp, out);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;

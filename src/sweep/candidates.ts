@@ -2,28 +2,31 @@
 // bounded by effective parameters, deduplicated by canonical spec; the parent is always one, and so is the
 // official E2B when the parent is E4B-shaped (the published configs validate against it).
 import { createHash } from 'node:crypto';
+import { mulberry32 } from '../formats';
 import {
   type ModelConfig,
   type MixNMatchSpec,
   type ParamBreakdown,
   type PublishedConfig,
-  identitySpec,
-  loadPublishedConfigs,
-  mulberry32,
-  textParams,
-} from '../model';
-import {
-  SliceSpecError,
+  SpecError,
+  deriveSubmodel,
   expandBlocks,
   findPreset,
+  identitySpec,
+  loadPublishedConfigs,
   parentBlocks,
   parseSkipList,
   parseWidthList,
   rangeList,
   runLength,
-  validateSpec,
+  textParams,
   widthsForKept,
-} from '../slicing';
+} from '../gemma3n';
+
+/** Throws SpecError (naming the keys it came from) unless `spec` is a valid submodel of `parent`. */
+function validateSpec(parent: ModelConfig, spec: MixNMatchSpec, skipFrom?: string, ffnFrom?: string): void {
+  deriveSubmodel(parent, spec, { skipFrom, ffnFrom });
+}
 import { type CandidateEntry, type ParamsBound, type SweepFile, SweepFileError } from './sweep-file';
 
 export const E2B_PRESET = 'Config for official E2B Model';
@@ -108,7 +111,7 @@ function presetCandidate(parent: ModelConfig, p: PublishedConfig): Candidate | n
   try {
     validateSpec(parent, spec);
   } catch (e) {
-    if (e instanceof SliceSpecError) return null;
+    if (e instanceof SpecError) return null;
     throw e;
   }
   return makeCandidate(parent, spec, p.name, p);
@@ -199,7 +202,7 @@ function expand(
         try {
           out.push(validated(spec, `${at}.range`, `${at}.range`));
         } catch (e) {
-          if (!(e instanceof SliceSpecError)) throw e; // skip sets that break KV sharing are not candidates
+          if (!(e instanceof SpecError)) throw e; // skip sets that break KV sharing are not candidates
         }
         if (out.length > MAX_CANDIDATES)
           throw new SweepFileError(`${at}: more than ${MAX_CANDIDATES} skip sets`);
@@ -224,7 +227,7 @@ function expand(
         try {
           out.push(validated({ skip, ffn }, `${at}.skip_rate`, `${at}.widths`));
         } catch (e) {
-          if (!(e instanceof SliceSpecError) || skip.length === 0) throw e;
+          if (!(e instanceof SpecError) || skip.length === 0) throw e;
         }
       }
       return out;

@@ -2,7 +2,8 @@
 // under an optional parameter cap) as sliced checkpoints, all written in one pass over the parent's shards,
 // each with a model card carrying the measured results and the sweep's provenance.
 import * as path from 'node:path';
-import { Checkpoint, UserInputError, loadConfig, loadPublishedConfigs } from '../model';
+import { Checkpoint, UserInputError } from '../formats';
+import { loadConfig, loadPublishedConfigs } from '../gemma3n';
 import { executePlans, planSlice, renderCard, sourceTensors, type ExecuteResult } from '../slicing';
 import { modelFingerprint } from './fingerprint';
 import { type CandidateReport, type RunReport, runReport } from './report';

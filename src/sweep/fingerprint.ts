@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CONFIG_FILE, INDEX_FILE, SINGLE_FILE, UserInputError, parseIndex } from '../model';
+import { CONFIG_FILE, INDEX_FILE, SINGLE_FILE, UserInputError, parseIndex } from '../formats';
 
 export function modelFingerprint(dir: string): string {
   const h = createHash('sha256');

@@ -2,7 +2,7 @@
 // metric on the questions of the last round it reached, the Pareto frontier among the candidates of the final
 // round, McNemar against the parent for frontier candidates, Google's published MMLU beside ours for presets.
 import type { McNemarResult, QuestionPrediction } from '../eval';
-import { loadPublishedConfigs } from '../model';
+import { loadPublishedConfigs } from '../gemma3n';
 import { describeSpec } from './candidates';
 import { type CandidateResult, againstParent, candidateResult, paretoFrontier } from './metrics';
 import type { RunRecord, StoredCandidate, SweepStore } from './store';

@@ -17,8 +17,8 @@ import {
   selectSubset,
   tokenizeSubject,
 } from '../eval';
-import { type ModelConfig, UserInputError, loadConfig } from '../model';
-import { validateSpec } from '../slicing';
+import { UserInputError } from '../formats';
+import { type ModelConfig, deriveSubmodel, loadConfig } from '../gemma3n';
 import { type Candidate, makeCandidate, sweepCandidates } from './candidates';
 import { modelFingerprint } from './fingerprint';
 import { candidateResult } from './metrics';
@@ -77,7 +77,7 @@ function sensitivityCandidates(sweep: SweepFile, parent: ModelConfig): Candidate
   const out = [...base];
   for (const s of sensitivitySpecs(parent.text.intermediateSize, width)) {
     try {
-      validateSpec(parent, s);
+      deriveSubmodel(parent, s);
     } catch (e) {
       if (e instanceof UserInputError) continue; // a KV producer with readers cannot be skipped
       throw e;

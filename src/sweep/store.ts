@@ -4,7 +4,7 @@
 // database scored is never scored again. Each batch of results is one transaction: a kill loses at most it.
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
-import { UserInputError } from '../model';
+import { UserInputError } from '../formats';
 import type { QuestionPrediction, SubsetItem } from '../eval';
 import type { Candidate } from './candidates';
 import type { Round } from './strategy';

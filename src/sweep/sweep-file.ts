@@ -3,8 +3,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { load as loadYaml, JSON_SCHEMA } from 'js-yaml';
-import { UserInputError, parseByteSize } from '../model';
-import type { ListInput } from '../slicing';
+import { UserInputError, parseByteSize } from '../formats';
+import type { ListInput } from '../gemma3n';
 
 export class SweepFileError extends UserInputError {
   override name = 'SweepFileError';

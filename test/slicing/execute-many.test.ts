@@ -2,7 +2,8 @@
 // for byte, whatever the chunk size (reads that split rows, several rows per column compaction, shard edges).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Checkpoint, loadConfig } from '../../src/model';
+import { Checkpoint } from '../../src/formats';
+import { loadConfig } from '../../src/gemma3n';
 import { executePlan, executePlans, planSlice, sourceTensors } from '../../src/slicing';
 import { tmpDir } from '../helpers/tmp';
 import { demoConfig, randomCheckpoint } from '../sweep/helpers';

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '../helpers/cli';
-import { createRandomCheckpoint } from '../../src/model/random';
+import { createRandomCheckpoint } from '../../src/gemma3n';
 
 type Json = Record<string, unknown>;
 

@@ -1,7 +1,7 @@
 // The sweep file, candidate generation and strategies: pure functions of the file and the parent config.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseConfig } from '../../src/model';
+import { parseConfig } from '../../src/gemma3n';
 import type { SubsetItem } from '../../src/eval';
 import {
   type Candidate,

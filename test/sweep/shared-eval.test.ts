@@ -4,8 +4,7 @@
 import * as fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs-core';
 import { Engine, EngineScorer, initBackend } from '../../src/engine';
-import { loadConfig } from '../../src/model';
-import { validateSpec } from '../../src/slicing';
+import { deriveSubmodel, loadConfig } from '../../src/gemma3n';
 import { buildTrie, scoreShared, trieLayers } from '../../src/sweep';
 import { tmpDir } from '../helpers/tmp';
 import { demoConfig, randomCheckpoint } from './helpers';
@@ -50,7 +49,7 @@ describe('scoreShared', () => {
             .map((c) => ({ skip: c.skip, ffn: c.widths.filter((_, l) => !c.skip.includes(l)) }))
             .filter((s) => {
               try {
-                validateSpec(parent, s);
+                deriveSubmodel(parent, s);
                 return true;
               } catch {
                 return false;

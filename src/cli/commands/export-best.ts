@@ -1,6 +1,6 @@
 // `matformer-lab export-best`: the best candidates of a sweep run as sliced checkpoints, one pass over the parent.
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
+import { UserInputError } from '../../formats';
 import { SqliteSweepStore, exportBest } from '../../sweep';
 import { ProgressBar } from '../progress';
 import { TOOL_VERSION } from './sweep';

@@ -1,6 +1,6 @@
 // `matformer-lab results`: the candidates of a sweep run as a table, JSON or CSV.
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
+import { UserInputError } from '../../formats';
 import { type RunReport, SqliteSweepStore, runReport } from '../../sweep';
 
 interface ResultsArgs {
