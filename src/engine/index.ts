@@ -14,6 +14,7 @@ export {
   type EngineLoadOptions,
   type GenerateOptions,
   type Positions,
+  PausedForward,
   TextModel,
   type TokenBatch,
   submodelConfig,
@@ -21,7 +22,7 @@ export {
 export { KvCache, PAD_KEY_POSITION, buildMasks } from './cache';
 export { LmHead, type RestrictedRow } from './head';
 export { EngineScorer, type ScorerOptions } from './scorer';
-export { type Gemma3nTextConfig, type LayerPlan, gaussianZ, ropeInvFreq } from './gemma3n';
+export { type Gemma3nTextConfig, type LayerPlan, gaussianZ, ropeInvFreq, samePlan } from './gemma3n';
 export { type BenchResult, runBench } from './bench';
 export { type OpenOptions, type OpenedModel, openModel, parseIdList, stopTokenIds } from './session';
 export { type LoadProgress, type ParentWeights, CheckpointTables, loadParentWeights } from './weights';

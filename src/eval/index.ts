@@ -11,7 +11,7 @@ export {
   loadMmlu,
   questionsOf,
 } from './dataset';
-export { type Subset, type SubsetItem, type SubsetSpec, selectSubset, subsetId } from './subset';
+export { type Subset, type SubsetItem, type SubsetSpec, selectSubset, subsetId, uniform01 } from './subset';
 export { type TextCodec, type TextTokenizer, choiceTokenIds, loadTokenizer } from './tokenizer';
 export { type TokenizedPrompt, fewShotPrefix, formatQuestion, promptText, tokenizeSubject } from './prompts';
 export {

@@ -140,7 +140,12 @@ export function expandBlocks(value: ListInput, layerTypes: readonly string[], fl
 }
 
 /** Picks the kept layers' widths from a list given per parent layer, per kept layer, or as one width. */
-function widthsForKept(widths: number[], numLayers: number, skip: readonly number[], flag: string): number[] {
+export function widthsForKept(
+  widths: number[],
+  numLayers: number,
+  skip: readonly number[],
+  flag: string,
+): number[] {
   const kept = keptLayers(numLayers, { skip });
   if (widths.length === 1) return kept.map(() => widths[0]);
   if (widths.length === kept.length) return widths;

@@ -4,13 +4,14 @@ export { planSlice, SlicePlanError, DEFAULT_MAX_SHARD_BYTES } from './plan';
 export type { SlicePlan, PlannedTensor, PlannedShard, SliceOp, SourceTensor, LayerRow } from './plan';
 export {
   executePlan,
+  executePlans,
   sourceTensors,
   checkOutput,
   slicedConfigText,
   SliceOutputError,
   SliceAbortedError,
 } from './execute';
-export type { ExecuteOptions, ExecuteResult } from './execute';
+export type { ExecuteOptions, ExecuteResult, PlanOutput } from './execute';
 export { editJsonObject } from './config-text';
 export { renderCard, reproduceCommand, shellQuote, sliceCommandLine } from './card';
 export { LAYER_HEADER, formatParams, layerRows, markdownTable, summaryRows } from './summary';

@@ -157,11 +157,12 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
         onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
       },
     );
+    let progress: ReturnType<typeof progressBar> | null = null;
     try {
       process.stderr.write(
         `loaded ${argv.dir} on ${engine.backend.name} in ${loadSeconds.toFixed(1)} s; ${subset.items.length} questions, ${argv.shots}-shot\n`,
       );
-      const progress = progressBar(subset.items.length, done.length);
+      progress = progressBar(subset.items.length, done.length);
       const { results, predictions } = await evaluate({
         scorer: new EngineScorer(model, { groupSize: batchSize }),
         tokenizer,
@@ -176,6 +177,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
         done,
       });
       progress.bar.finish();
+      progress = null;
       const record: EvalRecord = {
         ...results,
         backend: engine.backend.name,
@@ -191,6 +193,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
           `subset ${results.subset.id}; wrote ${argv.out}\n`,
       );
     } finally {
+      progress?.bar.clear();
       engine.dispose();
     }
   },

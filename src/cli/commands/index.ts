@@ -9,6 +9,9 @@ import { benchCommand } from './bench';
 import { evalCommand } from './eval';
 import { compareCommand } from './compare';
 import { reportCommand } from './report';
+import { sweepCommand } from './sweep';
+import { resultsCommand } from './results';
+import { exportBestCommand } from './export-best';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -21,4 +24,7 @@ export const commands: CommandModule<any, any>[] = [
   evalCommand,
   compareCommand,
   reportCommand,
+  sweepCommand,
+  resultsCommand,
+  exportBestCommand,
 ];
