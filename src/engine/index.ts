@@ -10,6 +10,7 @@ export {
   webgpuUnavailableReason,
 } from './backend';
 export {
+  ENGINE_PRECISION,
   Engine,
   type EngineLoadOptions,
   type GenerateOptions,

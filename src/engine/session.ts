@@ -2,8 +2,9 @@
 // view, parse id lists, load a tokenizer that can also decode.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type ModelConfig, loadConfig } from '../model/config';
+import { type ModelConfig, loadConfig, maxPositionEmbeddings, textVocabLimit } from '../model/config';
 import { UserInputError } from '../model/errors';
+import { fileProblem } from '../model/files';
 import type { MixNMatchSpec } from '../model/spec';
 import { parseSpecFlags, type SpecFlags } from '../slicing';
 import { type BackendChoice, BACKEND_CHOICES } from './backend';
@@ -58,18 +59,15 @@ export interface OpenedModel {
 export async function openModel(
   dir: string,
   flags: ModelFlags,
-  hooks: { onWarning?: (m: string) => void; onProgress?: (p: LoadProgress) => void } = {},
+  hooks: {
+    onWarning?: (m: string) => void;
+    onProgress?: (p: LoadProgress) => void;
+    /** The submodel already resolved by `resolveModelSpec` (the flags are then not parsed again). */
+    spec?: MixNMatchSpec | null;
+  } = {},
 ): Promise<OpenedModel> {
-  const specFlags: SpecFlags = {
-    ffn: flags.ffn,
-    skip: flags.skip,
-    blocks: flags.blocks,
-    preset: flags.preset,
-    specFile: flags.spec,
-  };
-  const wantsSpec = Object.values(specFlags).some((v) => v !== undefined);
   // Resolve the spec before loading weights so a bad flag fails fast.
-  const spec = wantsSpec ? parseSpecFlags(specFlags, loadConfig(dir), hooks.onWarning) : null;
+  const spec = hooks.spec !== undefined ? hooks.spec : resolveModelSpec(dir, flags, hooks.onWarning);
   const t0 = performance.now();
   const engine = await Engine.load(dir, {
     backend: (flags.backend ?? 'auto') as BackendChoice,
@@ -84,6 +82,23 @@ export async function openModel(
   }
 }
 
+/** The submodel the flags describe, or null for the checkpoint itself (no weights are read). */
+export function resolveModelSpec(
+  dir: string,
+  flags: ModelFlags,
+  onWarning?: (m: string) => void,
+): MixNMatchSpec | null {
+  const specFlags: SpecFlags = {
+    ffn: flags.ffn,
+    skip: flags.skip,
+    blocks: flags.blocks,
+    preset: flags.preset,
+    specFile: flags.spec,
+  };
+  const wantsSpec = Object.values(specFlags).some((v) => v !== undefined);
+  return wantsSpec ? parseSpecFlags(specFlags, loadConfig(dir), onWarning) : null;
+}
+
 /**
  * End-of-sequence ids: generation_config.json's eos_token_id, else the top-level config's (the -it models list
  * <eos> and <end_of_turn>), else text_config's.
@@ -96,7 +111,7 @@ export function stopTokenIds(dir: string, config: ModelConfig): number[] {
         ? (v as number[])
         : null;
   const genPath = path.join(dir, 'generation_config.json');
-  if (fs.existsSync(genPath)) {
+  if (fileProblem(genPath) === null) {
     try {
       const ids = asList(
         (JSON.parse(fs.readFileSync(genPath, 'utf8')) as Record<string, unknown>).eos_token_id,
@@ -110,6 +125,28 @@ export function stopTokenIds(dir: string, config: ModelConfig): number[] {
   if (top) return top;
   const eos = config.text.eosTokenId;
   return Array.isArray(eos) ? eos : [eos];
+}
+
+/**
+ * Refuses, before any weights load, prompt ids outside the text vocabulary and a prompt that with `newTokens`
+ * more would exceed the model's max_position_embeddings.
+ */
+export function checkPromptIds(
+  flag: string,
+  ids: readonly number[],
+  config: ModelConfig,
+  newTokens = 0,
+): void {
+  const vocab = textVocabLimit(config);
+  const bad = ids.find((id) => id >= vocab);
+  if (bad !== undefined)
+    throw new UserInputError(`${flag}: token id ${bad} is outside the text vocabulary [0, ${vocab})`);
+  const limit = maxPositionEmbeddings(config);
+  if (ids.length + newTokens > limit) {
+    throw new UserInputError(
+      `${flag}: ${ids.length}${newTokens ? ` + ${newTokens}` : ''} tokens exceed the model's max_position_embeddings (${limit})`,
+    );
+  }
 }
 
 /** "2,818,5279" or "2 818 5279" → ids; every entry must be a non-negative integer. */

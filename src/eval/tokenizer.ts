@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { TokenizerLoader } from '@lenml/tokenizers';
 import { EvalInputError } from './errors';
+import { fileProblem } from '../model/files';
 
 /** What evaluation needs from a tokenizer. */
 export interface TextTokenizer {
@@ -53,6 +54,8 @@ function wrap(tok: LenmlTokenizer, source: string): TextCodec {
 }
 
 async function readJson(file: string): Promise<Record<string, unknown>> {
+  const problem = fileProblem(file);
+  if (problem) throw new EvalInputError(`${file}: ${problem}`);
   try {
     return JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
   } catch (e) {

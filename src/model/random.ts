@@ -1,10 +1,10 @@
 // Random Gemma 3n checkpoints in the published Hugging Face layout, for tests and I/O benchmarks at any
 // size. Values are bf16 and deterministic per (seed, tensor name), so the shard layout does not change
 // them. Data are generated in fixed-size chunks: a 16 GB E4B needs only one chunk buffer in memory.
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { UserInputError } from './errors';
+import { InterruptedError, UserInputError, naming } from './errors';
+import { OutputGuard } from './output';
 import { normalQuantile } from './normal';
 import { ModelConfig, loadConfig } from './config';
 import { SafetensorsWriter, TensorSpec, encodeHeader, tensorBytes } from './safetensors';
@@ -27,6 +27,10 @@ export interface CreateRandomOptions {
   readonly force?: boolean;
   /** Called after each shard is written. */
   readonly onShard?: (file: string, bytes: number) => void;
+  /** Aborting stops after the current chunk; the temporary folder is removed (InterruptedError). */
+  readonly signal?: AbortSignal;
+  /** One line per stale temporary or lock of a dead run removed beside the output. */
+  readonly onNotice?: (line: string) => void;
 }
 
 export interface CreateRandomResult {
@@ -203,20 +207,13 @@ export function* randomTensorChunks(
 
 // --- writing -------------------------------------------------------------------------------------
 
-function isNonEmptyDir(p: string): boolean {
-  try {
-    return fs.readdirSync(p).length > 0;
-  } catch {
-    return false;
-  }
-}
-
 async function writeShard(
   file: string,
   tensors: readonly PlannedTensor[],
   seed: number,
   sparse: boolean,
   buf: Uint16Array,
+  signal: AbortSignal | undefined,
 ) {
   const metadata = { format: 'pt' };
   if (sparse) {
@@ -234,8 +231,12 @@ async function writeShard(
   }
   const w = await SafetensorsWriter.create(file, tensors, metadata);
   try {
-    for (const t of tensors)
-      for (const chunk of randomTensorChunks(seed, t, buf.length, buf)) await w.write(chunk);
+    for (const t of tensors) {
+      for (const chunk of randomTensorChunks(seed, t, buf.length, buf)) {
+        checkAborted(signal);
+        await w.write(chunk);
+      }
+    }
     await w.close();
   } catch (err) {
     await w.abort();
@@ -253,39 +254,33 @@ export async function createRandomCheckpoint(opts: CreateRandomOptions): Promise
   const maxShard = opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
   if (!Number.isSafeInteger(maxShard) || maxShard <= 0)
     throw new UserInputError(`--max-shard-size must be a positive integer`);
-  const out = path.resolve(opts.out);
-  if (fs.existsSync(out)) {
-    if (!fs.statSync(out).isDirectory()) throw new UserInputError(`${out}: exists and is not a folder`);
-    if (isNonEmptyDir(out) && !opts.force) {
-      throw new UserInputError(`${out}: exists and is not empty (pass --force to replace it)`);
-    }
-  }
-  const parent = path.dirname(out);
-  let tmp: string;
+  const tensors = planTensors(cfg);
+  const shards = planShards(tensors, maxShard);
+  const names = shards.map((_, i) => shardFileName(i, shards.length));
+  const totalSize = tensors.reduce((n, t) => n + tensorBytes(t), 0);
+  await fsp.mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
+  const guard = OutputGuard.acquire({
+    outputs: [{ flag: '--out', path: opts.out, kind: 'folder', bytes: opts.sparse ? 0 : totalSize }],
+    inputs: [{ flag: '--config', path: opts.config }],
+    force: opts.force,
+    onNotice: opts.onNotice,
+  });
   try {
-    await fsp.mkdir(parent, { recursive: true });
-    tmp = await fsp.mkdtemp(path.join(parent, `.${path.basename(out)}.tmp-`));
-    // mkdtemp makes a private (0700) folder; the finished checkpoint should be readable like any other.
-    await fsp.chmod(tmp, 0o755);
-  } catch (err) {
-    throw new UserInputError(`${parent}: cannot create the output folder here (${errnoText(err)})`);
-  }
-  try {
-    const tensors = planTensors(cfg);
-    const shards = planShards(tensors, maxShard);
-    const names = shards.map((_, i) => shardFileName(i, shards.length));
+    const out = guard.path('--out');
+    const tmp = guard.temp('--out');
+    // Readable like any other folder (umask permitting), unlike a mkdtemp one.
+    await fsp.mkdir(tmp, { mode: 0o755 });
     const buf = new Uint16Array(CHUNK_VALUES);
     const weightMap: Record<string, string> = {};
-    let totalSize = 0;
     for (let i = 0; i < shards.length; i++) {
-      await writeShard(path.join(tmp, names[i]), shards[i], seed, Boolean(opts.sparse), buf);
+      const file = path.join(tmp, names[i]!);
+      await naming(file, () => writeShard(file, shards[i]!, seed, Boolean(opts.sparse), buf, opts.signal));
       let bytes = 0;
-      for (const t of shards[i]) {
-        weightMap[t.name] = names[i];
+      for (const t of shards[i]!) {
+        weightMap[t.name] = names[i]!;
         bytes += tensorBytes(t);
       }
-      totalSize += bytes;
-      opts.onShard?.(names[i], bytes);
+      opts.onShard?.(names[i]!, bytes);
     }
     if (shards.length > 1) {
       const sorted = Object.fromEntries(
@@ -303,22 +298,16 @@ export async function createRandomCheckpoint(opts: CreateRandomOptions): Promise
       path.join(tmp, 'generation_config.json'),
       JSON.stringify(generationConfig(cfg), null, 2) + '\n',
     );
-    if (fs.existsSync(out)) await fsp.rm(out, { recursive: true, force: true });
-    await fsp.rename(tmp, out);
+    checkAborted(opts.signal);
+    guard.commit('--out', tmp);
     return { dir: out, shards: names, tensors: tensors.length, totalSize };
-  } catch (err) {
-    await fsp.rm(tmp, { recursive: true, force: true });
-    // A full disk or a permission problem is the user's to fix, not a crash.
-    if (!(err instanceof UserInputError) && (err as NodeJS.ErrnoException).code) {
-      throw new UserInputError(`${out}: could not write the checkpoint (${errnoText(err)})`);
-    }
-    throw err;
+  } finally {
+    guard.release();
   }
 }
 
-function errnoText(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e.message ? e.message.split('\n')[0] : String(err);
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new InterruptedError('create-random interrupted; no output written');
 }
 
 function generationConfig(cfg: ModelConfig): Record<string, unknown> {

@@ -9,17 +9,14 @@ import * as path from 'node:path';
 import { Checkpoint, CheckpointTensor, CONFIG_FILE, INDEX_FILE } from '../model/checkpoint';
 import { isDeepStrictEqual } from 'node:util';
 import { dtypeBytes } from '../model/dtype';
-import { UserInputError } from '../model/errors';
+import { InterruptedError } from '../model/errors';
+import { OutputGuard } from '../model/output';
 import { SafetensorsWriter, numel } from '../model/safetensors';
 import { editJsonObject } from './config-text';
 import { PlannedTensor, SlicePlan, SourceTensor } from './plan';
 
-export class SliceOutputError extends UserInputError {
-  override name = 'SliceOutputError';
-}
-
 /** Thrown when the AbortSignal fires; the temporary folder is gone by then. */
-export class SliceAbortedError extends Error {
+export class SliceAbortedError extends InterruptedError {
   override name = 'SliceAbortedError';
 }
 
@@ -49,8 +46,10 @@ export interface ExecuteOptions {
   readonly onProgress?: (done: number, total: number) => void;
   /** Aborting stops after the current chunk, removes the temporary folder and rejects with SliceAbortedError. */
   readonly signal?: AbortSignal;
-  /** Told the temporary folder's path once it exists (so a hard exit can still remove it). */
+  /** Told the temporary folder's path once it exists. */
   readonly onTempDir?: (dir: string) => void;
+  /** One line per stale temporary or lock of a dead run removed beside the output. */
+  readonly onNotice?: (line: string) => void;
 }
 
 export interface ExecuteResult {
@@ -69,28 +68,6 @@ export function sourceTensors(ckpt: Checkpoint): SourceTensor[] {
     }
   }
   return out;
-}
-
-function isInside(child: string, parent: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
-/** Refuses outputs that would overwrite without --force or destroy the source. */
-export function checkOutput(srcDir: string, outDir: string, force: boolean): void {
-  const src = fs.realpathSync(srcDir);
-  const out = path.resolve(outDir);
-  const outReal = fs.existsSync(out) ? fs.realpathSync(out) : out;
-  if (isInside(src, outReal)) {
-    throw new SliceOutputError(
-      `--out: ${outDir} is (or contains) the source checkpoint; choose another folder`,
-    );
-  }
-  if (!fs.existsSync(out)) return;
-  const st = fs.statSync(out);
-  if (st.isDirectory() && fs.readdirSync(out).length === 0) return;
-  if (!force) throw new SliceOutputError(`--out: ${outDir} already exists; pass --force to replace it`);
-  if (!st.isDirectory()) throw new SliceOutputError(`--out: ${outDir} is a file, not a folder`);
 }
 
 /** Float-typed list fields: written as `0.0`, never `0`, whatever JavaScript's number printing does. */
@@ -209,14 +186,23 @@ export async function executePlan(
   opts: ExecuteOptions,
 ): Promise<ExecuteResult> {
   const started = process.hrtime.bigint();
-  checkOutput(ckpt.dir, opts.outDir, Boolean(opts.force));
-  const out = path.resolve(opts.outDir);
-  await fsp.mkdir(path.dirname(out), { recursive: true });
-  const tmp = path.join(
-    path.dirname(out),
-    `.${path.basename(out)}.tmp-${process.pid}-${Date.now().toString(36)}`,
-  );
-  await fsp.mkdir(tmp);
+  await fsp.mkdir(path.dirname(path.resolve(opts.outDir)), { recursive: true });
+  // Refuses the source (or a folder inside it), an existing output without --force, a concurrent slice to
+  // the same folder, a read-only or full target; removes temporaries of dead runs.
+  const guard = OutputGuard.acquire({
+    outputs: [{ flag: '--out', path: opts.outDir, kind: 'folder', bytes: plan.outputBytes }],
+    inputs: [{ flag: 'source checkpoint', path: ckpt.dir }],
+    force: opts.force,
+    onNotice: opts.onNotice,
+  });
+  const out = guard.path('--out');
+  const tmp = guard.temp('--out');
+  try {
+    await fsp.mkdir(tmp);
+  } catch (err) {
+    guard.release();
+    throw err;
+  }
   opts.onTempDir?.(tmp);
   // One controller stops every shard writer: the caller's signal, or the first failure.
   const stop = new AbortController();
@@ -289,21 +275,12 @@ export async function executePlan(
     }
     checkAbort();
 
-    // Swap into place: the old output (only with --force) moves aside first and is removed after.
-    let old: string | null = null;
-    if (fs.existsSync(out)) {
-      old = `${tmp}-old`;
-      if (fs.readdirSync(out).length === 0) await fsp.rmdir(out);
-      else await fsp.rename(out, old);
-    }
-    await fsp.rename(tmp, out);
-    if (old) await fsp.rm(old, { recursive: true, force: true });
+    // The guard re-checks the target: what appeared there meanwhile is kept unless --force.
+    guard.commit('--out', tmp);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return { outDir: out, bytes: plan.outputBytes, seconds, files };
-  } catch (err) {
-    await fsp.rm(tmp, { recursive: true, force: true });
-    throw err;
   } finally {
+    guard.release();
     opts.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -17,7 +17,7 @@ export {
 export type { SpecFlags, ResolvedSpec } from './spec';
 export { planSlice, SlicePlanError, DEFAULT_MAX_SHARD_BYTES } from './plan';
 export type { SlicePlan, PlannedTensor, PlannedShard, SliceOp, SourceTensor, LayerRow } from './plan';
-export { executePlan, sourceTensors, checkOutput, SliceOutputError, SliceAbortedError } from './execute';
+export { executePlan, sourceTensors, SliceAbortedError } from './execute';
 export type { ExecuteOptions, ExecuteResult } from './execute';
 export { renderCard, reproduceCommand } from './card';
 export { formatPlan } from './format';

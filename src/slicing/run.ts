@@ -2,6 +2,8 @@
 import * as path from 'node:path';
 import { Checkpoint } from '../model/checkpoint';
 import { loadConfig } from '../model/config';
+import { UserInputError } from '../model/errors';
+import { checkTensors, tensorProblems } from '../model/inspect';
 import { renderCard } from './card';
 import { ExecuteResult, executePlan, sourceTensors } from './execute';
 import { formatPlan } from './format';
@@ -20,6 +22,7 @@ export interface SliceOptions {
   readonly onProgress?: (done: number, total: number) => void;
   readonly onWarning?: (message: string) => void;
   readonly onTempDir?: (dir: string) => void;
+  readonly onNotice?: (line: string) => void;
 }
 
 export interface SliceOutcome {
@@ -37,6 +40,9 @@ export async function sliceCheckpoint(opts: SliceOptions): Promise<SliceOutcome>
   resolved.warnings.forEach((w) => opts.onWarning?.(w));
   const ckpt = Checkpoint.open(opts.src);
   try {
+    // A broken source (missing or wrong-shape tensors, an empty weight_map) is refused as inspect does.
+    const problem = tensorProblems(checkTensors(parent, ckpt));
+    if (problem) throw new UserInputError(`${opts.src}: ${problem}; run inspect for the full list`);
     const plan = planSlice(parent, sourceTensors(ckpt), resolved.spec, { maxShardBytes: opts.maxShardBytes });
     if (opts.dryRun) return { plan, resolved, report: formatPlan(plan, opts.src, opts.out) };
     if (!opts.out) throw new Error('sliceCheckpoint: `out` is required unless dryRun');
@@ -55,6 +61,7 @@ export async function sliceCheckpoint(opts: SliceOptions): Promise<SliceOutcome>
       onProgress: opts.onProgress,
       signal: opts.signal,
       onTempDir: opts.onTempDir,
+      onNotice: opts.onNotice,
     });
     return { plan, resolved, result };
   } finally {

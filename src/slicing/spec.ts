@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import { ModelConfig, deriveKvRoles } from '../model/config';
 import { UserInputError } from '../model/errors';
+import { fileProblem } from '../model/files';
 import { PublishedConfig, evaluateWidth, loadPublishedConfigs } from '../model/presets';
 import { MixNMatchSpec, keptLayers } from '../model/spec';
 
@@ -205,6 +206,8 @@ function loadYaml(text: string): unknown {
 /** Reads a JSON or YAML spec file (`.yaml`/`.yml` as YAML, anything else as JSON). */
 export function readSpecFile(file: string): FileSpec {
   const flag = `--spec ${file}`;
+  const problem = fileProblem(file);
+  if (problem) throw new SliceSpecError(`${flag}: ${problem}`);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');

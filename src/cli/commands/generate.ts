@@ -2,7 +2,15 @@
 import { type TextCodec, loadTokenizer } from '../../eval/tokenizer';
 import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../model/errors';
-import { MODEL_OPTIONS, type ModelFlags, openModel, parseIdList, stopTokenIds } from '../../engine/session';
+import { loadConfig } from '../../model/config';
+import {
+  MODEL_OPTIONS,
+  type ModelFlags,
+  checkPromptIds,
+  openModel,
+  parseIdList,
+  stopTokenIds,
+} from '../../engine/session';
 
 interface GenerateArgs extends ModelFlags {
   dir: string;
@@ -45,6 +53,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     let codec: TextCodec | null = null;
     if (argv.prompt !== undefined) codec = await loadTokenizer(argv.dir);
     const prompt = argv.prompt !== undefined ? codec!.encode(argv.prompt, true) : parseIdList(argv.ids!);
+    checkPromptIds(argv.prompt !== undefined ? '--prompt' : '--ids', prompt, loadConfig(argv.dir), n);
     const { engine, model } = await openModel(argv.dir, argv, {
       onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
     });

@@ -3,7 +3,7 @@ import { loadPublishedConfigs } from '../../model/presets';
 import type { CommandModule } from 'yargs';
 import { UserInputError } from '../../model/errors';
 import { loadConfig } from '../../model/config';
-import { formatReport, hasProblems, inspectConfig, resolveSource } from '../../model/inspect';
+import { formatReport, inspectConfig, resolveSource, tensorProblems } from '../../model/inspect';
 import { parseSpecFlags } from '../../slicing';
 
 interface InspectArgs {
@@ -60,12 +60,7 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
         );
       }
     }
-    if (hasProblems(report)) {
-      const ck = report.checkpoint!;
-      throw new UserInputError(
-        `${report.source}: checkpoint does not match its config: ${ck.missing.length} missing and ` +
-          `${ck.wrongShape.length} wrong-shape text tensors (listed above)`,
-      );
-    }
+    const problem = report.checkpoint ? tensorProblems(report.checkpoint) : null;
+    if (problem) throw new UserInputError(`${report.source}: ${problem}; all listed above`);
   },
 };
