@@ -104,8 +104,9 @@ export class LmHead {
         const cols = Math.min(c.rows, limit - c.start);
         if (cols <= 0) continue;
         const [mx, am] = tf.tidy(() => {
-          const w = cols === c.rows ? c.w : tf.slice(c.w, [0, 0], [-1, cols]);
-          const z = this.cap(tf.matMul(tf.slice(h, [a, 0], [b - a, -1]), w));
+          const full = this.cap(tf.matMul(tf.slice(h, [a, 0], [b - a, -1]), c.w));
+          // Cut the [rows, chunk] logits, not the weights: a few rows, not a copy of the head.
+          const z = cols === c.rows ? full : tf.slice(full, [0, 0], [-1, cols]);
           return [tf.max(z, 1), tf.argMax(z, 1)];
         });
         const [mv, iv] = await Promise.all([mx.data(), am.data()]);

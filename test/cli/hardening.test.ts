@@ -40,11 +40,18 @@ function deadPid(): number {
   return Number(r.stdout);
 }
 
+const started: ChildProcess[] = [];
+// A failed assertion must not leave a paused child behind.
+afterAll(() => {
+  for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
 function startCli(args: string[]): { child: ChildProcess; done: Promise<CliResult> } {
   const child = spawn(process.execPath, [cliPath, ...args], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  started.push(child);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
@@ -138,12 +145,15 @@ describe('--force is the only way anything is replaced; one writer per output', 
     const journal = path.join(dir, '.race.json.partial.jsonl');
     const first = startCli(['eval', ckpt, ...evalArgs, '--batch-size', '1', '--out', out]);
     await until(() => predictionLines(journal) >= 1, 'the first run to start scoring');
+    // Paused mid-run (alive, holding its lock), so the steps below happen during it on any machine.
+    first.child.kill('SIGSTOP');
     // The user's file appears while the first run scores; a second run (even with --force) is refused.
     fs.writeFileSync(out, 'the user wrote this');
     expectOneLine(
       runCli(['eval', ckpt, ...evalArgs, '--out', out, '--force']),
       new RegExp(`^error: --out: .* is being written by another run \\(process ${first.child.pid}\\)`),
     );
+    first.child.kill('SIGCONT');
     const r = await first.done;
     expectLastLine(
       r,
@@ -242,7 +252,9 @@ describe('file-system and resource errors are one line', () => {
     const out = path.join(small, 'r.json');
     const run = startCli(['eval', ckpt, ...evalArgs, '--batch-size', '1', '--out', out]);
     await until(() => predictionLines(path.join(small, '.r.json.partial.jsonl')) >= 1, 'the first answers');
+    run.child.kill('SIGSTOP');
     spawnSync('dd', ['if=/dev/zero', `of=${path.join(small, 'filler')}`, 'bs=64k'], { stdio: 'ignore' });
+    run.child.kill('SIGCONT');
     expectLastLine(await run.done, /^error: .*: no space left on the device \(ENOSPC\)$/);
   });
 
