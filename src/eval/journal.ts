@@ -80,6 +80,8 @@ export class EvalJournal {
         opts.onNotice?.(`starting over (--force): discarded ${file}`);
         done = [];
       }
+    } else if (opts.resume) {
+      opts.onNotice?.(`resuming: no interrupted run journaled at ${file}; starting from the first question`);
     }
     if (done.length > 0) return new EvalJournal(file, done, null);
     fs.rmSync(file, { force: true });
