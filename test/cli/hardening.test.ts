@@ -274,6 +274,13 @@ describe('file-system and resource errors are one line', () => {
       runCli(['slice', ckpt, '--spec', spec, '--dry-run'], t),
       /^error: --spec .*spec\.json: is a FIFO/,
     );
+    const withPipe = path.join(d, 'pipe-tokenizer');
+    fs.cpSync(ckpt, withPipe, { recursive: true });
+    spawnSync('mkfifo', [path.join(withPipe, 'tokenizer.json')]);
+    expectOneLine(
+      runCli(['eval', withPipe, ...evalArgs, '--out', path.join(d, 'r.json')], t),
+      /^error: .*tokenizer\.json: is a FIFO \(named pipe\), expected a regular file$/,
+    );
     const fake = path.join(d, 'fake-ckpt');
     fs.mkdirSync(fake);
     spawnSync('mkfifo', [path.join(fake, 'config.json')]);
