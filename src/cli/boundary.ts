@@ -2,8 +2,7 @@
 // resource error (EACCES, EROFS, ENOSPC, EISDIR, ...) becomes ONE line naming the path or flag: exit 2 when the
 // user can fix it, 1 when it is the machine's fault (out of memory, I/O error). Anything else is a bug and keeps
 // its stack. A signal removes every output's temporaries and locks before the process exits with 130.
-import { InterruptedError, UserInputError, describeErrno, isErrnoError } from '../model/errors';
-import { releaseAllOutputs } from '../model/output';
+import { InterruptedError, UserInputError, describeErrno, isErrnoError, releaseAllOutputs } from '../formats';
 
 /** Exit status of a process ended by Ctrl-C (128 + SIGINT). */
 export const EXIT_INTERRUPTED = 130;

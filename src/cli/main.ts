@@ -2,7 +2,7 @@
 // (./boundary): user input and file-system errors become one line on stderr; a bug keeps its stack.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { UserInputError } from '../model/errors';
+import { UserInputError } from '../formats';
 import { describeFailure, installInterruptHandlers, yargsMessage } from './boundary';
 import { commands } from './commands';
 

@@ -1,48 +1,27 @@
-// What the CLI commands share: open a checkpoint on a backend, resolve the submodel flags into an elastic
-// view, parse id lists, load a tokenizer that can also decode.
+// What the model-running commands share: open a checkpoint on a backend with the submodel as an elastic
+// view, end-of-sequence ids, id lists.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type ModelConfig, loadConfig, maxPositionEmbeddings, textVocabLimit } from '../model/config';
-import { UserInputError } from '../model/errors';
-import { fileProblem } from '../model/files';
-import type { MixNMatchSpec } from '../model/spec';
-import { parseSpecFlags, type SpecFlags } from '../slicing';
-import { type BackendChoice, BACKEND_CHOICES } from './backend';
+import { UserInputError, fileProblem } from '../formats';
+import {
+  type MixNMatchSpec,
+  type ModelConfig,
+  type SpecFlags,
+  loadConfig,
+  maxPositionEmbeddings,
+  parseSpecFlags,
+  textVocabLimit,
+} from '../gemma3n';
+import type { BackendChoice } from './backend';
 import { Engine, type TextModel } from './engine';
 import type { LoadProgress } from './weights';
 
-export interface ModelFlags {
-  ffn?: string | string[];
-  skip?: string | string[];
-  blocks?: string | string[];
-  preset?: string;
-  spec?: string;
-  backend?: string;
+export interface OpenOptions {
+  /** The submodel; omitted: the checkpoint itself. */
+  readonly submodel?: SpecFlags | null;
+  /** `auto` when omitted. */
+  readonly backend?: string;
 }
-
-/** yargs options every model-running command takes (submodel + backend). */
-export const MODEL_OPTIONS = {
-  ffn: {
-    type: 'string',
-    describe: 'FFN widths of the submodel (one, per parent layer or per kept layer; WxN repeats)',
-  },
-  skip: { type: 'string', describe: 'parent layers to skip (indices and ranges, e.g. 20-24)' },
-  blocks: {
-    type: 'string',
-    describe: 'one FFN width per block (sliding layers + the full layer closing it)',
-  },
-  preset: {
-    type: 'string',
-    describe: 'a published Mix-n-Match config, e.g. "Config for official E2B Model"',
-  },
-  spec: { type: 'string', describe: 'JSON or YAML file with skip/ffn/blocks/preset' },
-  backend: {
-    type: 'string',
-    default: 'auto',
-    choices: BACKEND_CHOICES as unknown as string[],
-    describe: 'TF.js backend; auto = tensorflow-gpu > webgpu (hardware adapter) > tensorflow > wasm > cpu',
-  },
-} as const;
 
 export interface OpenedModel {
   readonly engine: Engine;
@@ -58,7 +37,7 @@ export interface OpenedModel {
  */
 export async function openModel(
   dir: string,
-  flags: ModelFlags,
+  opts: OpenOptions,
   hooks: {
     onWarning?: (m: string) => void;
     onProgress?: (p: LoadProgress) => void;
@@ -67,10 +46,10 @@ export async function openModel(
   } = {},
 ): Promise<OpenedModel> {
   // Resolve the spec before loading weights so a bad flag fails fast.
-  const spec = hooks.spec !== undefined ? hooks.spec : resolveModelSpec(dir, flags, hooks.onWarning);
+  const spec = hooks.spec !== undefined ? hooks.spec : resolveModelSpec(dir, opts.submodel, hooks.onWarning);
   const t0 = performance.now();
   const engine = await Engine.load(dir, {
-    backend: (flags.backend ?? 'auto') as BackendChoice,
+    backend: (opts.backend ?? 'auto') as BackendChoice,
     onProgress: hooks.onProgress,
   });
   try {
@@ -85,18 +64,10 @@ export async function openModel(
 /** The submodel the flags describe, or null for the checkpoint itself (no weights are read). */
 export function resolveModelSpec(
   dir: string,
-  flags: ModelFlags,
+  submodel: SpecFlags | null | undefined,
   onWarning?: (m: string) => void,
 ): MixNMatchSpec | null {
-  const specFlags: SpecFlags = {
-    ffn: flags.ffn,
-    skip: flags.skip,
-    blocks: flags.blocks,
-    preset: flags.preset,
-    specFile: flags.spec,
-  };
-  const wantsSpec = Object.values(specFlags).some((v) => v !== undefined);
-  return wantsSpec ? parseSpecFlags(specFlags, loadConfig(dir), onWarning) : null;
+  return submodel ? parseSpecFlags(submodel, loadConfig(dir), onWarning) : null;
 }
 
 /**
@@ -127,6 +98,19 @@ export function stopTokenIds(dir: string, config: ModelConfig): number[] {
   return Array.isArray(eos) ? eos : [eos];
 }
 
+/** "2,818,5279" or "2 818 5279" → ids; every entry must be a non-negative integer. */
+export function parseIdList(value: string | number | readonly (string | number)[], flag = '--ids'): number[] {
+  const parts = (Array.isArray(value) ? value : [value])
+    .flatMap((v) => String(v).split(/[\s,]+/))
+    .filter((s) => s !== '');
+  if (parts.length === 0) throw new UserInputError(`${flag}: give at least one token id`);
+  return parts.map((p) => {
+    if (!/^\d+$/.test(p))
+      throw new UserInputError(`${flag}: "${p}" is not a token id (non-negative integer)`);
+    return Number(p);
+  });
+}
+
 /**
  * Refuses, before any weights load, prompt ids outside the text vocabulary and a prompt that with `newTokens`
  * more would exceed the model's max_position_embeddings.
@@ -147,17 +131,4 @@ export function checkPromptIds(
       `${flag}: ${ids.length}${newTokens ? ` + ${newTokens}` : ''} tokens exceed the model's max_position_embeddings (${limit})`,
     );
   }
-}
-
-/** "2,818,5279" or "2 818 5279" → ids; every entry must be a non-negative integer. */
-export function parseIdList(value: string | number | readonly (string | number)[], flag = '--ids'): number[] {
-  const parts = (Array.isArray(value) ? value : [value])
-    .flatMap((v) => String(v).split(/[\s,]+/))
-    .filter((s) => s !== '');
-  if (parts.length === 0) throw new UserInputError(`${flag}: give at least one token id`);
-  return parts.map((p) => {
-    if (!/^\d+$/.test(p))
-      throw new UserInputError(`${flag}: "${p}" is not a token id (non-negative integer)`);
-    return Number(p);
-  });
 }

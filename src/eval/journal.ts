@@ -6,8 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EvalInputError } from './errors';
-import { fileProblem } from '../model/files';
-import { isErrnoError } from '../model/errors';
+import { fileProblem, isErrnoError } from '../formats';
 import { QuestionKeys, parsePredictionLine } from './run';
 import type { QuestionPrediction } from './scoring';
 

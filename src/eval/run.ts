@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
-import { writeFileAtomically } from '../model/atomic';
+import { writeFileAtomically } from '../formats';
 import { LETTERS, type Letter, type MmluDataset, type MmluQuestion, questionsOf } from './dataset';
 import { EvalInputError, quote } from './errors';
-import { fileProblem } from '../model/files';
+import { fileProblem } from '../formats';
 import type { ChoiceScorer } from './model';
 import { type TokenizedPrompt, checkShots, tokenizeSubject } from './prompts';
 import { type Aggregate, type QuestionPrediction, aggregate, predict } from './scoring';
@@ -36,7 +36,11 @@ export interface EvaluateOptions {
   done?: readonly QuestionPrediction[];
 }
 
+/** Version of the results record's layout; bumped when a field changes meaning or goes away. */
+export const RESULTS_VERSION = 1;
+
 export interface EvalResults extends Aggregate {
+  version: typeof RESULTS_VERSION;
   model: string | null;
   spec: unknown;
   dataset: { source: string; format: string };
@@ -56,6 +60,13 @@ export interface EvalResults extends Aggregate {
     /** Questions taken from an interrupted earlier run (`done`), not scored again. */
     resumed_questions: number;
   };
+}
+
+/** The results file `eval` writes: the evaluation plus how it was run. */
+export interface EvalRecord extends EvalResults {
+  backend: string;
+  /** The predictions JSONL written beside it, if any. */
+  predictions_file: string | null;
 }
 
 export interface Evaluation {
@@ -132,6 +143,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<Evaluation> {
 
   const seconds = (performance.now() - start) / 1000;
   const results: EvalResults = {
+    version: RESULTS_VERSION,
     model: opts.model ?? null,
     spec: opts.spec ?? null,
     dataset: { source: dataset.source, format: dataset.format },
@@ -186,7 +198,7 @@ function toPrediction(q: MmluQuestion, logprobs: readonly number[]): QuestionPre
   };
 }
 
-export function writeResults(target: string, results: EvalResults): Promise<void> {
+export function writeResults(target: string, results: EvalResults | EvalRecord): Promise<void> {
   return writeFileAtomically(target, JSON.stringify(results, null, 2) + '\n');
 }
 

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { TokenizerLoader } from '@lenml/tokenizers';
 import { EvalInputError } from './errors';
-import { fileProblem } from '../model/files';
+import { fileProblem } from '../formats';
 
 /** What evaluation needs from a tokenizer. */
 export interface TextTokenizer {

@@ -1,7 +1,7 @@
 // `matformer-lab create-random`: a random-weight checkpoint in the published layout, for tests and benchmarks.
 import type { CommandModule } from 'yargs';
-import { createRandomCheckpoint } from '../../model/random';
-import { formatBytes } from '../../model/bytes';
+import { formatBytes } from '../../formats';
+import { createRandomCheckpoint } from '../../gemma3n';
 import { interruptible } from '../boundary';
 import { SHARD_SIZE_LIMITS, seedFlag, sizeFlag } from '../flags';
 

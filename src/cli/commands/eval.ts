@@ -1,18 +1,14 @@
 // `matformer-lab eval`: MMLU with the lm-evaluation-harness protocol on a checkpoint or an elastic submodel.
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
-import { EngineScorer } from '../../engine';
+import { OutputGuard, UserInputError, checkpointFingerprint } from '../../formats';
+import { ENGINE_PRECISION, EngineScorer, openModel, resolveModelSpec } from '../../engine';
+import { identitySpec, loadConfig, maxPositionEmbeddings } from '../../gemma3n';
 import { ProgressBar } from '../progress';
-import { ENGINE_PRECISION } from '../../engine';
-import { MODEL_OPTIONS, type ModelFlags, openModel, resolveModelSpec } from '../../engine/session';
-import { checkpointFingerprint } from '../../model/checkpoint';
-import { loadConfig, maxPositionEmbeddings } from '../../model/config';
-import { OutputGuard } from '../../model/output';
-import { identitySpec } from '../../model/spec';
-import { intFlag, seedFlag } from '../flags';
+import { MODEL_OPTIONS, type ModelFlags, intFlag, seedFlag, specFlags } from '../flags';
 import {
   EvalJournal,
+  type EvalRecord,
   PROMPT_PROTOCOL,
   type Progress,
   type SubsetSpec,
@@ -180,7 +176,7 @@ async function run(
   const tokenizer = await loadTokenizer(argv.dir);
   const config = loadConfig(argv.dir);
   checkPromptLengths(tokenizer, dataset, subset, argv.shots, maxPositionEmbeddings(config));
-  const mnm = resolveModelSpec(argv.dir, argv, warn);
+  const mnm = resolveModelSpec(argv.dir, specFlags(argv), warn);
   const journal = EvalJournal.open(
     journalFile,
     {
@@ -198,7 +194,11 @@ async function run(
       onNotice: notice,
     },
   );
-  const { engine, model, loadSeconds } = await openModel(argv.dir, argv, { onWarning: warn, spec: mnm });
+  const { engine, model, loadSeconds } = await openModel(
+    argv.dir,
+    { submodel: specFlags(argv), backend: argv.backend },
+    { onWarning: warn, spec: mnm },
+  );
   try {
     process.stderr.write(
       `loaded ${argv.dir} on ${engine.backend.name} in ${loadSeconds.toFixed(1)} s; ${subset.items.length} questions, ${argv.shots}-shot\n`,
@@ -218,11 +218,15 @@ async function run(
       done: journal.done,
     });
     progress.bar.finish();
-    const record = { ...results, backend: engine.backend.name, predictions_file: argv.predictions ?? null };
+    const record: EvalRecord = {
+      ...results,
+      backend: engine.backend.name,
+      predictions_file: argv.predictions ?? null,
+    };
     if (argv.predictions) {
       await guard.writeFile('--predictions', (tmp) => writePredictionsJsonl(tmp, predictions));
     }
-    await guard.writeFile('--out', (tmp) => writeResults(tmp, record as typeof results));
+    await guard.writeFile('--out', (tmp) => writeResults(tmp, record));
     journal.remove();
     const o = results.overall;
     process.stdout.write(

@@ -1,9 +1,9 @@
 // `matformer-lab logits`: full soft-capped logits of one token sequence, written as a safetensors file.
 import type { Argv, CommandModule } from 'yargs';
-import { writeSafetensors } from '../../model/safetensors';
-import { loadConfig } from '../../model/config';
-import { OutputGuard } from '../../model/output';
-import { MODEL_OPTIONS, type ModelFlags, checkPromptIds, openModel, parseIdList } from '../../engine/session';
+import { OutputGuard, writeSafetensors } from '../../formats';
+import { loadConfig } from '../../gemma3n';
+import { checkPromptIds, openModel, parseIdList } from '../../engine';
+import { MODEL_OPTIONS, type ModelFlags, specFlags } from '../flags';
 
 interface LogitsArgs extends ModelFlags {
   dir: string;
@@ -51,9 +51,11 @@ export const logitsCommand: CommandModule<object, LogitsArgs> = {
     });
     let opened: Awaited<ReturnType<typeof openModel>>;
     try {
-      opened = await openModel(argv.dir, argv, {
-        onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
-      });
+      opened = await openModel(
+        argv.dir,
+        { submodel: specFlags(argv), backend: argv.backend },
+        { onWarning: (w) => process.stderr.write(`warning: ${w}\n`) },
+      );
     } catch (err) {
       guard.release();
       throw err;

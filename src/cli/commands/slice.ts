@@ -1,10 +1,9 @@
 // `matformer-lab slice`: write an exact Mix-n-Match submodel of a Gemma 3n checkpoint.
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
-import { formatBytes } from '../../model/bytes';
-import { formatParams } from '../../slicing/format';
+import { UserInputError, formatBytes } from '../../formats';
+import { formatParams, sliceCheckpoint } from '../../slicing';
 import { ProgressBar } from '../progress';
-import { sliceCheckpoint } from '../../slicing/run';
+import { formatPlan } from '../render/plan';
 import { interruptible } from '../boundary';
 import { BUFFER_SIZE_LIMITS, SHARD_SIZE_LIMITS, sizeFlag } from '../flags';
 
@@ -97,8 +96,8 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
           },
         }),
       );
-      if (outcome.report !== undefined) {
-        process.stdout.write(outcome.report + '\n');
+      if (dryRun) {
+        process.stdout.write(formatPlan(outcome.plan, argv.src, argv.out) + '\n');
         return;
       }
       (bar as ProgressBar | null)?.finish();
