@@ -3,7 +3,15 @@
 // tf.slice copies of the full-width ones). Batches are right-padded with explicit positions and masks.
 import * as tf from '@tensorflow/tfjs-core';
 import { Checkpoint, UserInputError } from '../formats';
-import { type MixNMatchSpec, type ModelConfig, deriveSubmodel, identitySpec, loadConfig } from '../gemma3n';
+import {
+  type MixNMatchSpec,
+  type ModelConfig,
+  deriveSubmodel,
+  identitySpec,
+  loadConfig,
+  maxPositionEmbeddings,
+  textVocabLimit,
+} from '../gemma3n';
 import {
   type BackendChoice,
   type BackendInfo,
@@ -31,6 +39,9 @@ export interface EngineLoadOptions {
   backend?: BackendChoice;
   onProgress?: (p: LoadProgress) => void;
 }
+
+/** What every backend computes in (bf16/f16 weights are decoded exactly): recorded with results and journals. */
+export const ENGINE_PRECISION = 'float32';
 
 /** Keeps every single tensor (LM-head chunk, logits tile) at most this large, and under the binding limit. */
 const MAX_TENSOR_BYTES = 1 << 30;
@@ -61,9 +72,7 @@ export class Engine {
         Math.min(MAX_TENSOR_BYTES, backend.maxBindingBytes),
         opts.onProgress,
       );
-      const vision = config.raw.vision_config as { vocab_offset?: unknown } | undefined;
-      const offset = typeof vision?.vocab_offset === 'number' ? vision.vocab_offset : Infinity;
-      return new Engine(dir, config, backend, weights, ckpt, Math.min(config.text.vocabSize, offset));
+      return new Engine(dir, config, backend, weights, ckpt, textVocabLimit(config));
     } catch (e) {
       ckpt.close();
       throw e;
@@ -189,8 +198,15 @@ export class TextModel {
       throw new Error(`the KV cache holds ${cache.batch} sequences but ${batch.length} were given`);
     }
     const max = this.engine.maxTextId;
-    for (const seq of batch) {
+    const limit = maxPositionEmbeddings(this.engine.config);
+    for (const [b, seq] of batch.entries()) {
       if (seq.length === 0) throw new UserInputError('empty token sequence');
+      const end = (cache ? cache.nextPos[b]! : 0) + seq.length;
+      if (end > limit) {
+        throw new UserInputError(
+          `a sequence of ${end} tokens exceeds the model's max_position_embeddings (${limit})`,
+        );
+      }
       for (const id of seq) {
         if (!Number.isInteger(id) || id < 0 || id >= max) {
           throw new UserInputError(`token id ${id} is outside the text vocabulary [0, ${max})`);
@@ -383,11 +399,11 @@ export class TextModel {
     h.dispose();
   }
 
-  /** Greedy next token after each sequence (advancing the cache if given). */
+  /** Greedy next text token after each sequence (advancing the cache if given). */
   async nextTokens(batch: TokenBatch, cache?: KvCache): Promise<number[]> {
     const h = await this.hidden(batch, cache ?? null, (T) => batch.map((s, b) => b * T + s.length - 1));
     try {
-      return [...(await this.engine.weights.head.argmax(h))];
+      return [...(await this.engine.weights.head.argmax(h, this.engine.maxTextId))];
     } finally {
       h.dispose();
     }

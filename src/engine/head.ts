@@ -91,15 +91,22 @@ export class LmHead {
     return out;
   }
 
-  /** Greedy ids (first maximum, like torch.argmax) for each row of h [N, H]. */
-  async argmax(h: tf.Tensor2D): Promise<Int32Array> {
+  /**
+   * Greedy ids (first maximum, like torch.argmax) for each row of h [N, H], among ids below `limit` (the text
+   * vocabulary: vision/audio ids are never picked, so generation never emits a token it cannot feed back).
+   */
+  async argmax(h: tf.Tensor2D, limit = this.vocabSize): Promise<Int32Array> {
     const N = h.shape[0];
     const best = new Float64Array(N).fill(-Infinity);
     const ids = new Int32Array(N);
     for (const [a, b] of this.blocks(N)) {
       for (const c of this.chunks) {
+        const cols = Math.min(c.rows, limit - c.start);
+        if (cols <= 0) continue;
         const [mx, am] = tf.tidy(() => {
-          const z = this.cap(tf.matMul(tf.slice(h, [a, 0], [b - a, -1]), c.w));
+          const full = this.cap(tf.matMul(tf.slice(h, [a, 0], [b - a, -1]), c.w));
+          // Cut the [rows, chunk] logits, not the weights: a few rows, not a copy of the head.
+          const z = cols === c.rows ? full : tf.slice(full, [0, 0], [-1, cols]);
           return [tf.max(z, 1), tf.argMax(z, 1)];
         });
         const [mv, iv] = await Promise.all([mx.data(), am.data()]);

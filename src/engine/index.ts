@@ -10,6 +10,7 @@ export {
   webgpuUnavailableReason,
 } from './backend';
 export {
+  ENGINE_PRECISION,
   Engine,
   type EngineLoadOptions,
   type GenerateOptions,
@@ -24,5 +25,13 @@ export { LmHead, type RestrictedRow } from './head';
 export { EngineScorer, type ScorerOptions } from './scorer';
 export { type Gemma3nTextConfig, type LayerPlan, gaussianZ, ropeInvFreq, samePlan } from './gemma3n';
 export { type BenchResult, runBench } from './bench';
-export { type OpenOptions, type OpenedModel, openModel, parseIdList, stopTokenIds } from './session';
+export {
+  type OpenOptions,
+  type OpenedModel,
+  checkPromptIds,
+  openModel,
+  parseIdList,
+  resolveModelSpec,
+  stopTokenIds,
+} from './session';
 export { type LoadProgress, type ParentWeights, CheckpointTables, loadParentWeights } from './weights';

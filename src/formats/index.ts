@@ -11,3 +11,5 @@ export * from './atomic';
 export * from './bytes';
 export * from './prng';
 export * from './normal';
+export * from './files';
+export * from './output';

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { UserInputError } from './errors';
+import { fileProblem } from './files';
 import { DType, decodeFloat32, dtypeBytes, isDType, isFloatDecodable } from './dtype';
 
 /** A user-facing problem with a checkpoint file: the message is one line naming the file. */
@@ -161,6 +162,8 @@ export class SafetensorsFile {
   }
 
   static open(path: string): SafetensorsFile {
+    const problem = fileProblem(path);
+    if (problem) throw new CheckpointError(path, problem);
     let fd: number;
     try {
       fd = fs.openSync(path, 'r');

@@ -1,7 +1,7 @@
 // Gemma 3n text configuration: parse both published styles, normalise, derive per-layer facts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UserInputError } from '../formats';
+import { UserInputError, fileProblem } from '../formats';
 
 export class ConfigError extends UserInputError {
   override name = 'ConfigError';
@@ -299,6 +299,8 @@ function deriveLayers(text: TextConfig, file: string): { layers: LayerFacts[]; f
 }
 
 export function readConfigFile(filePath: string): ModelConfig {
+  const problem = fileProblem(filePath);
+  if (problem) throw new ConfigError(filePath, problem);
   let text: string;
   try {
     text = fs.readFileSync(filePath, 'utf8');
@@ -341,4 +343,20 @@ export function withTextUpdates(cfg: ModelConfig, updates: Json): Json {
 
 export function serializeConfig(json: Json): string {
   return JSON.stringify(json, null, 2) + '\n';
+}
+
+/** Ids at or above this are not text tokens (the vision/audio ids of a multimodal vocabulary). */
+export function textVocabLimit(cfg: ModelConfig): number {
+  const vision = cfg.raw.vision_config as { vocab_offset?: unknown } | undefined;
+  const offset = typeof vision?.vocab_offset === 'number' ? vision.vocab_offset : Infinity;
+  return Math.min(cfg.text.vocabSize, offset);
+}
+
+/** transformers' Gemma3nTextConfig default for max_position_embeddings. */
+const DEFAULT_MAX_POSITIONS = 32768;
+
+/** Longest sequence (prompt + generated tokens) the model takes: text_config.max_position_embeddings. */
+export function maxPositionEmbeddings(cfg: ModelConfig): number {
+  const v = rawTextConfig(cfg).max_position_embeddings;
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : DEFAULT_MAX_POSITIONS;
 }

@@ -11,7 +11,8 @@ import {
   CONFIG_FILE,
   Checkpoint,
   CheckpointTensor,
-  UserInputError,
+  InterruptedError,
+  OutputGuard,
   dtypeBytes,
   numel,
   writeShardedCheckpoint,
@@ -19,12 +20,8 @@ import {
 import { editJsonObject } from './config-text';
 import { PlannedTensor, SlicePlan, SourceTensor } from './plan';
 
-export class SliceOutputError extends UserInputError {
-  override name = 'SliceOutputError';
-}
-
 /** Thrown when the AbortSignal fires; the temporary folder is gone by then. */
-export class SliceAbortedError extends Error {
+export class SliceAbortedError extends InterruptedError {
   override name = 'SliceAbortedError';
 }
 
@@ -54,8 +51,10 @@ export interface ExecuteOptions {
   readonly onProgress?: (done: number, total: number) => void;
   /** Aborting stops after the current chunk, removes the temporary folder and rejects with SliceAbortedError. */
   readonly signal?: AbortSignal;
-  /** Told the temporary folder's path once it exists (so a hard exit can still remove it). */
+  /** Told the temporary folder's path once it exists. */
   readonly onTempDir?: (dir: string) => void;
+  /** One line per stale temporary or lock of a dead run removed beside the output. */
+  readonly onNotice?: (line: string) => void;
 }
 
 export interface ExecuteResult {
@@ -74,28 +73,6 @@ export function sourceTensors(ckpt: Checkpoint): SourceTensor[] {
     }
   }
   return out;
-}
-
-function isInside(child: string, parent: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
-/** Refuses outputs that would overwrite without --force or destroy the source. */
-export function checkOutput(srcDir: string, outDir: string, force: boolean): void {
-  const src = fs.realpathSync(srcDir);
-  const out = path.resolve(outDir);
-  const outReal = fs.existsSync(out) ? fs.realpathSync(out) : out;
-  if (isInside(src, outReal)) {
-    throw new SliceOutputError(
-      `--out: ${outDir} is (or contains) the source checkpoint; choose another folder`,
-    );
-  }
-  if (!fs.existsSync(out)) return;
-  const st = fs.statSync(out);
-  if (st.isDirectory() && fs.readdirSync(out).length === 0) return;
-  if (!force) throw new SliceOutputError(`--out: ${outDir} already exists; pass --force to replace it`);
-  if (!st.isDirectory()) throw new SliceOutputError(`--out: ${outDir} is a file, not a folder`);
 }
 
 /** Float-typed list fields: written as `0.0`, never `0`, whatever JavaScript's number printing does. */
@@ -209,10 +186,6 @@ function indexMetadataOf(plan: SlicePlan): Record<string, number> {
   return { total_parameters: plan.tensors.reduce((a, t) => a + numel(t.shape), 0) };
 }
 
-function tempDirFor(out: string): string {
-  return path.join(path.dirname(out), `.${path.basename(out)}.tmp-${process.pid}-${Date.now().toString(36)}`);
-}
-
 /** Writes a slice's config, side files and card into `tmp` beside its shards and index; returns every file. */
 async function completeOutput(
   plan: SlicePlan,
@@ -235,18 +208,6 @@ async function completeOutput(
     files.push(CARD_FILE);
   }
   return files;
-}
-
-/** Swap into place: the old output (only with --force) moves aside first and is removed after. */
-async function swapIntoPlace(tmp: string, out: string): Promise<void> {
-  let old: string | null = null;
-  if (fs.existsSync(out)) {
-    old = `${tmp}-old`;
-    if (fs.readdirSync(out).length === 0) await fsp.rmdir(out);
-    else await fsp.rename(out, old);
-  }
-  await fsp.rename(tmp, out);
-  if (old) await fsp.rm(old, { recursive: true, force: true });
 }
 
 /**
@@ -308,18 +269,29 @@ export interface PlanOutput {
 export async function executePlans(
   outputs: readonly PlanOutput[],
   ckpt: Checkpoint,
-  opts: Pick<ExecuteOptions, 'force' | 'chunkBytes' | 'onProgress' | 'signal'> = {},
+  opts: Pick<ExecuteOptions, 'force' | 'chunkBytes' | 'onProgress' | 'signal' | 'onNotice'> = {},
 ): Promise<ExecuteResult[]> {
   const started = process.hrtime.bigint();
-  const outs = outputs.map((o) => path.resolve(o.outDir));
-  if (new Set(outs).size !== outs.length) throw new SliceOutputError('--out: two outputs share a folder');
-  outputs.forEach((o) => checkOutput(ckpt.dir, o.outDir, Boolean(opts.force)));
+  for (const o of outputs) await fsp.mkdir(path.dirname(path.resolve(o.outDir)), { recursive: true });
+  // One guard for all outputs: distinct, outside the source, new unless --force, locked, all or none.
+  const flags = outputs.map((_, k) => `--out[${k}]`);
+  const guard = OutputGuard.acquire({
+    outputs: outputs.map((o, k) => ({
+      flag: at(flags, k),
+      path: o.outDir,
+      kind: 'folder' as const,
+      bytes: o.plan.outputBytes,
+    })),
+    inputs: [{ flag: 'source checkpoint', path: ckpt.dir }],
+    force: opts.force,
+    onNotice: opts.onNotice,
+  });
+  const outs = flags.map((f) => guard.path(f));
   const tmps: string[] = [];
   const aborted = () => new SliceAbortedError('slicing interrupted; no output written');
   try {
-    for (const out of outs) {
-      await fsp.mkdir(path.dirname(out), { recursive: true });
-      tmps.push(tempDirFor(out));
+    for (const f of flags) {
+      tmps.push(guard.temp(f));
       await fsp.mkdir(at(tmps, tmps.length - 1));
     }
     const chunk = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
@@ -412,12 +384,11 @@ export async function executePlans(
       results.push({ outDir: at(outs, k), bytes: o.plan.outputBytes, seconds: 0, files });
     }
     if (opts.signal?.aborted) throw aborted();
-    for (const [k, out] of outs.entries()) await swapIntoPlace(at(tmps, k), out);
+    for (const [k, f] of flags.entries()) guard.commit(f, at(tmps, k));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return results.map((r) => ({ ...r, seconds }));
-  } catch (err) {
-    for (const tmp of tmps) await fsp.rm(tmp, { recursive: true, force: true });
-    throw err;
+  } finally {
+    guard.release();
   }
 }
 
@@ -428,11 +399,23 @@ export async function executePlan(
   opts: ExecuteOptions,
 ): Promise<ExecuteResult> {
   const started = process.hrtime.bigint();
-  checkOutput(ckpt.dir, opts.outDir, Boolean(opts.force));
-  const out = path.resolve(opts.outDir);
-  await fsp.mkdir(path.dirname(out), { recursive: true });
-  const tmp = tempDirFor(out);
-  await fsp.mkdir(tmp);
+  await fsp.mkdir(path.dirname(path.resolve(opts.outDir)), { recursive: true });
+  // Refuses the source (or a folder inside it), an existing output without --force, a concurrent slice to
+  // the same folder, a read-only or full target; removes temporaries of dead runs.
+  const guard = OutputGuard.acquire({
+    outputs: [{ flag: '--out', path: opts.outDir, kind: 'folder', bytes: plan.outputBytes }],
+    inputs: [{ flag: 'source checkpoint', path: ckpt.dir }],
+    force: opts.force,
+    onNotice: opts.onNotice,
+  });
+  const out = guard.path('--out');
+  const tmp = guard.temp('--out');
+  try {
+    await fsp.mkdir(tmp);
+  } catch (err) {
+    guard.release();
+    throw err;
+  }
   opts.onTempDir?.(tmp);
   // The caller's signal stops every shard writer (the writer itself stops the others on a failure).
   const stop = new AbortController();
@@ -473,13 +456,13 @@ export async function executePlan(
     });
     const files = await completeOutput(plan, ckpt, tmp, written.files, opts.card);
     checkAbort();
-    await swapIntoPlace(tmp, out);
+
+    // The guard re-checks the target: what appeared there meanwhile is kept unless --force.
+    guard.commit('--out', tmp);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return { outDir: out, bytes: plan.outputBytes, seconds, files };
-  } catch (err) {
-    await fsp.rm(tmp, { recursive: true, force: true });
-    throw err;
   } finally {
+    guard.release();
     opts.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -1,8 +1,11 @@
 // `matformer-lab bench`: prefill and decode throughput of a checkpoint (or submodel) on a backend.
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../formats';
+import { loadConfig, maxPositionEmbeddings } from '../../gemma3n';
 import { openModel, type BenchResult, runBench } from '../../engine';
-import { MODEL_OPTIONS, type ModelFlags, specFlags } from '../flags';
+import { MODEL_OPTIONS, type ModelFlags, intFlag, seedFlag, specFlags } from '../flags';
+
+/** Far beyond a useful benchmark batch; a typo such as 80000 would only exhaust memory. */
+const MAX_BATCH = 4096;
 
 interface BenchArgs extends ModelFlags {
   dir: string;
@@ -54,13 +57,12 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         '',
       ) as unknown as Argv<BenchArgs>,
   handler: async (argv) => {
-    for (const k of ['batch', 'tokens'] as const) {
-      if (!Number.isInteger(argv[k]) || argv[k] < 1)
-        throw new UserInputError(`--${k}: ${argv[k]} is not a positive integer`);
-    }
-    const steps = argv['decode-tokens'];
-    if (!Number.isInteger(steps) || steps < 0)
-      throw new UserInputError(`--decode-tokens: ${steps} is not a non-negative integer`);
+    const config = loadConfig(argv.dir);
+    const limit = maxPositionEmbeddings(config);
+    intFlag('--batch', argv.batch, 1, MAX_BATCH);
+    intFlag('--tokens', argv.tokens, 1, limit);
+    const steps = intFlag('--decode-tokens', argv['decode-tokens'], 0, limit - argv.tokens);
+    seedFlag('--seed', argv.seed);
     const opened = await openModel(
       argv.dir,
       { submodel: specFlags(argv), backend: argv.backend },

@@ -1,7 +1,7 @@
 // `matformer-lab inspect <dir>`: layers, KV sharing, parameter counts, and a tensor check of the weights.
 import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../formats';
-import { hasProblems, inspectConfig, loadConfig, resolveSource, resolveSpec } from '../../gemma3n';
+import { inspectConfig, loadConfig, resolveSource, resolveSpec, tensorProblems } from '../../gemma3n';
 import { SUBMODEL_OPTIONS, type SubmodelFlags, specFlags } from '../flags';
 import { formatReport } from '../render/inspect';
 import { jsonText } from '../render/json';
@@ -50,12 +50,7 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
         );
       }
     }
-    if (hasProblems(report)) {
-      const ck = report.checkpoint!;
-      throw new UserInputError(
-        `${report.source}: checkpoint does not match its config: ${ck.missing.length} missing and ` +
-          `${ck.wrongShape.length} wrong-shape text tensors (listed above)`,
-      );
-    }
+    const problem = report.checkpoint ? tensorProblems(report.checkpoint) : null;
+    if (problem) throw new UserInputError(`${report.source}: ${problem}; all listed above`);
   },
 };
