@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { normalQuantile } from '../model/normal';
 import type { KvCache } from './cache';
+import type { LinearWeight } from './kernels/linear';
 
 // ---------------------------------------------------------------------------------------------------------
 // Config: what the forward pass of one (sub)model needs. Built from the parent's TextConfig and a spec.
@@ -95,9 +96,9 @@ export function geluTanh<T extends tf.Tensor>(x: T): T {
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as T;
 }
 
-/** x @ W for x [..., in] and W [in, out]. */
-function linear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  return tf.matMul(x, w);
+/** x @ W for x [M, in] and W [in, out] (float32, or a LinearWeight: packed bf16 on webgpu). */
+function linear(x: tf.Tensor2D, w: tf.Tensor2D | LinearWeight): tf.Tensor2D {
+  return w instanceof tf.Tensor ? tf.matMul(x, w) : w.apply(x);
 }
 
 /** Scales each token so its RMS equals `target` (AltUp's magnitude matching, ε = 1e-5 on the mean square). */
@@ -198,34 +199,34 @@ export interface AltUpWeights {
 }
 
 export interface LayerWeights {
-  readonly q: tf.Tensor2D;
+  readonly q: LinearWeight;
   /** k, v, k_norm: absent on consumers (their own K/V weights are never used, §3.7). */
-  readonly k: tf.Tensor2D | null;
-  readonly v: tf.Tensor2D | null;
+  readonly k: LinearWeight | null;
+  readonly v: LinearWeight | null;
   readonly qNorm: tf.Tensor1D;
   readonly kNorm: tf.Tensor1D | null;
-  readonly laurelLeft: tf.Tensor2D;
-  readonly oProj: tf.Tensor2D;
-  readonly laurelRight: tf.Tensor2D;
+  readonly laurelLeft: LinearWeight;
+  readonly oProj: LinearWeight;
+  readonly laurelRight: LinearWeight;
   readonly postLaurelNorm: tf.Tensor1D;
   readonly inputNorm: tf.Tensor1D;
   readonly postAttnNorm: tf.Tensor1D;
   readonly preFfnNorm: tf.Tensor1D;
   readonly postFfnNorm: tf.Tensor1D;
   /** gate_proj / up_proj at this submodel's width I: [H, I]. */
-  readonly gate: tf.Tensor2D;
-  readonly up: tf.Tensor2D;
+  readonly gate: LinearWeight;
+  readonly up: LinearWeight;
   /** down_proj transposed: [I, H]. */
-  readonly down: tf.Tensor2D;
+  readonly down: LinearWeight;
   readonly altup: AltUpWeights;
-  readonly pleGate: tf.Tensor2D;
-  readonly pleProj: tf.Tensor2D;
+  readonly pleGate: LinearWeight;
+  readonly pleProj: LinearWeight;
   readonly postPleNorm: tf.Tensor1D;
 }
 
 export interface GlobalWeights {
   /** per_layer_model_projection transposed, all parent layers: [H, L·P]. */
-  readonly pleModelProj: tf.Tensor2D;
+  readonly pleModelProj: LinearWeight;
   readonly pleProjNorm: tf.Tensor1D;
   /** altup_projections 0..N-2 fused and transposed: [H, (N-1)·H]. */
   readonly altupIn: tf.Tensor2D;

@@ -6,6 +6,7 @@ import { CheckpointError } from '../model/safetensors';
 import { detectTextPrefix, layerTensorName } from '../model/tensors';
 import type { AltUpWeights, GlobalWeights, HostTables, LayerWeights } from './gemma3n';
 import { LmHead } from './head';
+import { LinearWeight } from './kernels/linear';
 
 /**
  * Embedding and PLE rows straight from the checkpoint files: the tables are never resident (E4B's PLE table
@@ -74,17 +75,22 @@ export interface LoadProgress {
   readonly total: number;
 }
 
-/** Uploads the parent's weights. `maxTensorBytes` bounds the LM-head chunks (the backend's binding limit). */
+/**
+ * Uploads the parent's weights. `maxTensorBytes` bounds the LM-head chunks (the backend's binding limit);
+ * with `packBf16`, Linear weights (and the LM head) whose values are all bfloat16 stay packed bf16 pairs.
+ */
 export function loadParentWeights(
   ckpt: Checkpoint,
   config: ModelConfig,
   maxTensorBytes: number,
   onProgress?: (p: LoadProgress) => void,
+  packBf16 = false,
 ): ParentWeights {
   const c = config.text;
   const prefix = detectTextPrefix(ckpt.tensors.keys());
   const name = (s: string) => prefix + s;
   const owned: tf.Tensor[] = [];
+  const ownedLinear: LinearWeight[] = [];
   let bytes = 0;
 
   const read = (n: string, shape: readonly number[]): Float32Array => {
@@ -103,8 +109,15 @@ export function loadParentWeights(
     return t;
   };
   const vec = (n: string, len: number) => keep(tf.tensor1d(read(n, [len])));
-  /** Linear weight [out, in] → resident [in, out]. */
-  const linearT = (n: string, out: number, inp: number) =>
+  /** Linear weight [out, in] → resident [in, out] (float32 or packed bf16). */
+  const linearT = (n: string, out: number, inp: number) => {
+    const w = LinearWeight.fromTorch(read(n, [out, inp]), out, inp, packBf16);
+    ownedLinear.push(w);
+    bytes += w.bytes;
+    return w;
+  };
+  /** Small Linear weights used as plain tensors (AltUp router / coefficients). */
+  const smallT = (n: string, out: number, inp: number) =>
     keep(tf.tidy(() => tf.transpose(tf.tensor2d(read(n, [out, inp]), [out, inp]))) as tf.Tensor2D);
   /** Several Linear weights with the same input, fused along the output axis: [in, Σ out]. */
   const fusedT = (parts: [string, number][], inp: number) =>
@@ -158,8 +171,8 @@ export function loadParentWeights(
       const clip = c.altupCoefClip;
       const altup: AltUpWeights = {
         routerNorm: vec(ln('altup.router_norm.weight'), H),
-        router: linearT(ln('altup.modality_router.weight'), N, H),
-        predict: linearT(ln('altup.prediction_coefs.weight'), N * N, N),
+        router: smallT(ln('altup.modality_router.weight'), N, H),
+        predict: smallT(ln('altup.prediction_coefs.weight'), N * N, N),
         // transformers clamps correction_coefs to ±altup_coef_clip on every call, even at inference.
         correct: keep(
           tf.tidy(() => {
@@ -208,19 +221,26 @@ export function loadParentWeights(
     if (pleInfo.shape[1] !== L * P) {
       throw new CheckpointError(ckpt.dir, `${pleName} has ${pleInfo.shape[1]} columns, expected ${L * P}`);
     }
-    const head = LmHead.load(c.vocabSize, H, c.finalLogitSoftcapping, maxTensorBytes, (a, b) =>
-      ckpt.readFloat32(embedName, a, b),
+    const head = LmHead.load(
+      c.vocabSize,
+      H,
+      c.finalLogitSoftcapping,
+      maxTensorBytes,
+      (a, b) => ckpt.readFloat32(embedName, a, b),
+      packBf16,
     );
     bytes += head.bytes;
     onProgress?.({ done: total, total });
     const host = new CheckpointTables(ckpt, embedName, pleName, H, P, L, pleInfo.shape[0]);
     const dispose = () => {
       tf.dispose(owned);
+      for (const w of ownedLinear) w.dispose();
       head.dispose();
     };
     return { global, layers, head, host, bytes, dispose };
   } catch (e) {
     tf.dispose(owned);
+    for (const w of ownedLinear) w.dispose();
     throw e;
   }
 }

@@ -1,0 +1,138 @@
+// The engine's own WebGPU programs against their cpu-backend twins, and the twins against TF.js's matMul.
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../src/engine';
+import {
+  bf16MatMul,
+  packBf16Transposed,
+  tileFor,
+  tileWorkgroupBytes,
+} from '../../src/engine/kernels/bf16-matmul';
+import { LinearWeight } from '../../src/engine/kernels/linear';
+import { describeIfWebGpu } from './webgpu-probe';
+
+/** Deterministic values in [-1, 1), rounded to bfloat16 when asked. */
+function values(n: number, seed: number, bf16: boolean): Float32Array {
+  const out = new Float32Array(n);
+  const bits = new Uint32Array(out.buffer);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+    if (bf16) bits[i] = bits[i]! & 0xffff0000;
+  }
+  return out;
+}
+
+/** [m, k] @ ([k, n] prefix of the transposed torch weight [outP, inP]) in float64, the exact reference. */
+function reference(
+  x: Float32Array,
+  w: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  inP: number,
+): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let r = 0; r < m; r++)
+    for (let c = 0; c < n; c++) {
+      let s = 0;
+      for (let j = 0; j < k; j++) s += x[r * k + j]! * w[c * inP + j]!;
+      out[r * n + c] = s;
+    }
+  return out;
+}
+
+function maxRelError(ours: Float32Array, ref: Float64Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num = Math.max(num, Math.abs(ours[i]! - ref[i]!));
+    den = Math.max(den, Math.abs(ref[i]!));
+  }
+  return num / den;
+}
+
+// [m, k, n] used of a parent weight [outP, inP] (torch layout): skinny and wide products, odd widths, prefix
+// views in both directions, reduction lengths with and without vec4 loads.
+const CASES: [number, number, number, number, number][] = [
+  [1, 64, 128, 128, 64],
+  [3, 30, 70, 70, 30],
+  [8, 96, 257, 300, 128],
+  [70, 96, 130, 130, 96],
+  [33, 40, 64, 96, 64],
+];
+
+describe('bf16 packing', () => {
+  it('packs bfloat16 values exactly and refuses anything else', () => {
+    const w = values(6 * 4, 1, true);
+    const p = packBf16Transposed(w, 6, 4)!;
+    expect(p).toHaveLength(4 * 3);
+    const bits = new Uint32Array(w.buffer);
+    // word [k=2, j=1] holds W[out 2][in 2] low and W[out 3][in 2] high.
+    expect((p[2 * 3 + 1]! >>> 0) & 0xffff).toBe(bits[2 * 4 + 2]! >>> 16);
+    expect(((p[2 * 3 + 1]! & 0xffff0000) >>> 0) >>> 16).toBe(bits[3 * 4 + 2]! >>> 16);
+    w[5] = 0.1; // not a bf16
+    expect(packBf16Transposed(w, 6, 4)).toBeNull();
+  });
+
+  it('keeps workgroup memory of every tile under 16 KiB', () => {
+    for (const m of [1, 8, 9, 512]) expect(tileWorkgroupBytes(tileFor(m))).toBeLessThanOrEqual(16384);
+  });
+});
+
+describe('bf16 matmul, cpu twin', () => {
+  beforeAll(async () => {
+    await initBackend('cpu');
+  });
+
+  it.each(CASES)('m %i, k %i, n %i of [%i, %i] matches float64', (m, k, n, outP, inP) => {
+    const x = values(m * k, 2, false);
+    const w = values(outP * inP, 3, true);
+    const lw = LinearWeight.fromTorch(w, outP, inP, true);
+    expect(lw.packed).toBe(true);
+    const view = lw.prefix(k, n);
+    const xt = tf.tensor2d(x, [m, k]);
+    const y = view.apply(xt);
+    expect(y.shape).toEqual([m, n]);
+    expect(maxRelError(y.dataSync() as Float32Array, reference(x, w, m, k, n, inP))).toBeLessThan(1e-6);
+    expect(view.bytes).toBe(k === inP && n === outP ? inP * Math.ceil(outP / 2) * 4 : 0);
+    tf.dispose([xt, y]);
+    lw.dispose();
+  });
+
+  it('rejects a view larger than the weight and mismatched inputs', () => {
+    const lw = LinearWeight.fromTorch(values(8 * 4, 4, true), 8, 4, true);
+    expect(() => lw.prefix(5, 8)).toThrow(RangeError);
+    const x = tf.zeros([2, 3]) as tf.Tensor2D;
+    expect(() => lw.apply(x)).toThrow(/3 columns/);
+    x.dispose();
+    lw.dispose();
+  });
+});
+
+describeIfWebGpu('bf16 matmul on webgpu', () => {
+  beforeAll(async () => {
+    await initBackend('webgpu');
+  });
+
+  it.each(CASES)('m %i, k %i, n %i of [%i, %i] matches the cpu twin', async (m, k, n, outP, inP) => {
+    const x = values(m * k, 5, false);
+    const w = values(outP * inP, 6, true);
+    const words = packBf16Transposed(w, outP, inP)!;
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      const xt = tf.tensor2d(x, [m, k]);
+      const wt = tf.tensor2d(words, [inP, Math.ceil(outP / 2)], 'int32');
+      const y = bf16MatMul(xt, wt, k, n);
+      const data = (await y.data()) as Float32Array;
+      tf.dispose([xt, wt, y]);
+      return data;
+    };
+    const gpu = await run('webgpu');
+    const cpu = await run('cpu');
+    await tf.setBackend('webgpu');
+    const ref = reference(x, w, m, k, n, inP);
+    expect(maxRelError(gpu, ref)).toBeLessThan(1e-6);
+    expect(maxRelError(cpu, ref)).toBeLessThan(1e-6);
+  });
+});
