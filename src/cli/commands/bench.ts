@@ -3,6 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../model/errors';
 import { MODEL_OPTIONS, type ModelFlags, openModel } from '../../engine/session';
 import { type BenchResult, runBench } from '../../engine/bench';
+import { renderProfile } from '../../engine/profile';
 
 interface BenchArgs extends ModelFlags {
   dir: string;
@@ -11,6 +12,7 @@ interface BenchArgs extends ModelFlags {
   'decode-tokens': number;
   seed: number;
   json?: boolean;
+  profile?: boolean;
 }
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -24,6 +26,7 @@ function render(r: BenchResult): string {
     `weights         ${mb(r.memory.weightBytes)} on the backend`,
     `kv cache        ${mb(r.memory.kvCacheBytes)} after decoding`,
     `backend memory  ${mb(r.memory.backendBytes)} in ${r.memory.tensors} tensors (peak process RSS ${mb(r.memory.peakRssBytes)})`,
+    ...(r.profile ?? []).map((p) => '\n' + renderProfile(p)),
   ].join('\n');
 }
 
@@ -47,6 +50,11 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       })
       .option('seed', { type: 'number', default: 1, describe: 'seed of the random prompt ids' })
       .option('json', { type: 'boolean', describe: 'print the result as JSON' })
+      .option('profile', {
+        type: 'boolean',
+        describe:
+          'per op kind: calls, GPU dispatches, device and host time of prefill, decode and an MMLU batch',
+      })
       .options(MODEL_OPTIONS)
       .example('$0 bench ./gemma-3n-E4B --backend webgpu --batch 4 --tokens 256', '')
       .example(
@@ -70,6 +78,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         tokens: argv.tokens,
         decodeSteps: steps,
         seed: argv.seed,
+        profile: argv.profile === true,
       });
       process.stdout.write((argv.json ? JSON.stringify(r) : render(r)) + '\n');
     } finally {
