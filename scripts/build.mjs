@@ -21,3 +21,5 @@ const common = {
 await build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js' });
 // The read benchmark measures the library's own reader, so it is built from the same sources.
 await build({ ...common, entryPoints: ['scripts/bench-read.ts'], outfile: 'dist/bench-read.js' });
+// The engine's side of the GPU-machine benchmark (scripts/device/h200-bench.sh).
+await build({ ...common, entryPoints: ['scripts/device/h200-bench.ts'], outfile: 'dist/h200-bench.js' });
