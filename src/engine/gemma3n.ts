@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { normalQuantile } from '../model/normal';
 import type { KvCache } from './cache';
 import type { LinearWeight } from './kernels/linear';
+import { ownKernels } from './kernels/register';
+import { fusedGeluGate, fusedRmsNorm } from './kernels/row-ops';
 
 // ---------------------------------------------------------------------------------------------------------
 // Config: what the forward pass of one (sub)model needs. Built from the parent's TextConfig and a spec.
@@ -78,6 +80,7 @@ export function byRow<T extends tf.Tensor>(
 
 /** x / sqrt(mean(x², last) + eps) · w — divide (not rsqrt) and `w`, not `1 + w` (§3.1). */
 export function rmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor1D | null, eps: number): T {
+  if (ownKernels()) return fusedRmsNorm(x, w, eps);
   const ms = tf.mean(tf.square(x), -1, true);
   const y = byRow(tf.div, x, tf.sqrt(tf.add(ms, eps)));
   return (w ? tf.mul(y, w) : y) as T;
@@ -454,6 +457,12 @@ export class Mlp {
   /** down(gelu(sparsify(gate·x)) ⊙ up·x); the width is whatever this (sub)model's weights hold. */
   forward(x: tf.Tensor2D): tf.Tensor2D {
     let gate = linear(x, this.w.gate);
+    if (ownKernels()) {
+      return linear(
+        fusedGeluGate(gate, linear(x, this.w.up), this.plan.sparsity > 0 ? this.z : 0),
+        this.w.down,
+      );
+    }
     if (this.plan.sparsity > 0) {
       // Gaussian top-k: shift by mean + z·std (population std over this width), then relu (§3.5).
       const mean = tf.mean(gate, -1, true);

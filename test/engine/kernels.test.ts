@@ -8,6 +8,7 @@ import {
   tileWorkgroupBytes,
 } from '../../src/engine/kernels/bf16-matmul';
 import { LinearWeight } from '../../src/engine/kernels/linear';
+import { fusedGeluGate, fusedRmsNorm } from '../../src/engine/kernels/row-ops';
 import { describeIfWebGpu } from './webgpu-probe';
 
 /** Deterministic values in [-1, 1), rounded to bfloat16 when asked. */
@@ -134,5 +135,100 @@ describeIfWebGpu('bf16 matmul on webgpu', () => {
     const ref = reference(x, w, m, k, n, inP);
     expect(maxRelError(gpu, ref)).toBeLessThan(1e-6);
     expect(maxRelError(cpu, ref)).toBeLessThan(1e-6);
+  });
+});
+
+// The fused row programs against the TF.js op compositions they replace (gemma3n.ts on cpu).
+const ROWS: [number, number][] = [
+  [1, 64],
+  [5, 37],
+  [70, 300],
+];
+
+function composedRmsNorm(x: tf.Tensor2D, w: tf.Tensor1D | null, eps: number): tf.Tensor2D {
+  const y = tf.div(x, tf.sqrt(tf.add(tf.mean(tf.square(x), -1, true), eps)));
+  return (w ? tf.mul(y, w) : y) as tf.Tensor2D;
+}
+
+function composedGeluGate(g: tf.Tensor2D, u: tf.Tensor2D, z: number): tf.Tensor2D {
+  let gate: tf.Tensor = g;
+  if (z !== 0) {
+    const mean = tf.mean(g, -1, true);
+    const std = tf.sqrt(tf.mean(tf.square(tf.sub(g, mean)), -1, true));
+    gate = tf.relu(tf.sub(g, tf.add(mean, tf.mul(std, z))));
+  }
+  const inner = tf.mul(tf.add(gate, tf.mul(tf.mul(tf.mul(gate, gate), gate), 0.044715)), 0.7978845608028654);
+  return tf.mul(tf.mul(tf.mul(gate, 0.5), tf.add(tf.tanh(inner), 1)), u) as tf.Tensor2D;
+}
+
+async function onBackend(backend: string, f: () => tf.Tensor): Promise<Float32Array> {
+  await tf.setBackend(backend);
+  const y = tf.tidy(f);
+  const data = (await y.data()) as Float32Array;
+  y.dispose();
+  return data;
+}
+
+function relDiff(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i]! - b[i]!));
+    den = Math.max(den, Math.abs(b[i]!));
+  }
+  return den === 0 ? num : num / den;
+}
+
+describe('fused row programs, cpu twin', () => {
+  beforeAll(async () => {
+    await initBackend('cpu');
+  });
+
+  it.each(ROWS)('RMSNorm of %i × %i matches the op composition', async (r, w) => {
+    const x = values(r * w, 7, false);
+    const g = values(w, 8, false);
+    for (const scaled of [true, false]) {
+      const ref = await onBackend('cpu', () =>
+        composedRmsNorm(tf.tensor2d(x, [r, w]), scaled ? tf.tensor1d(g) : null, 1e-6),
+      );
+      const ours = await onBackend('cpu', () =>
+        fusedRmsNorm(tf.tensor2d(x, [r, w]), scaled ? tf.tensor1d(g) : null, 1e-6),
+      );
+      expect(relDiff(ours, ref)).toBeLessThan(1e-6);
+    }
+  });
+
+  it.each(ROWS)('GeluGate of %i × %i matches the op composition, with and without top-k', async (r, w) => {
+    const g = values(r * w, 9, false);
+    const u = values(r * w, 10, false);
+    for (const z of [0, 1.6448533535003662]) {
+      const ref = await onBackend('cpu', () =>
+        composedGeluGate(tf.tensor2d(g, [r, w]), tf.tensor2d(u, [r, w]), z),
+      );
+      const ours = await onBackend('cpu', () =>
+        fusedGeluGate(tf.tensor2d(g, [r, w]), tf.tensor2d(u, [r, w]), z),
+      );
+      expect(relDiff(ours, ref)).toBeLessThan(1e-5);
+      if (z !== 0) expect(ours.filter((v) => v === 0).length).toBeGreaterThan((r * w) / 2);
+    }
+  });
+});
+
+describeIfWebGpu('fused row programs on webgpu', () => {
+  beforeAll(async () => {
+    await initBackend('webgpu');
+  });
+
+  it.each(ROWS)('RMSNorm and GeluGate of %i × %i match the cpu twins', async (r, w) => {
+    const x = values(r * w, 11, false);
+    const u = values(r * w, 12, false);
+    const g = values(w, 13, false);
+    const norm = () => fusedRmsNorm(tf.tensor2d(x, [r, w]), tf.tensor1d(g), 1e-6);
+    expect(relDiff(await onBackend('webgpu', norm), await onBackend('cpu', norm))).toBeLessThan(1e-5);
+    for (const z of [0, 1.6448533535003662]) {
+      const gate = () => fusedGeluGate(tf.tensor2d(x, [r, w]), tf.tensor2d(u, [r, w]), z);
+      expect(relDiff(await onBackend('webgpu', gate), await onBackend('cpu', gate))).toBeLessThan(1e-5);
+    }
+    await tf.setBackend('webgpu');
   });
 });

@@ -7,6 +7,7 @@
 // Two programs of one family: the webgpu one (register-tiled, both operands staged in workgroup memory,
 // vec4 loads of x where the reduction length allows) and its cpu-backend twin, the reference in tests.
 import * as tf from '@tensorflow/tfjs-core';
+import { type CpuBackendLike, type KernelArgs, type WebGpuBackendLike, registerTwins } from './register';
 
 export const BF16_MATMUL = 'MatformerBf16MatMul';
 
@@ -80,15 +81,6 @@ export function tileFor(m: number): MatMulTile {
 /** Bytes of workgroup memory a tile uses (x tile + decoded W tile, float32). */
 export function tileWorkgroupBytes(t: MatMulTile): number {
   return 4 * (t.wy * t.rows * t.tk + t.tk * t.wx * t.cols);
-}
-
-interface WebGpuBackendLike {
-  runWebGPUProgram(
-    program: unknown,
-    inputs: tf.TensorInfo[],
-    dtype: tf.DataType,
-    uniforms?: { type: string; data: number[] }[],
-  ): tf.TensorInfo;
 }
 
 class Bf16MatMulProgram {
@@ -206,13 +198,13 @@ function checkShapes(x: tf.TensorInfo, w: tf.TensorInfo, a: Bf16MatMulAttrs): vo
     throw new Error(`${BF16_MATMUL}: a [${a.k}, ${a.n}] view of packed [${w.shape.join(', ')}]`);
 }
 
-function webgpuKernel(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
+function webgpuKernel(args: KernelArgs, backend: WebGpuBackendLike): tf.TensorInfo {
   const { X: x, W: w } = args.inputs as { X: tf.TensorInfo; W: tf.TensorInfo };
   const a = args.attrs as unknown as Bf16MatMulAttrs;
   checkShapes(x, w, a);
   const m = x.shape[0]!;
   const program = new Bf16MatMulProgram(m, a.k, a.n, tileFor(m));
-  return (args.backend as WebGpuBackendLike).runWebGPUProgram(program, [x, w], 'float32', [
+  return backend.runWebGPUProgram(program, [x, w], 'float32', [
     { type: 'int32', data: [m] },
     { type: 'int32', data: [a.k] },
     { type: 'int32', data: [a.n] },
@@ -220,17 +212,11 @@ function webgpuKernel(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
   ]);
 }
 
-interface CpuBackendLike {
-  data: { get(id: object): { values: tf.TypedArray } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: tf.TypedArray): tf.TensorInfo;
-}
-
 /** The cpu twin: the same product in plain JavaScript (float32 operands, k ascending). */
-function cpuKernel(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
+function cpuKernel(args: KernelArgs, be: CpuBackendLike): tf.TensorInfo {
   const { X: x, W: w } = args.inputs as { X: tf.TensorInfo; W: tf.TensorInfo };
   const a = args.attrs as unknown as Bf16MatMulAttrs;
   checkShapes(x, w, a);
-  const be = args.backend as CpuBackendLike;
   const xv = be.data.get(x.dataId).values as Float32Array;
   const words = new Uint32Array((be.data.get(w.dataId).values as Int32Array).buffer);
   const S = w.shape[1]!;
@@ -253,13 +239,7 @@ function cpuKernel(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
   return be.makeTensorInfo([m, N], 'float32', out);
 }
 
-for (const [backendName, kernelFunc] of [
-  ['webgpu', webgpuKernel],
-  ['cpu', cpuKernel],
-] as const) {
-  if (!tf.getKernel(BF16_MATMUL, backendName))
-    tf.registerKernel({ kernelName: BF16_MATMUL, backendName, kernelFunc: kernelFunc as tf.KernelFunc });
-}
+registerTwins(BF16_MATMUL, webgpuKernel, cpuKernel);
 
 /** x [M, k] @ (the [k, n] prefix of packed W) → [M, n] on the active backend (webgpu or cpu). */
 export function bf16MatMul(x: tf.Tensor2D, packed: tf.Tensor2D, k: number, n: number): tf.Tensor2D {
