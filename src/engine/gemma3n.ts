@@ -8,7 +8,7 @@ import { normalQuantile } from '../model/normal';
 import type { KvCache } from './cache';
 import type { LinearWeight } from './kernels/linear';
 import { ownKernels } from './kernels/register';
-import { fusedGeluGate, fusedRmsNorm } from './kernels/row-ops';
+import { fusedGeluGate, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
 
 // ---------------------------------------------------------------------------------------------------------
 // Config: what the forward pass of one (sub)model needs. Built from the parent's TextConfig and a spec.
@@ -412,18 +412,29 @@ export class Attention {
     const rope = ctx.rope.get(plan.ropeTheta)!;
     const heads = (x: tf.Tensor2D, count: number) => tf.reshape(x, [B, T, count, D]) as tf.Tensor4D;
 
-    // Queries always use this layer's own q_proj/q_norm and the token's true position (§6.2).
-    const qn = rmsNorm(heads(linear(n, w.q), A), w.qNorm, eps);
-    const q = tf.transpose(applyRope(qn, rope.q, ctx.rotateHalf), [0, 2, 1, 3]);
+    // Queries always use this layer's own q_proj/q_norm and the token's true position (§6.2). Norm, RoPE
+    // and the move of heads before tokens are one program on webgpu.
+    const own = ownKernels();
+    const q = own
+      ? fusedNormRope(heads(linear(n, w.q), A), w.qNorm, eps, rope.q)
+      : tf.transpose(
+          applyRope(rmsNorm(heads(linear(n, w.q), A), w.qNorm, eps), rope.q, ctx.rotateHalf),
+          [0, 2, 1, 3],
+        );
 
     let k: tf.Tensor4D;
     let v: tf.Tensor4D;
     if (plan.kvRole === 'consumer') {
       ({ k, v } = ctx.kv.read(plan.kvSource!));
     } else {
-      const kn = rmsNorm(heads(linear(n, w.k!), Kh), w.kNorm, eps);
-      const kNew = tf.transpose(applyRope(kn, rope.k, ctx.rotateHalf), [0, 2, 1, 3]);
-      const vNew = tf.transpose(rmsNorm(heads(linear(n, w.v!), Kh), null, eps), [0, 2, 1, 3]);
+      const kx = heads(linear(n, w.k!), Kh);
+      const vx = heads(linear(n, w.v!), Kh);
+      const kNew = own
+        ? fusedNormRope(kx, w.kNorm, eps, rope.k)
+        : tf.transpose(applyRope(rmsNorm(kx, w.kNorm, eps), rope.k, ctx.rotateHalf), [0, 2, 1, 3]);
+      const vNew = own
+        ? fusedNormRope(vx, null, eps, null)
+        : tf.transpose(rmsNorm(vx, null, eps), [0, 2, 1, 3]);
       const past = ctx.cache?.past(this.index);
       k = past ? tf.concat([past.k, kNew], 2) : kNew;
       v = past ? tf.concat([past.v, vNew], 2) : vNew;
@@ -505,7 +516,8 @@ export class DecoderLayer {
     const mlp = this.mlp.forward(rmsNorm(h1, w.preFfnNorm, cfg.eps));
     const act = tf.add(h1, rmsNorm(mlp, w.postFfnNorm, cfg.eps)) as tf.Tensor2D;
     const corr = this.altup.correct(pred, act);
-    const gated = tf.mul(geluTanh(linear(this.altup.scaledActive(corr), w.pleGate)), ple) as tf.Tensor2D;
+    const gate = linear(this.altup.scaledActive(corr), w.pleGate);
+    const gated = ownKernels() ? fusedGeluGate(gate, ple, 0) : (tf.mul(geluTanh(gate), ple) as tf.Tensor2D);
     const q = rmsNorm(linear(gated, w.pleProj), w.postPleNorm, cfg.eps);
     // [1, N, 1]·[M, 1, H] (batch-broadcast outer product): q on streams 1.., exact zeros on stream 0.
     const all = tf.add(

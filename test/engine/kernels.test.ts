@@ -8,7 +8,7 @@ import {
   tileWorkgroupBytes,
 } from '../../src/engine/kernels/bf16-matmul';
 import { LinearWeight } from '../../src/engine/kernels/linear';
-import { fusedGeluGate, fusedRmsNorm } from '../../src/engine/kernels/row-ops';
+import { fusedGeluGate, fusedNormRope, fusedRmsNorm } from '../../src/engine/kernels/row-ops';
 import { describeIfWebGpu } from './webgpu-probe';
 
 /** Deterministic values in [-1, 1), rounded to bfloat16 when asked. */
@@ -229,6 +229,83 @@ describeIfWebGpu('fused row programs on webgpu', () => {
       const gate = () => fusedGeluGate(tf.tensor2d(x, [r, w]), tf.tensor2d(u, [r, w]), z);
       expect(relDiff(await onBackend('webgpu', gate), await onBackend('cpu', gate))).toBeLessThan(1e-5);
     }
+    await tf.setBackend('webgpu');
+  });
+});
+
+function composedNormRope(
+  x: tf.Tensor4D,
+  w: tf.Tensor1D | null,
+  cos: tf.Tensor4D | null,
+  sin: tf.Tensor4D | null,
+) {
+  const D = x.shape[3];
+  const n = tf.reshape(
+    composedRmsNorm(tf.reshape(x, [-1, D]) as tf.Tensor2D, w, 1e-6),
+    x.shape,
+  ) as tf.Tensor4D;
+  if (!cos || !sin) return tf.transpose(n, [0, 2, 1, 3]);
+  const [a, b] = tf.split(n, 2, 3);
+  const rotated = tf.concat([tf.neg(b), a], 3);
+  return tf.transpose(tf.add(tf.mul(n, cos), tf.mul(rotated, sin)), [0, 2, 1, 3]);
+}
+
+// [B, T, heads, D]
+const HEADS: [number, number, number, number][] = [
+  [1, 1, 2, 32],
+  [2, 5, 3, 16],
+  [3, 7, 1, 256],
+];
+
+describe('fused norm + RoPE, cpu twin', () => {
+  beforeAll(async () => {
+    await initBackend('cpu');
+  });
+
+  it.each(HEADS)('B %i, T %i, %i heads of %i match the op composition', async (B, T, H, D) => {
+    const n = B * T * H * D;
+    const [x, cos, sin, g] = [
+      values(n, 14, false),
+      values(n, 15, false),
+      values(n, 16, false),
+      values(D, 17, false),
+    ];
+    const shape: [number, number, number, number] = [B, T, H, D];
+    const t4 = (v: Float32Array) => tf.tensor4d(v, shape);
+    for (const rope of [true, false]) {
+      const ref = await onBackend('cpu', () =>
+        composedNormRope(t4(x), rope ? tf.tensor1d(g) : null, rope ? t4(cos) : null, rope ? t4(sin) : null),
+      );
+      const ours = await onBackend('cpu', () =>
+        fusedNormRope(
+          t4(x),
+          rope ? tf.tensor1d(g) : null,
+          1e-6,
+          rope ? { cos: t4(cos), sin: t4(sin) } : null,
+        ),
+      );
+      expect(relDiff(ours, ref)).toBeLessThan(1e-6);
+    }
+  });
+});
+
+describeIfWebGpu('fused norm + RoPE on webgpu', () => {
+  beforeAll(async () => {
+    await initBackend('webgpu');
+  });
+
+  it.each(HEADS)('B %i, T %i, %i heads of %i match the cpu twin', async (B, T, H, D) => {
+    const n = B * T * H * D;
+    const [x, cos, sin, g] = [
+      values(n, 18, false),
+      values(n, 19, false),
+      values(n, 20, false),
+      values(D, 21, false),
+    ];
+    const shape: [number, number, number, number] = [B, T, H, D];
+    const t4 = (v: Float32Array) => tf.tensor4d(v, shape);
+    const f = () => fusedNormRope(t4(x), tf.tensor1d(g), 1e-6, { cos: t4(cos), sin: t4(sin) });
+    expect(relDiff(await onBackend('webgpu', f), await onBackend('cpu', f))).toBeLessThan(1e-5);
     await tf.setBackend('webgpu');
   });
 });

@@ -1,6 +1,7 @@
 // Fused per-row programs: one workgroup per row, one dispatch instead of a chain of element-wise ops.
 //   RMSNorm (+ scale): x / sqrt(mean(x²) + eps) · w                                    (6 ops → 1)
 //   GeluGate: gelu_tanh(sparsify(gate)) ⊙ up, with the gaussian top-k shift of §3.5      (~20 ops → 1)
+//   NormRope: per head, RMSNorm (+scale), NeoX RoPE, and [B, T, heads, D] → [B, heads, T, D]  (7 ops → 1)
 // Each has its cpu twin; both follow the op order of the TF.js composition in gemma3n.ts.
 import * as tf from '@tensorflow/tfjs-core';
 import {
@@ -15,6 +16,7 @@ import {
 
 export const RMS_NORM = 'MatformerRmsNorm';
 export const GELU_GATE = 'MatformerGeluGate';
+export const NORM_ROPE = 'MatformerNormRope';
 
 const WG = 64;
 const SQRT_2_OVER_PI = 0.7978845608028654;
@@ -121,6 +123,45 @@ class GeluGateProgram extends RowProgram {
   }
 }
 
+class NormRopeProgram extends RowProgram {
+  readonly variableNames: string[];
+  readonly shaderKey: string;
+  readonly uniforms = 'rows : i32, width : i32, eps : f32, heads : i32, T : i32,';
+
+  constructor(
+    rows: number,
+    width: number,
+    private readonly scaled: boolean,
+    private readonly rope: boolean,
+  ) {
+    super(rows, width);
+    this.variableNames = ['X', ...(scaled ? ['G'] : []), ...(rope ? ['Cos', 'Sin'] : [])];
+    this.shaderKey = `mf_normrope_${scaled}_${rope}`;
+  }
+
+  body(): string {
+    const n = (i: string) => `(X[base + ${i}] / denom${this.scaled ? ` * G[${i}]` : ''})`;
+    const value = this.rope
+      ? `${n('i')} * Cos[base + i] + select(${n('i - half')}, -${n('i + half')}, i < half) * Sin[base + i]`
+      : n('i');
+    return `
+      var acc = 0.0;
+      for (var i = lid; i < W; i += ${WG}) { let v = X[base + i]; acc = acc + v * v; }
+      ${workgroupSum(WG, 'acc', 'total')}
+      let denom = sqrt(total / f32(W) + uniforms.eps);
+      let half = W / 2;
+      // Row (b, t, h) of the input goes to row (b, h, t) of the output.
+      let h = row % uniforms.heads;
+      let bt = row / uniforms.heads;
+      let t = bt % uniforms.T;
+      let b = bt / uniforms.T;
+      let outBase = ((b * uniforms.heads + h) * uniforms.T + t) * W;
+      for (var i = lid; valid && i < W; i += ${WG}) {
+        result[outBase + i] = ${value};
+      }`;
+  }
+}
+
 const rowsOf = (x: tf.TensorInfo) => x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
 const widthOf = (x: tf.TensorInfo) => x.shape[x.shape.length - 1]!;
 const fr = Math.fround;
@@ -201,6 +242,80 @@ registerTwins(
     return be.makeTensorInfo(g.shape, 'float32', out);
   },
 );
+
+interface NormRopeAttrs {
+  eps: number;
+  heads: number;
+  T: number;
+}
+
+registerTwins(
+  NORM_ROPE,
+  (args, be: WebGpuBackendLike) => {
+    const { X: x, G: g, Cos: cos, Sin: sin } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const a = args.attrs as unknown as NormRopeAttrs;
+    const rows = rowsOf(x!);
+    const W = widthOf(x!);
+    const inputs = [x!, ...(g ? [g] : []), ...(cos && sin ? [cos, sin] : [])];
+    return be.runWebGPUProgram(new NormRopeProgram(rows, W, !!g, !!cos), inputs, 'float32', [
+      { type: 'int32', data: [rows] },
+      { type: 'int32', data: [W] },
+      { type: 'float32', data: [a.eps] },
+      { type: 'int32', data: [a.heads] },
+      { type: 'int32', data: [a.T] },
+    ]);
+  },
+  (args: KernelArgs, be: CpuBackendLike) => {
+    const { X: x, G: g, Cos: cos, Sin: sin } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const a = args.attrs as unknown as NormRopeAttrs;
+    const v = (t: tf.TensorInfo | undefined) => (t ? (be.data.get(t.dataId).values as Float32Array) : null);
+    const xv = v(x)!;
+    const [gv, cv, sv] = [v(g), v(cos), v(sin)];
+    const W = widthOf(x!);
+    const half = W / 2;
+    const out = new Float32Array(xv.length);
+    const n = new Float32Array(W);
+    for (let row = 0; row * W < xv.length; row++) {
+      const base = row * W;
+      let s = 0;
+      for (let i = 0; i < W; i++) s = fr(s + fr(xv[base + i]! * xv[base + i]!));
+      const denom = fr(Math.sqrt(fr(fr(s / W) + a.eps)));
+      for (let i = 0; i < W; i++)
+        n[i] = gv ? fr(fr(xv[base + i]! / denom) * gv[i]!) : fr(xv[base + i]! / denom);
+      const h = row % a.heads;
+      const bt = Math.floor(row / a.heads);
+      const t = bt % a.T;
+      const b = Math.floor(bt / a.T);
+      const outBase = ((b * a.heads + h) * a.T + t) * W;
+      for (let i = 0; i < W; i++) {
+        const rot = i < half ? -n[i + half]! : n[i - half]!;
+        out[outBase + i] = cv && sv ? fr(fr(n[i]! * cv[base + i]!) + fr(rot * sv[base + i]!)) : n[i]!;
+      }
+    }
+    return be.makeTensorInfo(x!.shape, 'float32', out);
+  },
+);
+
+/**
+ * x [B, T, heads, D] → RMSNorm over D (scaled by w if given), RoPE with the [B, T, heads, D] tables if
+ * given, transposed to [B, heads, T, D]: what attention does to q, k and v before the scores.
+ */
+export function fusedNormRope(
+  x: tf.Tensor4D,
+  w: tf.Tensor1D | null,
+  eps: number,
+  rope: { cos: tf.Tensor4D; sin: tf.Tensor4D } | null,
+): tf.Tensor4D {
+  const [B, T, heads, D] = x.shape;
+  const inputs: tf.NamedTensorMap = { X: tf.reshape(x, [-1, D]) };
+  if (w) inputs.G = w;
+  if (rope) {
+    inputs.Cos = tf.reshape(rope.cos, [-1, D]);
+    inputs.Sin = tf.reshape(rope.sin, [-1, D]);
+  }
+  const y = tf.engine().runKernel(NORM_ROPE, inputs, { eps, heads, T }) as tf.Tensor;
+  return tf.reshape(y, [B, heads, T, D]);
+}
 
 /** x / sqrt(mean(x², last) + eps) · w over the last axis, in one dispatch. */
 export function fusedRmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor1D | null, eps: number): T {
