@@ -14,7 +14,8 @@
 #     6  the notebook's way (slice + load + evaluate with transformers bf16), configs 1-8
 #     7  the same, configs 9-16
 #     merge  prints the one JSON object (and writes $OUT/h200-bench.json)
-# Dry run on a small model: BENCH_CONFIG=<config dir> BENCH_TOKENS=64 BENCH_MMLU_PER_SUBJECT=1 ...
+# Dry run on a small model: BENCH_CONFIG=<config dir> BENCH_TOKENS=16 BENCH_MMLU_PER_SUBJECT=1
+# BENCH_SWEEP_PER_SUBJECT=1 BENCH_MAX_PROMPTS=2 (transformers scores only that many) PYTHON=<venv python>.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${BENCH_WORK:-/tmp/mfl-bench}

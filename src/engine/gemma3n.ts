@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { normalQuantile } from '../model/normal';
 import type { KvCache } from './cache';
 import type { LinearWeight } from './kernels/linear';
+import { altupCorrect, altupPredict } from './kernels/altup';
 import { ownKernels } from './kernels/register';
 import { fusedGeluGate, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
 
@@ -311,7 +312,14 @@ export class AltUp {
   predict(s: Streams): Streams {
     const { altupN: N } = this.cfg;
     const M = s.active.shape[0];
-    const c = tf.reshape(linear(this.modalities(s.active), this.w.predict), [M, N, N]) as tf.Tensor3D;
+    const coefs = linear(this.modalities(s.active), this.w.predict);
+    if (ownKernels()) {
+      return {
+        all: altupPredict(s.all, coefs, false) as tf.Tensor3D,
+        active: altupPredict(s.all, coefs, true) as tf.Tensor2D,
+      };
+    }
+    const c = tf.reshape(coefs, [M, N, N]) as tf.Tensor3D;
     const all = tf.add(tf.matMul(c, s.all), s.all) as tf.Tensor3D;
     const c0 = tf.slice(c, [0, 0, 0], [M, 1, N]);
     const active = tf.add(tf.reshape(tf.matMul(c0, s.all), [M, -1]), s.active) as tf.Tensor2D;
@@ -325,7 +333,14 @@ export class AltUp {
   correct(pred: Streams, act: tf.Tensor2D): Streams {
     const { altupN: N } = this.cfg;
     const M = act.shape[0];
-    const d = tf.reshape(tf.add(linear(this.modalities(act), this.w.correct), 1), [M, N, 1]) as tf.Tensor3D;
+    const coefs = linear(this.modalities(act), this.w.correct);
+    if (ownKernels()) {
+      return {
+        all: altupCorrect(pred.all, pred.active, act, coefs, false) as tf.Tensor3D,
+        active: altupCorrect(pred.all, pred.active, act, coefs, true) as tf.Tensor2D,
+      };
+    }
+    const d = tf.reshape(tf.add(coefs, 1), [M, N, 1]) as tf.Tensor3D;
     const innovation = tf.reshape(tf.sub(act, pred.active), [M, 1, -1]) as tf.Tensor3D;
     const all = tf.add(pred.all, tf.matMul(d, innovation)) as tf.Tensor3D;
     const d0 = tf.slice(d, [0, 0, 0], [M, 1, 1]);

@@ -8,7 +8,7 @@ import { GEMMA, gemmaDir, manifest } from './helpers';
 import { describeIfWebGpu } from './webgpu-probe';
 
 /** Upper bounds per layer (prefill of one sequence, one decode step), measured 2026-12-02 on lavapipe (137 and 138 before the fused programs). */
-const MAX_PER_LAYER = { prefill: 58, decode: 59 };
+const MAX_PER_LAYER = { prefill: 50, decode: 51 };
 
 describeIfShared(
   'webgpu dispatch budget',

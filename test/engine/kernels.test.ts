@@ -9,7 +9,8 @@ import {
 } from '../../src/engine/kernels/bf16-matmul';
 import { LinearWeight } from '../../src/engine/kernels/linear';
 import { fusedGeluGate, fusedNormRope, fusedRmsNorm } from '../../src/engine/kernels/row-ops';
-import { describeIfWebGpu } from './webgpu-probe';
+import { altupCorrect, altupPredict } from '../../src/engine/kernels/altup';
+import { describeIfWebGpu, probeWebGpu } from './webgpu-probe';
 
 /** Deterministic values in [-1, 1), rounded to bfloat16 when asked. */
 function values(n: number, seed: number, bf16: boolean): Float32Array {
@@ -307,5 +308,69 @@ describeIfWebGpu('fused norm + RoPE on webgpu', () => {
     const f = () => fusedNormRope(t4(x), tf.tensor1d(g), 1e-6, { cos: t4(cos), sin: t4(sin) });
     expect(relDiff(await onBackend('webgpu', f), await onBackend('cpu', f))).toBeLessThan(1e-5);
     await tf.setBackend('webgpu');
+  });
+});
+
+// AltUp predict / correct (all streams and the active one) against the batched matMul formulation.
+function composedPredict(s: tf.Tensor3D, c: tf.Tensor2D) {
+  const [M, N] = s.shape;
+  const cc = tf.reshape(c, [M, N, N]) as tf.Tensor3D;
+  const all = tf.add(tf.matMul(cc, s), s);
+  const c0 = tf.slice(cc, [0, 0, 0], [M, 1, N]);
+  return {
+    all,
+    active: tf.add(
+      tf.reshape(tf.matMul(c0, s), [M, -1]),
+      tf.reshape(tf.slice(s, [0, 0, 0], [M, 1, -1]), [M, -1]),
+    ),
+  };
+}
+
+function composedCorrect(pred: tf.Tensor3D, pa: tf.Tensor2D, act: tf.Tensor2D, d: tf.Tensor2D) {
+  const [M, N] = pred.shape;
+  const dd = tf.reshape(tf.add(d, 1), [M, N, 1]) as tf.Tensor3D;
+  const innovation = tf.reshape(tf.sub(act, pa), [M, 1, -1]) as tf.Tensor3D;
+  const all = tf.add(pred, tf.matMul(dd, innovation));
+  const d0 = tf.slice(dd, [0, 0, 0], [M, 1, 1]);
+  return { all, active: tf.add(pa, tf.reshape(tf.matMul(d0, innovation), [M, -1])) };
+}
+
+const ALTUP: [number, number, number][] = [
+  [1, 4, 64],
+  [7, 4, 37],
+  [3, 2, 130],
+];
+
+describe.each([['cpu'], ['webgpu']])('AltUp programs on %s', (backend) => {
+  const run = backend === 'cpu' ? it : probeWebGpu().ok ? it : it.skip;
+  beforeAll(async () => {
+    if (backend === 'cpu' || probeWebGpu().ok) await initBackend(backend as 'cpu' | 'webgpu');
+  });
+
+  run.each(ALTUP)('M %i, N %i, H %i: predict and correct match the matMul formulation', async (M, N, H) => {
+    const [s, c, act, d] = [
+      values(M * N * H, 22, false),
+      values(M * N * N, 23, false),
+      values(M * H, 24, false),
+      values(M * N, 25, false),
+    ];
+    const S = () => tf.tensor3d(s, [M, N, H]);
+    const C = () => tf.tensor2d(c, [M, N * N]);
+    const pa = values(M * H, 26, false);
+    for (const active of [false, true]) {
+      const refP = await onBackend('cpu', () =>
+        active ? composedPredict(S(), C()).active : composedPredict(S(), C()).all,
+      );
+      const ourP = await onBackend(backend, () => altupPredict(S(), C(), active));
+      expect(relDiff(ourP, refP)).toBeLessThan(1e-6);
+      const args = () =>
+        [S(), tf.tensor2d(pa, [M, H]), tf.tensor2d(act, [M, H]), tf.tensor2d(d, [M, N])] as const;
+      const refC = await onBackend('cpu', () => {
+        const r = composedCorrect(...args());
+        return active ? r.active : r.all;
+      });
+      const ourC = await onBackend(backend, () => altupCorrect(...args(), active));
+      expect(relDiff(ourC, refC)).toBeLessThan(1e-6);
+    }
   });
 });
