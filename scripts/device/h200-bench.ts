@@ -1,7 +1,8 @@
 // The engine's side of the GPU-machine benchmark (scripts/device/h200-bench.sh runs it part by part):
 //   node dist/h200-bench.js speed <ckpt> <out.json> [backend]
 //   node dist/h200-bench.js mmlu  <ckpt> <mmlu-dir> <per-subject> <out.json> <prompts.json> [backend]
-//   node dist/h200-bench.js sweep <ckpt> <mmlu-dir> <per-subject> <out.json> <prompts.json> [backend]
+//   node dist/h200-bench.js sweep <ckpt> <mmlu-dir> <per-subject> <out.json> <prompts.json> [backend] [A B]
+//                                    (published configs A..B-1, default all 16)
 //   node dist/h200-bench.js prompts <ckpt> <mmlu-dir> <per-subject> <prompts.json>
 //   node dist/h200-bench.js merge <part.json>...      (prints the one JSON object)
 // BENCH_TOKENS (default 512) shortens the sequences for a dry run on a small model.
@@ -13,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { EngineScorer, runBench } from '../../src/engine';
 import { openModel } from '../../src/engine/session';
 import {
+  LETTERS,
   type MmluDataset,
   type Subset,
   choiceTokenIds,
@@ -57,15 +59,21 @@ async function speed(dir: string, out: string, backend: string): Promise<void> {
     [1, 16],
     [8, 8],
   ] as const) {
-    const r = await runBench(opened, { batch, tokens: TOKENS, decodeSteps: steps, seed: 1 });
+    // The batch-8 run also profiles prefill, decode and an MMLU-shaped batch, op by op.
+    const r = await runBench(opened, {
+      batch,
+      tokens: TOKENS,
+      decodeSteps: steps,
+      seed: 1,
+      profile: batch === 8,
+    });
+    if (r.profile) res.profile_8x512 = r.profile;
     peak = Math.max(peak, gpuBytes());
     res[`prefill_${batch}x512`] = r.prefill.tokensPerSecond;
     res[`decode_b${batch}`] = r.decode.tokensPerSecond;
     res[`decode_b${batch}_s_per_step`] = r.decode.secondsPerStep;
     process.stderr.write(`${JSON.stringify({ batch, prefill: r.prefill, decode: r.decode })}\n`);
   }
-  const prof = await runBench(opened, { batch: 8, tokens: TOKENS, decodeSteps: 2, seed: 1, profile: true });
-  res.profile_8x512 = prof.profile;
   res.peak_gpu_bytes = Math.max(peak, gpuBytes());
   opened.engine.dispose();
   writeJson(out, res);
@@ -83,7 +91,7 @@ function dumpPrompts(tok: TextTokenizer, ds: MmluDataset, subset: Subset, file: 
       prompts.push({
         subject,
         index: indices[j]!,
-        gold: String(p.question.answer),
+        gold: LETTERS[p.question.answer]!,
         ids: [...p.prefix, ...p.suffix],
       }),
     );
@@ -129,6 +137,7 @@ async function sweep(
   out: string,
   dump: string,
   backend: string,
+  range: [number, number],
 ) {
   const dataset = await loadMmlu(data);
   const tokenizer = await loadTokenizer(dir);
@@ -140,7 +149,7 @@ async function sweep(
   const t0 = performance.now();
   const configs: Json[] = [];
   let extraMax = 0;
-  for (const c of loadPublishedConfigs()) {
+  for (const c of loadPublishedConfigs().slice(...range)) {
     const spec = parseSpecFlags({ preset: c.name }, config);
     const t = performance.now();
     const model = opened.engine.view(spec);
@@ -158,6 +167,7 @@ async function sweep(
     sweep_questions: subset.items.length,
     sweep_configs: configs.length,
     sweep_seconds: (performance.now() - t0) / 1000,
+    sweep_load_s: opened.loadSeconds,
     sweep_view_extra_bytes_max: extraMax,
     sweep_weights_bytes: weights,
     sweep: configs,
@@ -191,6 +201,15 @@ function merge(files: string[]): void {
       ? notebookParts.reduce((n, k) => n + Number(part[k]!.notebook_seconds), 0)
       : null;
   const notebookConfigs = notebookParts.reduce((n, k) => n + Number(part[k]!.notebook_configs), 0);
+  // Ours as one sweep: one load, then every view (run in two processes only to fit the time per call).
+  const sweepParts = Object.keys(part).filter((k) => k.startsWith('sweep'));
+  const sweepSeconds =
+    sweepParts.length > 0
+      ? Number(part[sweepParts[0]!]!.sweep_load_s) +
+        sweepParts.reduce((n, k) => n + Number(part[k]!.sweep_seconds), 0)
+      : null;
+  const sweepConfigs = sweepParts.reduce((n, k) => n + Number(part[k]!.sweep_configs), 0);
+  const viewExtra = Math.max(0, ...sweepParts.map((k) => Number(part[k]!.sweep_view_extra_bytes_max)));
   const torch = (k: string) => get('torch', k);
   const out = {
     date: new Date().toISOString(),
@@ -234,12 +253,12 @@ function merge(files: string[]): void {
     },
     int8_agreement: agreement(get('mmlu', 'predictions'), get('mmlu_int8', 'predictions')),
     published_sweep: {
-      questions: get('sweep', 'sweep_questions'),
-      configs: get('sweep', 'sweep_configs'),
-      ours_s: get('sweep', 'sweep_seconds'),
+      questions: get('sweep_a', 'sweep_questions'),
+      configs: sweepConfigs,
+      ours_s: sweepSeconds,
       notebook_way_s: notebookSeconds,
       notebook_configs: notebookConfigs,
-      view_extra_bytes_max: get('sweep', 'sweep_view_extra_bytes_max'),
+      view_extra_bytes_max: viewExtra,
     },
     weights_gpu_bytes: {
       exact: get('speed', 'weights_gpu_bytes'),
@@ -261,7 +280,8 @@ async function main(): Promise<void> {
   if ((cmd === 'mmlu' || cmd === 'sweep') && a.length >= 5) {
     const n = Number(a[2]);
     if (!Number.isInteger(n) || n < 1) throw new Error(`per-subject: ${a[2]} is not a positive integer`);
-    return (cmd === 'mmlu' ? mmlu : sweep)(a[0]!, a[1]!, n, a[3]!, a[4]!, a[5] ?? 'webgpu');
+    if (cmd === 'mmlu') return mmlu(a[0]!, a[1]!, n, a[3]!, a[4]!, a[5] ?? 'webgpu');
+    return sweep(a[0]!, a[1]!, n, a[3]!, a[4]!, a[5] ?? 'webgpu', [Number(a[6] ?? 0), Number(a[7] ?? 16)]);
   }
   if (cmd === 'prompts' && a.length >= 4) {
     const dataset = await loadMmlu(a[1]!);
