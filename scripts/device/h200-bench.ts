@@ -99,18 +99,28 @@ function dumpPrompts(tok: TextTokenizer, ds: MmluDataset, subset: Subset, file: 
   writeJson(file, { choice_ids: choiceTokenIds(tok), prompts });
 }
 
-async function mmlu(
-  dir: string,
-  data: string,
-  perSubject: number,
-  out: string,
-  dump: string,
-  backend: string,
-) {
-  const dataset = await loadMmlu(data);
-  const tokenizer = await loadTokenizer(dir);
-  const subset = selectSubset(dataset, { limitPerSubject: perSubject });
-  dumpPrompts(tokenizer, dataset, subset, dump);
+/** What the mmlu and sweep parts share: checkpoint, data, subset size, output, prompt dump, backend. */
+interface EvalJob {
+  dir: string;
+  data: string;
+  perSubject: number;
+  out: string;
+  dump: string;
+  backend: string;
+}
+
+/** Loads the data and tokenizer, selects the subset and writes its prompt ids for transformers. */
+async function prepareEval(job: EvalJob) {
+  const dataset = await loadMmlu(job.data);
+  const tokenizer = await loadTokenizer(job.dir);
+  const subset = selectSubset(dataset, { limitPerSubject: job.perSubject });
+  dumpPrompts(tokenizer, dataset, subset, job.dump);
+  return { dataset, tokenizer, subset };
+}
+
+async function mmlu(job: EvalJob) {
+  const { dir, out, backend } = job;
+  const { dataset, tokenizer, subset } = await prepareEval(job);
   const opened = await openModel(dir, { backend });
   const scorer = new EngineScorer(opened.model, { groupSize: 8 });
   // Warm-up on one subject's first questions (shader compilation), not timed.
@@ -130,19 +140,9 @@ async function mmlu(
   opened.engine.dispose();
 }
 
-async function sweep(
-  dir: string,
-  data: string,
-  perSubject: number,
-  out: string,
-  dump: string,
-  backend: string,
-  range: [number, number],
-) {
-  const dataset = await loadMmlu(data);
-  const tokenizer = await loadTokenizer(dir);
-  const subset = selectSubset(dataset, { limitPerSubject: perSubject });
-  dumpPrompts(tokenizer, dataset, subset, dump);
+async function sweep(job: EvalJob, range: [number, number]) {
+  const { dir, out, backend } = job;
+  const { dataset, tokenizer, subset } = await prepareEval(job);
   const config = loadConfig(dir);
   const opened = await openModel(dir, { backend });
   const weights = opened.engine.weights.bytes;
@@ -280,8 +280,16 @@ async function main(): Promise<void> {
   if ((cmd === 'mmlu' || cmd === 'sweep') && a.length >= 5) {
     const n = Number(a[2]);
     if (!Number.isInteger(n) || n < 1) throw new Error(`per-subject: ${a[2]} is not a positive integer`);
-    if (cmd === 'mmlu') return mmlu(a[0]!, a[1]!, n, a[3]!, a[4]!, a[5] ?? 'webgpu');
-    return sweep(a[0]!, a[1]!, n, a[3]!, a[4]!, a[5] ?? 'webgpu', [Number(a[6] ?? 0), Number(a[7] ?? 16)]);
+    const job = {
+      dir: a[0]!,
+      data: a[1]!,
+      perSubject: n,
+      out: a[3]!,
+      dump: a[4]!,
+      backend: a[5] ?? 'webgpu',
+    };
+    if (cmd === 'mmlu') return mmlu(job);
+    return sweep(job, [Number(a[6] ?? 0), Number(a[7] ?? 16)]);
   }
   if (cmd === 'prompts' && a.length >= 4) {
     const dataset = await loadMmlu(a[1]!);
