@@ -11,8 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { EngineScorer, runBench } from '../../src/engine';
-import { openModel } from '../../src/engine/session';
+import { EngineScorer, openModel, runBench } from '../../src/engine';
 import {
   LETTERS,
   type MmluDataset,
@@ -26,9 +25,7 @@ import {
   tokenizeSubject,
   type TextTokenizer,
 } from '../../src/eval';
-import { loadConfig } from '../../src/model/config';
-import { loadPublishedConfigs } from '../../src/model/presets';
-import { parseSpecFlags } from '../../src/slicing';
+import { loadConfig, loadPublishedConfigs, parseSpecFlags } from '../../src/gemma3n';
 
 type Json = Record<string, unknown>;
 
@@ -69,9 +66,9 @@ async function speed(dir: string, out: string, backend: string): Promise<void> {
     });
     if (r.profile) res.profile_8x512 = r.profile;
     peak = Math.max(peak, gpuBytes());
-    res[`prefill_${batch}x512`] = r.prefill.tokensPerSecond;
-    res[`decode_b${batch}`] = r.decode.tokensPerSecond;
-    res[`decode_b${batch}_s_per_step`] = r.decode.secondsPerStep;
+    res[`prefill_${batch}x512`] = r.prefill.tokens_per_second;
+    res[`decode_b${batch}`] = r.decode.tokens_per_second;
+    res[`decode_b${batch}_s_per_step`] = r.decode.seconds_per_step;
     process.stderr.write(`${JSON.stringify({ batch, prefill: r.prefill, decode: r.decode })}\n`);
   }
   res.peak_gpu_bytes = Math.max(peak, gpuBytes());

@@ -2,7 +2,7 @@
 // host round of encoding and, on a GPU, a launch). Measured on tiny-e4b: a prefill and one decode step.
 import * as path from 'node:path';
 import { Engine, initBackend } from '../../src/engine';
-import { countDispatches } from '../../src/engine/profile';
+import { countDispatches } from '../../src/engine';
 import { describeIfShared } from '../helpers/shared';
 import { GEMMA, gemmaDir, manifest } from './helpers';
 import { describeIfWebGpu } from './webgpu-probe';

@@ -1,15 +1,10 @@
 // The engine's own WebGPU programs against their cpu-backend twins, and the twins against TF.js's matMul.
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine';
-import {
-  bf16MatMul,
-  packBf16Transposed,
-  tileFor,
-  tileWorkgroupBytes,
-} from '../../src/engine/kernels/bf16-matmul';
-import { LinearWeight } from '../../src/engine/kernels/linear';
-import { fusedGeluGate, fusedNormRope, fusedRmsNorm } from '../../src/engine/kernels/row-ops';
-import { altupCorrect, altupPredict } from '../../src/engine/kernels/altup';
+import { bf16MatMul, packBf16Transposed, tileFor, tileWorkgroupBytes } from '../../src/engine';
+import { LinearWeight } from '../../src/engine';
+import { fusedGeluGate, fusedNormRope, fusedRmsNorm } from '../../src/engine';
+import { altupCorrect, altupPredict } from '../../src/engine';
 import { describeIfWebGpu, probeWebGpu } from './webgpu-probe';
 
 /** Deterministic values in [-1, 1), rounded to bfloat16 when asked. */
