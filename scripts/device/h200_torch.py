@@ -9,6 +9,8 @@ import torch
 import transformers
 
 T = int(os.environ.get('BENCH_TOKENS', '512'))  # shorter for a dry run on a small model
+# Greedy decoding picks among text ids only (ids >= 262144 are vision/audio tokens, as in the engine).
+TEXT_VOCAB = 262144
 MAX_PROMPTS = int(os.environ.get('BENCH_MAX_PROMPTS', '0'))  # dry run: score only the first N prompts
 dev = 'cuda' if torch.cuda.is_available() else 'cpu'
 torch.backends.cuda.matmul.allow_tf32 = False
@@ -52,13 +54,13 @@ def decode_rate(m, b, vocab, steps):
     x = ids_batch(b, T, vocab)
     out = m(input_ids=x, use_cache=True)
     pkv = out.past_key_values
-    nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+    nxt = out.logits[:, -1, :TEXT_VOCAB].argmax(-1, keepdim=True)
     sync()
     t0 = time.time()
     for _ in range(steps):
         out = m(input_ids=nxt, past_key_values=pkv, use_cache=True)
         pkv = out.past_key_values
-        nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+        nxt = out.logits[:, -1, :TEXT_VOCAB].argmax(-1, keepdim=True)
     sync()
     return b * steps / (time.time() - t0)
 
