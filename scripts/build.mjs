@@ -31,6 +31,8 @@ await build({ ...common, entryPoints: ['src/lib.ts'], outfile: 'dist/lib.js' });
 buildDeclarations();
 // The read benchmark measures the library's own reader, so it is built from the same sources.
 await build({ ...common, entryPoints: ['scripts/bench-read.ts'], outfile: 'dist/bench-read.js' });
+// The engine's side of the GPU-machine benchmark (scripts/device/h200-bench.sh).
+await build({ ...common, entryPoints: ['scripts/device/h200-bench.ts'], outfile: 'dist/h200-bench.js' });
 
 // Reports inline plotly.js; minify the package's bundle once (it changes only when the package does).
 const plotlySrc = path.join(root, 'node_modules', 'plotly.js-dist', 'plotly.js');

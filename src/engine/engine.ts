@@ -30,6 +30,7 @@ import {
   disposeForwardState,
 } from './gemma3n';
 import type { RestrictedRow } from './head';
+import type { LinearWeight } from './kernels/linear';
 import { type LoadProgress, type ParentWeights, loadParentWeights } from './weights';
 
 export type TokenBatch = readonly (readonly number[])[];
@@ -71,6 +72,7 @@ export class Engine {
         config,
         Math.min(MAX_TENSOR_BYTES, backend.maxBindingBytes),
         opts.onProgress,
+        backend.name === 'webgpu',
       );
       return new Engine(dir, config, backend, weights, ckpt, textVocabLimit(config));
     } catch (e) {
@@ -151,8 +153,8 @@ export interface GenerateOptions {
 export class TextModel {
   readonly cfg: Gemma3nTextConfig;
   readonly decoder: Gemma3nText;
-  /** FFN weights sliced for this view (the rest is shared with the parent). */
-  private readonly owned: tf.Tensor[] = [];
+  /** FFN weights narrowed for this view (float32 copies; packed bf16 views own nothing). */
+  private readonly owned: LinearWeight[] = [];
   private disposed = false;
 
   constructor(
@@ -164,25 +166,25 @@ export class TextModel {
     try {
       const layers: LayerWeights[] = this.cfg.layers.map((plan) => {
         const w = parent.layers[plan.parentIndex];
-        if (plan.ffn === w.down.shape[0]) return w;
+        if (plan.ffn === w.down.inFeatures) return w;
         // MatFormer prefix slice: gate/up keep their first I' outputs, down its first I' inputs.
         const I = plan.ffn;
-        const gate = tf.slice(w.gate, [0, 0], [-1, I]);
-        const up = tf.slice(w.up, [0, 0], [-1, I]);
-        const down = tf.slice(w.down, [0, 0], [I, -1]);
+        const gate = w.gate.prefix(w.gate.inFeatures, I);
+        const up = w.up.prefix(w.up.inFeatures, I);
+        const down = w.down.prefix(I, w.down.outFeatures);
         this.owned.push(gate, up, down);
         return { ...w, gate, up, down };
       });
       this.decoder = new Gemma3nText(this.cfg, parent.global, layers, parent.host);
     } catch (e) {
-      tf.dispose(this.owned);
+      for (const w of this.owned) w.dispose();
       throw e;
     }
   }
 
-  /** Bytes this view added on top of the parent (its narrowed FFN copies). */
+  /** Bytes this view added on top of the parent (its narrowed float32 FFN copies; 0 when packed). */
   get extraBytes(): number {
-    return this.owned.reduce((n, t) => n + t.size * 4, 0);
+    return this.owned.reduce((n, w) => n + w.bytes, 0);
   }
 
   newCache(batch = 1): KvCache {
@@ -453,7 +455,7 @@ export class TextModel {
 
   dispose(): void {
     if (this.disposed) return;
-    tf.dispose(this.owned);
+    for (const w of this.owned) w.dispose();
     this.decoder.dispose();
     this.engine.forget(this);
     this.disposed = true;

@@ -6,6 +6,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { normalQuantile } from '../formats';
 import type { KvCache } from './cache';
+import type { LinearWeight } from './kernels/linear';
+import { altupCorrect, altupPredict } from './kernels/altup';
+import { ownKernels } from './kernels/register';
+import { fusedGeluGate, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
 
 // ---------------------------------------------------------------------------------------------------------
 // Config: what the forward pass of one (sub)model needs. Built from the parent's TextConfig and a spec.
@@ -77,6 +81,7 @@ export function byRow<T extends tf.Tensor>(
 
 /** x / sqrt(mean(x², last) + eps) · w — divide (not rsqrt) and `w`, not `1 + w` (§3.1). */
 export function rmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor1D | null, eps: number): T {
+  if (ownKernels()) return fusedRmsNorm(x, w, eps);
   const ms = tf.mean(tf.square(x), -1, true);
   const y = byRow(tf.div, x, tf.sqrt(tf.add(ms, eps)));
   return (w ? tf.mul(y, w) : y) as T;
@@ -95,9 +100,9 @@ export function geluTanh<T extends tf.Tensor>(x: T): T {
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as T;
 }
 
-/** x @ W for x [..., in] and W [in, out]. */
-function linear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  return tf.matMul(x, w);
+/** x @ W for x [M, in] and W [in, out] (float32, or a LinearWeight: packed bf16 on webgpu). */
+function linear(x: tf.Tensor2D, w: tf.Tensor2D | LinearWeight): tf.Tensor2D {
+  return w instanceof tf.Tensor ? tf.matMul(x, w) : w.apply(x);
 }
 
 /** Scales each token so its RMS equals `target` (AltUp's magnitude matching, ε = 1e-5 on the mean square). */
@@ -198,34 +203,34 @@ export interface AltUpWeights {
 }
 
 export interface LayerWeights {
-  readonly q: tf.Tensor2D;
+  readonly q: LinearWeight;
   /** k, v, k_norm: absent on consumers (their own K/V weights are never used, §3.7). */
-  readonly k: tf.Tensor2D | null;
-  readonly v: tf.Tensor2D | null;
+  readonly k: LinearWeight | null;
+  readonly v: LinearWeight | null;
   readonly qNorm: tf.Tensor1D;
   readonly kNorm: tf.Tensor1D | null;
-  readonly laurelLeft: tf.Tensor2D;
-  readonly oProj: tf.Tensor2D;
-  readonly laurelRight: tf.Tensor2D;
+  readonly laurelLeft: LinearWeight;
+  readonly oProj: LinearWeight;
+  readonly laurelRight: LinearWeight;
   readonly postLaurelNorm: tf.Tensor1D;
   readonly inputNorm: tf.Tensor1D;
   readonly postAttnNorm: tf.Tensor1D;
   readonly preFfnNorm: tf.Tensor1D;
   readonly postFfnNorm: tf.Tensor1D;
   /** gate_proj / up_proj at this submodel's width I: [H, I]. */
-  readonly gate: tf.Tensor2D;
-  readonly up: tf.Tensor2D;
+  readonly gate: LinearWeight;
+  readonly up: LinearWeight;
   /** down_proj transposed: [I, H]. */
-  readonly down: tf.Tensor2D;
+  readonly down: LinearWeight;
   readonly altup: AltUpWeights;
-  readonly pleGate: tf.Tensor2D;
-  readonly pleProj: tf.Tensor2D;
+  readonly pleGate: LinearWeight;
+  readonly pleProj: LinearWeight;
   readonly postPleNorm: tf.Tensor1D;
 }
 
 export interface GlobalWeights {
   /** per_layer_model_projection transposed, all parent layers: [H, L·P]. */
-  readonly pleModelProj: tf.Tensor2D;
+  readonly pleModelProj: LinearWeight;
   readonly pleProjNorm: tf.Tensor1D;
   /** altup_projections 0..N-2 fused and transposed: [H, (N-1)·H]. */
   readonly altupIn: tf.Tensor2D;
@@ -307,7 +312,14 @@ export class AltUp {
   predict(s: Streams): Streams {
     const { altupN: N } = this.cfg;
     const M = s.active.shape[0];
-    const c = tf.reshape(linear(this.modalities(s.active), this.w.predict), [M, N, N]) as tf.Tensor3D;
+    const coefs = linear(this.modalities(s.active), this.w.predict);
+    if (ownKernels()) {
+      return {
+        all: altupPredict(s.all, coefs, false) as tf.Tensor3D,
+        active: altupPredict(s.all, coefs, true) as tf.Tensor2D,
+      };
+    }
+    const c = tf.reshape(coefs, [M, N, N]) as tf.Tensor3D;
     const all = tf.add(tf.matMul(c, s.all), s.all) as tf.Tensor3D;
     const c0 = tf.slice(c, [0, 0, 0], [M, 1, N]);
     const active = tf.add(tf.reshape(tf.matMul(c0, s.all), [M, -1]), s.active) as tf.Tensor2D;
@@ -321,7 +333,14 @@ export class AltUp {
   correct(pred: Streams, act: tf.Tensor2D): Streams {
     const { altupN: N } = this.cfg;
     const M = act.shape[0];
-    const d = tf.reshape(tf.add(linear(this.modalities(act), this.w.correct), 1), [M, N, 1]) as tf.Tensor3D;
+    const coefs = linear(this.modalities(act), this.w.correct);
+    if (ownKernels()) {
+      return {
+        all: altupCorrect(pred.all, pred.active, act, coefs, false) as tf.Tensor3D,
+        active: altupCorrect(pred.all, pred.active, act, coefs, true) as tf.Tensor2D,
+      };
+    }
+    const d = tf.reshape(tf.add(coefs, 1), [M, N, 1]) as tf.Tensor3D;
     const innovation = tf.reshape(tf.sub(act, pred.active), [M, 1, -1]) as tf.Tensor3D;
     const all = tf.add(pred.all, tf.matMul(d, innovation)) as tf.Tensor3D;
     const d0 = tf.slice(d, [0, 0, 0], [M, 1, 1]);
@@ -426,18 +445,29 @@ export class Attention {
     const rope = ctx.rope.get(plan.ropeTheta)!;
     const heads = (x: tf.Tensor2D, count: number) => tf.reshape(x, [B, T, count, D]) as tf.Tensor4D;
 
-    // Queries always use this layer's own q_proj/q_norm and the token's true position (§6.2).
-    const qn = rmsNorm(heads(linear(n, w.q), A), w.qNorm, eps);
-    const q = tf.transpose(applyRope(qn, rope.q, ctx.rotateHalf), [0, 2, 1, 3]);
+    // Queries always use this layer's own q_proj/q_norm and the token's true position (§6.2). Norm, RoPE
+    // and the move of heads before tokens are one program on webgpu.
+    const own = ownKernels();
+    const q = own
+      ? fusedNormRope(heads(linear(n, w.q), A), w.qNorm, eps, rope.q)
+      : tf.transpose(
+          applyRope(rmsNorm(heads(linear(n, w.q), A), w.qNorm, eps), rope.q, ctx.rotateHalf),
+          [0, 2, 1, 3],
+        );
 
     let k: tf.Tensor4D;
     let v: tf.Tensor4D;
     if (plan.kvRole === 'consumer') {
       ({ k, v } = ctx.kv.read(plan.kvSource!));
     } else {
-      const kn = rmsNorm(heads(linear(n, w.k!), Kh), w.kNorm, eps);
-      const kNew = tf.transpose(applyRope(kn, rope.k, ctx.rotateHalf), [0, 2, 1, 3]);
-      const vNew = tf.transpose(rmsNorm(heads(linear(n, w.v!), Kh), null, eps), [0, 2, 1, 3]);
+      const kx = heads(linear(n, w.k!), Kh);
+      const vx = heads(linear(n, w.v!), Kh);
+      const kNew = own
+        ? fusedNormRope(kx, w.kNorm, eps, rope.k)
+        : tf.transpose(applyRope(rmsNorm(kx, w.kNorm, eps), rope.k, ctx.rotateHalf), [0, 2, 1, 3]);
+      const vNew = own
+        ? fusedNormRope(vx, null, eps, null)
+        : tf.transpose(rmsNorm(vx, null, eps), [0, 2, 1, 3]);
       const past = ctx.cache?.past(this.index);
       k = past ? tf.concat([past.k, kNew], 2) : kNew;
       v = past ? tf.concat([past.v, vNew], 2) : vNew;
@@ -471,6 +501,12 @@ export class Mlp {
   /** down(gelu(sparsify(gate·x)) ⊙ up·x); the width is whatever this (sub)model's weights hold. */
   forward(x: tf.Tensor2D): tf.Tensor2D {
     let gate = linear(x, this.w.gate);
+    if (ownKernels()) {
+      return linear(
+        fusedGeluGate(gate, linear(x, this.w.up), this.plan.sparsity > 0 ? this.z : 0),
+        this.w.down,
+      );
+    }
     if (this.plan.sparsity > 0) {
       // Gaussian top-k: shift by mean + z·std (population std over this width), then relu (§3.5).
       const mean = tf.mean(gate, -1, true);
@@ -513,7 +549,8 @@ export class DecoderLayer {
     const mlp = this.mlp.forward(rmsNorm(h1, w.preFfnNorm, cfg.eps));
     const act = tf.add(h1, rmsNorm(mlp, w.postFfnNorm, cfg.eps)) as tf.Tensor2D;
     const corr = this.altup.correct(pred, act);
-    const gated = tf.mul(geluTanh(linear(this.altup.scaledActive(corr), w.pleGate)), ple) as tf.Tensor2D;
+    const gate = linear(this.altup.scaledActive(corr), w.pleGate);
+    const gated = ownKernels() ? fusedGeluGate(gate, ple, 0) : (tf.mul(geluTanh(gate), ple) as tf.Tensor2D);
     const q = rmsNorm(linear(gated, w.pleProj), w.postPleNorm, cfg.eps);
     // [1, N, 1]·[M, 1, H] (batch-broadcast outer product): q on streams 1.., exact zeros on stream 0.
     const all = tf.add(

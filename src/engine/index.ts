@@ -35,3 +35,8 @@ export {
   stopTokenIds,
 } from './session';
 export { type LoadProgress, type ParentWeights, CheckpointTables, loadParentWeights } from './weights';
+export { type OpProfile, type PhaseProfile, countDispatches, profilePhase, renderProfile } from './profile';
+export { LinearWeight } from './kernels/linear';
+export { bf16MatMul, packBf16Transposed, tileFor, tileWorkgroupBytes } from './kernels/bf16-matmul';
+export { fusedGeluGate, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
+export { altupCorrect, altupPredict } from './kernels/altup';

@@ -1,7 +1,7 @@
 // `matformer-lab bench`: prefill and decode throughput of a checkpoint (or submodel) on a backend.
 import type { Argv, CommandModule } from 'yargs';
 import { loadConfig, maxPositionEmbeddings } from '../../gemma3n';
-import { openModel, type BenchResult, runBench } from '../../engine';
+import { openModel, type BenchResult, renderProfile, runBench } from '../../engine';
 import { MODEL_OPTIONS, type ModelFlags, intFlag, seedFlag, specFlags } from '../flags';
 
 /** Far beyond a useful benchmark batch; a typo such as 80000 would only exhaust memory. */
@@ -14,6 +14,7 @@ interface BenchArgs extends ModelFlags {
   'decode-tokens': number;
   seed: number;
   json?: boolean;
+  profile?: boolean;
 }
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -27,6 +28,7 @@ function render(r: BenchResult): string {
     `weights         ${mb(r.memory.weight_bytes)} on the backend`,
     `kv cache        ${mb(r.memory.kv_cache_bytes)} after decoding`,
     `backend memory  ${mb(r.memory.backend_bytes)} in ${r.memory.tensors} tensors (peak process RSS ${mb(r.memory.peak_rss_bytes)})`,
+    ...(r.profile ?? []).map((p) => '\n' + renderProfile(p)),
   ].join('\n');
 }
 
@@ -50,6 +52,11 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       })
       .option('seed', { type: 'number', default: 1, describe: 'seed of the random prompt ids' })
       .option('json', { type: 'boolean', describe: 'print the result as JSON' })
+      .option('profile', {
+        type: 'boolean',
+        describe:
+          'per op kind: calls, GPU dispatches, device and host time of prefill, decode and an MMLU batch',
+      })
       .options(MODEL_OPTIONS)
       .example('$0 bench ./gemma-3n-E4B --backend webgpu --batch 4 --tokens 256', '')
       .example(
@@ -76,6 +83,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         tokens: argv.tokens,
         decodeSteps: steps,
         seed: argv.seed,
+        profile: argv.profile === true,
       });
       process.stdout.write((argv.json ? JSON.stringify(r) : render(r)) + '\n');
     } finally {
