@@ -126,6 +126,16 @@ describe('sweep CLI', () => {
     const csv = runCli(['results', db, '--csv']).stdout.trim().split('\n');
     expect(csv).toHaveLength(6);
 
+    // report reads the database itself: the same run, every candidate in the page's table.
+    const page = path.join(dir, 'report.html');
+    r = runCli(['report', db, '--out', page]);
+    expect(r.code).toBe(0);
+    const html = fs.readFileSync(page, 'utf8');
+    for (const c of out.candidates) expect(html).toContain(c.id);
+    r = runCli(['report', db, '--run', '9', '--out', path.join(dir, 'none.html')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--run: no run 9/);
+
     // export-best: the frontier's best, written in one pass, byte for byte what `slice` writes for its spec.
     const best = path.join(dir, 'best');
     r = runCli(['export-best', db, '--top', '2', '--out', best]);
