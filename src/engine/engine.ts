@@ -20,6 +20,7 @@ import {
   type Gemma3nTextConfig,
   type LayerPlan,
   type LayerWeights,
+  type SparsityStd,
 } from './gemma3n';
 import type { RestrictedRow } from './head';
 import { type LoadProgress, type ParentWeights, loadParentWeights } from './weights';
@@ -34,6 +35,11 @@ export interface EngineLoadOptions {
 
 /** Keeps every single tensor (LM-head chunk, logits tile) at most this large, and under the binding limit. */
 const MAX_TENSOR_BYTES = 1 << 30;
+
+export interface ViewOptions {
+  /** Gaussian top-k standard deviation: 'population' (transformers, the default) or 'sample' (llama.cpp). */
+  readonly sparsityStd?: SparsityStd;
+}
 
 export class Engine {
   private readonly views = new Set<TextModel>();
@@ -71,9 +77,9 @@ export class Engine {
   }
 
   /** The parent itself (no spec) or a Mix-n-Match submodel of it. Dispose views you no longer need. */
-  view(spec?: MixNMatchSpec): TextModel {
+  view(spec?: MixNMatchSpec, opts: ViewOptions = {}): TextModel {
     if (this.disposed) throw new Error('engine used after dispose()');
-    const v = new TextModel(this, spec ?? identitySpec(this.config.text.intermediateSize));
+    const v = new TextModel(this, spec ?? identitySpec(this.config.text.intermediateSize), opts);
     this.views.add(v);
     return v;
   }
@@ -97,7 +103,11 @@ export class Engine {
  * kept layer types with num_kv_shared_layers reduced by the skipped consumers (what a sliced checkpoint's
  * config says, §5.2).
  */
-export function submodelConfig(config: ModelConfig, spec: MixNMatchSpec): Gemma3nTextConfig {
+export function submodelConfig(
+  config: ModelConfig,
+  spec: MixNMatchSpec,
+  opts: ViewOptions = {},
+): Gemma3nTextConfig {
   const t = config.text;
   const L = t.numHiddenLayers;
   const skip = [...spec.skip];
@@ -134,6 +144,7 @@ export function submodelConfig(config: ModelConfig, spec: MixNMatchSpec): Gemma3
     kvRole: roles[i],
     kvSource: sources[i],
     sparsity: t.activationSparsityPattern[p],
+    sparsityStd: opts.sparsityStd ?? 'population',
     ffn: spec.ffn[i],
   }));
   return {
@@ -177,8 +188,9 @@ export class TextModel {
   constructor(
     readonly engine: Engine,
     readonly spec: MixNMatchSpec,
+    opts: ViewOptions = {},
   ) {
-    this.cfg = submodelConfig(engine.config, spec);
+    this.cfg = submodelConfig(engine.config, spec, opts);
     const parent = engine.weights;
     try {
       const layers: LayerWeights[] = this.cfg.layers.map((plan) => {

@@ -14,6 +14,7 @@ export {
   type EngineLoadOptions,
   type GenerateOptions,
   type Positions,
+  type ViewOptions,
   TextModel,
   type TokenBatch,
   submodelConfig,
@@ -21,5 +22,5 @@ export {
 export { KvCache, PAD_KEY_POSITION, buildMasks } from './cache';
 export { LmHead, type RestrictedRow } from './head';
 export { EngineScorer, type ScorerOptions } from './scorer';
-export { type Gemma3nTextConfig, type LayerPlan, gaussianZ, ropeInvFreq } from './gemma3n';
+export { type Gemma3nTextConfig, type LayerPlan, type SparsityStd, gaussianZ, ropeInvFreq } from './gemma3n';
 export { type BenchResult, runBench } from './bench';

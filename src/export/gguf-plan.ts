@@ -3,7 +3,7 @@
 // under `matformer_lab.*`) and, for every GGUF tensor, which parent tensors feed it and how. The
 // submodel comes from the slicer's own plan (`planSlice`), so the parent is read directly and no
 // intermediate checkpoint is written.
-import { ModelConfig, parseConfig, rawTextConfig } from '../model/config';
+import { ModelConfig, parseConfig, rawTextConfig, withTextUpdates } from '../model/config';
 import { UserInputError } from '../model/errors';
 import { GgmlType, GgufKv, GGML_TYPE_BYTES, GgufType, gguf } from '../model/gguf';
 import { MixNMatchSpec, keptLayers } from '../model/spec';
@@ -37,8 +37,10 @@ export interface GgufTensorPlan {
   readonly type: GgmlType;
   /** The slicer's planned tensors (parent source + row/column selection), concatenated in order. */
   readonly sources: readonly PlannedTensor[];
-  /** Zero rows appended after the sources (embedding tables padded to vocab_size). */
+  /** Zero rows appended after the sources (embedding tables padded to vocab_size; --pad-ffn gate/up). */
   readonly padRows: number;
+  /** Zero columns appended to every row (--pad-ffn down projections). */
+  readonly padCols: number;
   readonly bytes: number;
 }
 
@@ -67,6 +69,8 @@ export interface GgufPlanOptions {
   readonly provenance: Provenance;
   /** `general.name`; the converter derives it from the folder name. */
   readonly name: string;
+  /** Zero-pad every FFN to the widest (exact only without sparsity on the padded layers; checked by the caller). */
+  readonly padFfn?: boolean;
 }
 
 /** gguf-py's `size_label`: total parameters in the file, e.g. "8.0M", "5.4B". */
@@ -171,7 +175,11 @@ export function planGgufExport(
   opts: GgufPlanOptions,
 ): GgufPlan {
   const slice = planSlice(parent, tensors, spec, { maxShardBytes: Number.MAX_SAFE_INTEGER });
-  const child = parseConfig(slice.config, 'exported config');
+  const sliced = parseConfig(slice.config, 'exported config');
+  const W = Math.max(...sliced.text.intermediateSize);
+  const child = opts.padFfn
+    ? parseConfig(withTextUpdates(sliced, { intermediate_size: sliced.text.intermediateSize.map(() => W) }), 'padded config')
+    : sliced;
   const c = child.text;
   const names = slice.tensors.map((t) => t.name);
   const prefix = names.some((n) => n.startsWith('model.language_model.')) ? 'model.language_model.' : 'model.';
@@ -183,7 +191,7 @@ export function planGgufExport(
   }
 
   const out: (GgufTensorPlan & { order: string })[] = [];
-  const add = (row: GgufTensorRow, ggufName: string, hfNames: string[]) => {
+  const add = (row: GgufTensorRow, ggufName: string, hfNames: string[], layer?: number) => {
     const sources = hfNames.map((n) => {
       const t = byName.get(n);
       if (!t) {
@@ -201,6 +209,15 @@ export function planGgufExport(
     const type = row.f32 ? GgmlType.F32 : wanted;
     let shape = [...first.shape];
     let padRows = 0;
+    let padCols = 0;
+    const ffnPad = layer === undefined ? 0 : W - sliced.text.intermediateSize[layer]!;
+    if (opts.padFfn && ffnPad > 0 && /^mlp\.(gate|up)_proj/.test(row.hf)) {
+      padRows = ffnPad;
+      shape[0] = W;
+    } else if (opts.padFfn && ffnPad > 0 && row.hf.startsWith('mlp.down_proj')) {
+      padCols = ffnPad;
+      shape[1] = W;
+    }
     if (row.transform === 'stack3') {
       for (const s of sources) {
         if (s.shape.join() !== first.shape.join()) throw new GgufPlanError(`${s.name}: shape differs from ${first.name}`);
@@ -219,6 +236,7 @@ export function planGgufExport(
       type,
       sources,
       padRows,
+      padCols,
       bytes: dims.reduce((x, d) => x * d, 1) * GGML_TYPE_BYTES[type],
       // The converter emits tensors in the (string) order of their source names.
       order: first.name,
@@ -233,7 +251,7 @@ export function planGgufExport(
     add(row, row.gguf, hf);
   }
   for (let l = 0; l < c.numHiddenLayers; l++) {
-    for (const row of GGUF_LAYER_TENSORS) add(row, `blk.${l}.${row.gguf}`, [`${prefix}layers.${l}.${row.hf}`]);
+    for (const row of GGUF_LAYER_TENSORS) add(row, `blk.${l}.${row.gguf}`, [`${prefix}layers.${l}.${row.hf}`], l);
   }
   out.sort((x, y) => (x.order < y.order ? -1 : x.order > y.order ? 1 : 0));
   const planned = out.map(({ order: _order, ...t }) => t);

@@ -41,11 +41,21 @@ function* sourceRows(t: PlannedTensor, ckpt: Checkpoint, chunkBytes: number): Ge
   }
 }
 
+/** Appends `padBytes` zero bytes to every row of `rowBytes`. */
+function padColumns(rows: Uint8Array, rowBytes: number, padBytes: number): Uint8Array {
+  const n = rows.byteLength / rowBytes;
+  const out = new Uint8Array(n * (rowBytes + padBytes));
+  for (let r = 0; r < n; r++) out.set(rows.subarray(r * rowBytes, (r + 1) * rowBytes), r * (rowBytes + padBytes));
+  return out;
+}
+
 async function* tensorData(t: GgufTensorPlan, ckpt: Checkpoint, chunkBytes: number): AsyncGenerator<Uint8Array> {
   const target = TARGET_DTYPE[t.type];
+  const elem = t.bytes / t.dims.reduce((a, d) => a * d, 1);
   for (const src of t.sources) {
     for (const chunk of sourceRows(src, ckpt, chunkBytes)) {
-      yield src.dtype === target ? chunk : encodeFromFloat32(target, decodeFloat32(src.dtype, chunk));
+      const out = src.dtype === target ? chunk : encodeFromFloat32(target, decodeFloat32(src.dtype, chunk));
+      yield t.padCols > 0 ? padColumns(out, (t.dims[0]! - t.padCols) * elem, t.padCols * elem) : out;
     }
   }
   if (t.padRows > 0) {
