@@ -1,4 +1,5 @@
 // Bundles the CLI into one file (dist/cli.js) so it starts fast and travels light to the GPU machine.
+import { copyFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const common = {
@@ -19,5 +20,7 @@ const common = {
 };
 
 await build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js' });
+// The llama.cpp probe runs as its own ESM process (node-llama-cpp is ESM-only); it ships beside the CLI.
+copyFileSync('src/export/llama-cpp-probe.mjs', 'dist/llama-cpp-probe.mjs');
 // The read benchmark measures the library's own reader, so it is built from the same sources.
 await build({ ...common, entryPoints: ['scripts/bench-read.ts'], outfile: 'dist/bench-read.js' });

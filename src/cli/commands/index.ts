@@ -8,6 +8,7 @@ import { generateCommand } from './generate';
 import { benchCommand } from './bench';
 import { evalCommand } from './eval';
 import { compareCommand } from './compare';
+import { exportCommand } from './export';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -19,4 +20,5 @@ export const commands: CommandModule<any, any>[] = [
   benchCommand,
   evalCommand,
   compareCommand,
+  exportCommand,
 ];
