@@ -74,7 +74,7 @@ export function renderGgufCard(input: GgufCardInput): string {
     lines.push(
       `Measured with \`--verify\`: the GGUF in ${input.fidelity.runtime} against this toolkit's engine ` +
         `(${input.fidelity.engine_backend} backend, float32) run with llama.cpp's semantics (sample standard ` +
-        'deviation, N-1, in the Gaussian top-k) and with transformers\' (population, N). Logits are compared ' +
+        "deviation, N-1, in the Gaussian top-k) and with transformers' (population, N). Logits are compared " +
         'centred (llama.cpp reports probabilities); top-1 over every prompt position; greedy continuation of 8 tokens.',
       '',
       fidelityMarkdown(input.fidelity),

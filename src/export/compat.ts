@@ -6,7 +6,8 @@ import { LayerType, ModelConfig, parseConfig } from '../model/config';
 import { MixNMatchSpec, keptLayers } from '../model/spec';
 import { planSlice } from '../slicing';
 
-export type Target = 'transformers-4.53' | 'transformers-5' | 'mlx-lm' | 'mlx-vlm' | 'llama.cpp' | 'ollama' | 'vllm' | 'sglang';
+export type Target =
+  'transformers-4.53' | 'transformers-5' | 'mlx-lm' | 'mlx-vlm' | 'llama.cpp' | 'ollama' | 'vllm' | 'sglang';
 
 export const TARGETS: readonly Target[] = [
   'transformers-4.53',
@@ -72,30 +73,41 @@ export function llamaCppReasons(f: SubmodelFacts, ignoreWidth = false): string[]
   const L = c.numHiddenLayers;
   const F = LLAMA_CPP_FIXED;
   const out: string[] = [];
-  if (c.altupNumInputs !== F.altupNumInputs) out.push(`altup_num_inputs is ${c.altupNumInputs}; llama.cpp needs ${F.altupNumInputs}`);
+  if (c.altupNumInputs !== F.altupNumInputs)
+    out.push(`altup_num_inputs is ${c.altupNumInputs}; llama.cpp needs ${F.altupNumInputs}`);
   if (c.altupActiveIdx !== 0) out.push(`altup_active_idx is ${c.altupActiveIdx}; llama.cpp uses stream 0`);
-  if (c.laurelRank !== F.laurelRank) out.push(`laurel_rank is ${c.laurelRank}; llama.cpp needs ${F.laurelRank}`);
+  if (c.laurelRank !== F.laurelRank)
+    out.push(`laurel_rank is ${c.laurelRank}; llama.cpp needs ${F.laurelRank}`);
   if (c.hiddenSizePerLayerInput !== F.perLayerInputWidth)
-    out.push(`hidden_size_per_layer_input is ${c.hiddenSizePerLayerInput}; llama.cpp needs ${F.perLayerInputWidth}`);
+    out.push(
+      `hidden_size_per_layer_input is ${c.hiddenSizePerLayerInput}; llama.cpp needs ${F.perLayerInputWidth}`,
+    );
   if (!ignoreWidth && !uniformWidth(c.intermediateSize))
-    out.push(`FFN ${describeWidths(c.intermediateSize)}; llama.cpp builds every layer with layer 0's width (one uniform width needed)`);
+    out.push(
+      `FFN ${describeWidths(c.intermediateSize)}; llama.cpp builds every layer with layer 0's width (one uniform width needed)`,
+    );
   const early = f.spec.skip.filter((s) => s < F.kvFromStart);
   if (early.length > 0)
-    out.push(`skips layer ${early[0]}; llama.cpp hard-codes ${F.kvFromStart} KV-producing layers, so layers 0-${F.kvFromStart - 1} must all be kept`);
+    out.push(
+      `skips layer ${early[0]}; llama.cpp hard-codes ${F.kvFromStart} KV-producing layers, so layers 0-${F.kvFromStart - 1} must all be kept`,
+    );
   const firstShared = L - c.numKvSharedLayers;
   if (early.length === 0 && firstShared !== Math.min(L, F.kvFromStart))
     out.push(`the first KV-shared layer is ${firstShared}; llama.cpp hard-codes layer ${F.kvFromStart}`);
-  const expected = (i: number): LayerType => ((i + 1) % F.swaPeriod === 0 ? 'full_attention' : 'sliding_attention');
+  const expected = (i: number): LayerType =>
+    (i + 1) % F.swaPeriod === 0 ? 'full_attention' : 'sliding_attention';
   const badType = c.layerTypes.findIndex((t, i) => t !== expected(i));
   if (badType >= 0) {
     const late = f.spec.skip.filter((s) => s >= F.kvFromStart);
     out.push(
       late.length > 0 && early.length === 0
-        ? `skips ${late.join(',')}: llama.cpp needs skips as whole aligned ${F.swaPeriod}-layer blocks (20-24, 25-29, 30-34) to keep its fixed 4 sliding : 1 full pattern`
+        ? `skips ${late.join(',')}: the kept layers must keep llama.cpp's fixed ${F.swaPeriod - 1} sliding : 1 full pattern (skip whole ${F.swaPeriod}-layer runs such as 20-24)`
         : `layer ${badType} is ${c.layerTypes[badType]}; llama.cpp hard-codes ${F.swaPeriod - 1} sliding then 1 full layer`,
     );
   }
-  const badSparsity = c.activationSparsityPattern.findIndex((s, i) => s !== (i < F.sparsityLayers ? F.sparsity : 0));
+  const badSparsity = c.activationSparsityPattern.findIndex(
+    (s, i) => s !== (i < F.sparsityLayers ? F.sparsity : 0),
+  );
   if (badSparsity >= 0 && early.length === 0)
     out.push(
       `layer ${badSparsity} has activation sparsity ${c.activationSparsityPattern[badSparsity]}; llama.cpp applies ${F.sparsity} on layers 0-${F.sparsityLayers - 1} exactly and none elsewhere`,
@@ -110,10 +122,15 @@ function positionalProducerReasons(f: SubmodelFacts): string[] {
   const c = f.child.text;
   const F = c.numHiddenLayers - c.numKvSharedLayers;
   if (c.numKvSharedLayers === 0) return [];
-  if (F < 2) return [`only ${F} layer(s) before the first KV-shared layer; producers are taken at positions F-2 and F-1`];
+  if (F < 2)
+    return [
+      `only ${F} layer(s) before the first KV-shared layer; producers are taken at positions F-2 and F-1`,
+    ];
   const types = [c.layerTypes[F - 2], c.layerTypes[F - 1]];
   if (types[0] !== 'sliding_attention' || types[1] !== 'full_attention')
-    return [`layers ${F - 2} and ${F - 1} are [${types.join(', ')}]; producers are taken by position and must be [sliding, full]`];
+    return [
+      `layers ${F - 2} and ${F - 1} are [${types.join(', ')}]; producers are taken by position and must be [sliding, full]`,
+    ];
   return [];
 }
 
@@ -129,7 +146,9 @@ export function compatibilityMatrix(f: SubmodelFacts, opts: MatrixOptions = {}):
   const kvMissing: string[] = [];
   if (opts.tensorNames) {
     const names = opts.tensorNames;
-    const prefix = [...names].some((n) => n.startsWith('model.language_model.')) ? 'model.language_model.' : 'model.';
+    const prefix = [...names].some((n) => n.startsWith('model.language_model.'))
+      ? 'model.language_model.'
+      : 'model.';
     const missing = f.parent.layers.filter(
       (l) => l.kv === 'consumer' && !names.has(`${prefix}layers.${l.index}.self_attn.k_proj.weight`),
     );
@@ -143,7 +162,12 @@ export function compatibilityMatrix(f: SubmodelFacts, opts: MatrixOptions = {}):
     ['transformers-4.53', kvMissing],
     ['transformers-5', []],
     ['mlx-lm', []],
-    ['mlx-vlm', uniform ? [] : [`FFN ${describeWidths(c.intermediateSize)}; mlx-vlm builds every MLP with intermediate_size[0]`]],
+    [
+      'mlx-vlm',
+      uniform
+        ? []
+        : [`FFN ${describeWidths(c.intermediateSize)}; mlx-vlm builds every MLP with intermediate_size[0]`],
+    ],
     ['llama.cpp', llama],
     ['ollama', llama],
     ['vllm', positionalProducerReasons(f)],
@@ -164,7 +188,10 @@ export function padFfnProblem(f: SubmodelFacts): string | null {
 export function formatMatrix(rows: readonly CompatRow[]): string {
   const w = Math.max(...rows.map((r) => r.target.length));
   return rows
-    .map((r) => `  ${r.target.padEnd(w)}  ${r.runs ? 'yes' : 'no '}${r.reasons.length ? `  ${r.reasons.join('; ')}` : ''}`)
+    .map(
+      (r) =>
+        `  ${r.target.padEnd(w)}  ${r.runs ? 'yes' : 'no '}${r.reasons.length ? `  ${r.reasons.join('; ')}` : ''}`,
+    )
     .join('\n');
 }
 

@@ -76,7 +76,13 @@ export interface GgufPlanOptions {
 /** gguf-py's `size_label`: total parameters in the file, e.g. "8.0M", "5.4B". */
 export function sizeLabel(params: number): string {
   const [scaled, suffix] =
-    params > 1e12 ? [params * 1e-12, 'T'] : params > 1e9 ? [params * 1e-9, 'B'] : params > 1e6 ? [params * 1e-6, 'M'] : [params * 1e-3, 'K'];
+    params > 1e12
+      ? [params * 1e-12, 'T']
+      : params > 1e9
+        ? [params * 1e-9, 'B']
+        : params > 1e6
+          ? [params * 1e-6, 'M']
+          : [params * 1e-3, 'K'];
   const digits = String(Math.round(scaled)).replace(/^0+/, '').length;
   return `${scaled.toFixed(Math.max(2 - digits, 0))}${suffix}`;
 }
@@ -105,7 +111,8 @@ function architectureKeys(child: ModelConfig, dtype: ExportDtype): GgufKv[] {
     { key: a('attention.value_length'), value: gguf.u32(c.headDim) },
     { key: 'general.file_type', value: gguf.u32(FILE_TYPE[dtype]) },
   ];
-  if (c.finalLogitSoftcapping) kvs.push({ key: a('final_logit_softcapping'), value: gguf.f32(c.finalLogitSoftcapping) });
+  if (c.finalLogitSoftcapping)
+    kvs.push({ key: a('final_logit_softcapping'), value: gguf.f32(c.finalLogitSoftcapping) });
   kvs.push(
     { key: a('attention.sliding_window'), value: gguf.u32(c.slidingWindow) },
     { key: a('altup.active_idx'), value: gguf.u32(c.altupActiveIdx) },
@@ -178,16 +185,23 @@ export function planGgufExport(
   const sliced = parseConfig(slice.config, 'exported config');
   const W = Math.max(...sliced.text.intermediateSize);
   const child = opts.padFfn
-    ? parseConfig(withTextUpdates(sliced, { intermediate_size: sliced.text.intermediateSize.map(() => W) }), 'padded config')
+    ? parseConfig(
+        withTextUpdates(sliced, { intermediate_size: sliced.text.intermediateSize.map(() => W) }),
+        'padded config',
+      )
     : sliced;
   const c = child.text;
   const names = slice.tensors.map((t) => t.name);
-  const prefix = names.some((n) => n.startsWith('model.language_model.')) ? 'model.language_model.' : 'model.';
+  const prefix = names.some((n) => n.startsWith('model.language_model.'))
+    ? 'model.language_model.'
+    : 'model.';
   const byName = new Map(slice.tensors.map((t) => [t.name, t]));
   const wanted = GGML_TYPE_OF[opts.dtype];
 
   if (opts.vocab.tokens.length !== c.vocabSize) {
-    throw new GgufPlanError(`${opts.vocab.source}: vocabulary has ${opts.vocab.tokens.length} tokens, expected vocab_size ${c.vocabSize}`);
+    throw new GgufPlanError(
+      `${opts.vocab.source}: vocabulary has ${opts.vocab.tokens.length} tokens, expected vocab_size ${c.vocabSize}`,
+    );
   }
 
   const out: (GgufTensorPlan & { order: string })[] = [];
@@ -202,7 +216,8 @@ export function planGgufExport(
               : ''),
         );
       }
-      if (!['BF16', 'F16', 'F32'].includes(t.dtype)) throw new GgufPlanError(`${n}: dtype ${t.dtype}; expected BF16, F16 or F32`);
+      if (!['BF16', 'F16', 'F32'].includes(t.dtype))
+        throw new GgufPlanError(`${n}: dtype ${t.dtype}; expected BF16, F16 or F32`);
       return t;
     });
     const first = sources[0]!;
@@ -220,7 +235,8 @@ export function planGgufExport(
     }
     if (row.transform === 'stack3') {
       for (const s of sources) {
-        if (s.shape.join() !== first.shape.join()) throw new GgufPlanError(`${s.name}: shape differs from ${first.name}`);
+        if (s.shape.join() !== first.shape.join())
+          throw new GgufPlanError(`${s.name}: shape differs from ${first.name}`);
       }
       shape = [sources.length, ...shape];
     } else if (row.transform === 'pad-vocab') {
@@ -251,7 +267,8 @@ export function planGgufExport(
     add(row, row.gguf, hf);
   }
   for (let l = 0; l < c.numHiddenLayers; l++) {
-    for (const row of GGUF_LAYER_TENSORS) add(row, `blk.${l}.${row.gguf}`, [`${prefix}layers.${l}.${row.hf}`], l);
+    for (const row of GGUF_LAYER_TENSORS)
+      add(row, `blk.${l}.${row.gguf}`, [`${prefix}layers.${l}.${row.hf}`], l);
   }
   out.sort((x, y) => (x.order < y.order ? -1 : x.order > y.order ? 1 : 0));
   const planned = out.map(({ order: _order, ...t }) => t);
@@ -267,7 +284,8 @@ export function planGgufExport(
     { key: 'matformer_lab.params.text_total', value: gguf.u64(slice.params.child.textTotal) },
     { key: 'matformer_lab.params.parent_effective', value: gguf.u64(slice.params.parent.effective) },
   ];
-  if (opts.provenance.preset) provenance.push({ key: 'matformer_lab.preset', value: gguf.str(opts.provenance.preset) });
+  if (opts.provenance.preset)
+    provenance.push({ key: 'matformer_lab.preset', value: gguf.str(opts.provenance.preset) });
   const kvs: GgufKv[] = [
     { key: 'general.architecture', value: gguf.str('gemma3n') },
     { key: 'general.type', value: gguf.str('model') },

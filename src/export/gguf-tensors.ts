@@ -27,7 +27,12 @@ export const GGUF_GLOBAL_TENSORS: readonly GgufTensorRow[] = [
   { hf: 'embed_tokens_per_layer.weight', gguf: 'per_layer_token_embd.weight', transform: 'pad-vocab' },
   { hf: 'norm.weight', gguf: 'output_norm.weight', transform: 'copy', f32: true },
   { hf: 'per_layer_model_projection.weight', gguf: 'per_layer_model_proj.weight', transform: 'copy' },
-  { hf: 'per_layer_projection_norm.weight', gguf: 'per_layer_proj_norm.weight', transform: 'copy', f32: true },
+  {
+    hf: 'per_layer_projection_norm.weight',
+    gguf: 'per_layer_proj_norm.weight',
+    transform: 'copy',
+    f32: true,
+  },
 ];
 
 export const GGUF_LAYER_TENSORS: readonly GgufTensorRow[] = [

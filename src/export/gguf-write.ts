@@ -45,11 +45,16 @@ function* sourceRows(t: PlannedTensor, ckpt: Checkpoint, chunkBytes: number): Ge
 function padColumns(rows: Uint8Array, rowBytes: number, padBytes: number): Uint8Array {
   const n = rows.byteLength / rowBytes;
   const out = new Uint8Array(n * (rowBytes + padBytes));
-  for (let r = 0; r < n; r++) out.set(rows.subarray(r * rowBytes, (r + 1) * rowBytes), r * (rowBytes + padBytes));
+  for (let r = 0; r < n; r++)
+    out.set(rows.subarray(r * rowBytes, (r + 1) * rowBytes), r * (rowBytes + padBytes));
   return out;
 }
 
-async function* tensorData(t: GgufTensorPlan, ckpt: Checkpoint, chunkBytes: number): AsyncGenerator<Uint8Array> {
+async function* tensorData(
+  t: GgufTensorPlan,
+  ckpt: Checkpoint,
+  chunkBytes: number,
+): AsyncGenerator<Uint8Array> {
   const target = TARGET_DTYPE[t.type];
   const elem = t.bytes / t.dims.reduce((a, d) => a * d, 1);
   for (const src of t.sources) {

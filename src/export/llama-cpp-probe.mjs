@@ -3,16 +3,24 @@
 // the token ids (BOS first), the top-1 token after every position, log p of every token after the last
 // position, and a greedy continuation, as JSON on stdout. Input may also give `threads`.
 import * as os from 'node:os';
+import process from 'node:process';
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 
-const input = JSON.parse(await new Promise((resolve) => {
-  let s = '';
-  process.stdin.on('data', (d) => (s += d));
-  process.stdin.on('end', () => resolve(s));
-}));
+const input = JSON.parse(
+  await new Promise((resolve) => {
+    let s = '';
+    process.stdin.on('data', (d) => (s += d));
+    process.stdin.on('end', () => resolve(s));
+  }),
+);
 // Threads as asked: on a busy machine, fewer threads are much faster (llama.cpp's threads spin-wait).
 const threads = Math.max(1, Number(input.threads) || os.availableParallelism());
-const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: threads });
+const llama = await getLlama({
+  gpu: false,
+  build: 'never',
+  logLevel: LlamaLogLevel.error,
+  maxThreads: threads,
+});
 const model = await llama.loadModel({ modelPath: input.gguf });
 const runs = [];
 const withProbs = (t) => [t, { generateNext: { probabilities: true } }];

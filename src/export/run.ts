@@ -9,9 +9,23 @@ import { writeFileAtomically } from '../model/atomic';
 import { Checkpoint, CONFIG_FILE } from '../model/checkpoint';
 import { ModelConfig, loadConfig } from '../model/config';
 import { UserInputError } from '../model/errors';
-import { ResolvedSpec, SpecFlags, resolveSpec, sliceCheckpoint, sourceTensors, type SliceOutcome } from '../slicing';
+import {
+  ResolvedSpec,
+  SpecFlags,
+  resolveSpec,
+  sliceCheckpoint,
+  sourceTensors,
+  type SliceOutcome,
+} from '../slicing';
 import { renderGgufCard } from './card';
-import { CompatRow, Target, compatibilityMatrix, padFfnProblem, submodelFacts, SubmodelFacts } from './compat';
+import {
+  CompatRow,
+  Target,
+  compatibilityMatrix,
+  padFfnProblem,
+  submodelFacts,
+  SubmodelFacts,
+} from './compat';
 import { ExportDtype, GgufPlan, planGgufExport } from './gguf-plan';
 import { writeGgufPlan } from './gguf-write';
 import { FidelityReport, verifyGguf } from './verify';
@@ -43,7 +57,12 @@ export function checkExport(src: string, flags: SpecFlags, opts: { padFfn?: bool
     tensorNames = new Set(ckpt.tensors.keys());
     ckpt.close();
   }
-  return { parent, resolved, facts, matrix: compatibilityMatrix(facts, { tensorNames, padFfn: opts.padFfn }) };
+  return {
+    parent,
+    resolved,
+    facts,
+    matrix: compatibilityMatrix(facts, { tensorNames, padFfn: opts.padFfn }),
+  };
 }
 
 /** The reason a target refuses, as one line, or null when it runs the model. */
@@ -85,7 +104,8 @@ export interface ExportOptions {
   readonly tokenizer?: string;
   readonly force?: boolean;
   readonly padFfn?: boolean;
-  readonly verify?: boolean;
+  /** Measure llama.cpp's fidelity after writing (prompts and greedy length overridable, e.g. in tests). */
+  readonly verify?: boolean | { readonly prompts?: readonly string[]; readonly greedyTokens?: number };
   readonly backend?: BackendChoice;
   /** llama.cpp threads for --verify. */
   readonly threads?: number;
@@ -111,7 +131,8 @@ export interface ExportResult {
 
 function refuseExisting(file: string, force: boolean, flag = '--out'): void {
   if (!fs.existsSync(file)) return;
-  if (fs.statSync(file).isDirectory()) throw new UserInputError(`${flag}: ${file} is a folder; give a .gguf file path`);
+  if (fs.statSync(file).isDirectory())
+    throw new UserInputError(`${flag}: ${file} is a folder; give a .gguf file path`);
   if (!force) throw new UserInputError(`${flag}: ${file} already exists; pass --force to replace it`);
 }
 
@@ -130,7 +151,9 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
       const dtypes = new Set([...ckpt.tensors.values()].map((t) => t.info.dtype.toLowerCase()));
       ckpt.close();
       if (dtypes.size !== 1 || !dtypes.has(opts.dtype))
-        throw new UserInputError(`--dtype: --format hf keeps the source dtype (${[...dtypes].join(', ')}); drop --dtype`);
+        throw new UserInputError(
+          `--dtype: --format hf keeps the source dtype (${[...dtypes].join(', ')}); drop --dtype`,
+        );
     }
     const slice = await sliceCheckpoint({
       src: opts.src,
@@ -162,12 +185,16 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   const card = cardPathFor(out);
   refuseExisting(out, Boolean(opts.force));
   refuseExisting(card, Boolean(opts.force), '--out (its model card)');
-  if (!fs.existsSync(path.dirname(out))) throw new UserInputError(`--out: folder ${path.dirname(out)} does not exist`);
+  if (!fs.existsSync(path.dirname(out)))
+    throw new UserInputError(`--out: folder ${path.dirname(out)} does not exist`);
 
   const ckpt = Checkpoint.open(opts.src);
   let plan: GgufPlan;
   try {
-    const vocab = loadGgufVocab(opts.src, { vocabSize: check.parent.text.vocabSize, tokenizerFile: opts.tokenizer });
+    const vocab = loadGgufVocab(opts.src, {
+      vocabSize: check.parent.text.vocabSize,
+      tokenizerFile: opts.tokenizer,
+    });
     plan = planGgufExport(check.parent, sourceTensors(ckpt), check.resolved.spec, {
       dtype: opts.dtype ?? 'bf16',
       vocab,
@@ -194,6 +221,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
       spec: check.resolved.spec,
       backend: opts.backend,
       threads: opts.threads,
+      ...(typeof opts.verify === 'object' ? opts.verify : {}),
     });
   }
   const bytes = fs.statSync(out).size;
@@ -201,5 +229,14 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     card,
     renderGgufCard({ plan, check, out, src: path.resolve(opts.src), bytes, fidelity, command: opts.command }),
   );
-  return { format: 'gguf', out, card, bytes, seconds: (performance.now() - started) / 1000, check, plan, fidelity };
+  return {
+    format: 'gguf',
+    out,
+    card,
+    bytes,
+    seconds: (performance.now() - started) / 1000,
+    check,
+    plan,
+    fidelity,
+  };
 }

@@ -100,19 +100,30 @@ function probeScript(): string {
 const PROBE = 'llama-cpp-probe.mjs';
 
 /** Runs llama.cpp in a child process: node-llama-cpp is ESM-only, and a loader abort must not kill us. */
-function runLlamaCpp(file: string, prompts: readonly string[], greedy: number, threads?: number): RuntimeRun[] {
+function runLlamaCpp(
+  file: string,
+  prompts: readonly string[],
+  greedy: number,
+  threads?: number,
+): RuntimeRun[] {
   const r = spawnSync(process.execPath, [probeScript()], {
     input: JSON.stringify({ gguf: path.resolve(file), prompts, greedy, threads }),
     encoding: 'utf8',
     maxBuffer: 1 << 30,
   });
   if (r.status !== 0) {
-    const why = (r.stderr || r.error?.message || `signal ${r.signal}`).trim().split('\n').slice(-3).join(' / ');
+    const why = (r.stderr || r.error?.message || `signal ${r.signal}`)
+      .trim()
+      .split('\n')
+      .slice(-3)
+      .join(' / ');
     if (/Cannot find (package|module) 'node-llama-cpp'/.test(why))
       throw new UserInputError('--verify: needs the node-llama-cpp package (npm i -E node-llama-cpp@3.21.1)');
     throw new UserInputError(`--verify: llama.cpp could not run ${file}: ${why}`);
   }
-  const out = JSON.parse(r.stdout) as { runs: { ids: number[]; top1: number[]; lastLogProbs: (number | null)[]; greedy: number[] }[] };
+  const out = JSON.parse(r.stdout) as {
+    runs: { ids: number[]; top1: number[]; lastLogProbs: (number | null)[]; greedy: number[] }[];
+  };
   return out.runs.map((x) => ({ ...x, lastLogProbs: Float64Array.from(x.lastLogProbs, (v) => v ?? NaN) }));
 }
 

@@ -183,7 +183,8 @@ function readJson(file: string): Json | null {
   } catch {
     throw new VocabError(`${file}: is not valid JSON`);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new VocabError(`${file}: expected a JSON object`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new VocabError(`${file}: expected a JSON object`);
   return v as Json;
 }
 
@@ -246,7 +247,8 @@ function fromTokenizerJson(file: string, vocabSize: number) {
   const j = readJson(file)!;
   const model = j.model as Json | undefined;
   const vocab = model?.vocab;
-  if (typeof vocab !== 'object' || vocab === null) throw new VocabError(`${file}: expected "model": {"vocab": ...}`);
+  if (typeof vocab !== 'object' || vocab === null)
+    throw new VocabError(`${file}: expected "model": {"vocab": ...}`);
   const tokens = Array.from({ length: vocabSize }, (_, i) => `[PAD${i}]`);
   const scores = new Array<number>(vocabSize).fill(-10000);
   const types = new Array<number>(vocabSize).fill(TokenType.UNUSED);
@@ -321,7 +323,8 @@ function specialTokens(dir: string, nVocab: number) {
   const special = new Map<string, number>();
   const addSpecial = new Map<string, boolean>();
   const set = (kind: string, id: unknown) => {
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= nVocab || special.has(kind)) return;
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= nVocab || special.has(kind))
+      return;
     special.set(kind, id);
   };
   const tj = readJson(path.join(dir, 'tokenizer.json'));
@@ -350,7 +353,11 @@ function specialTokens(dir: string, nVocab: number) {
       if (typeof flag === 'boolean') addSpecial.set(kind, flag);
       const entry = tc[`${kind}_token`];
       const content =
-        typeof entry === 'string' ? entry : typeof (entry as Json)?.content === 'string' ? (entry as Json).content : null;
+        typeof entry === 'string'
+          ? entry
+          : typeof (entry as Json)?.content === 'string'
+            ? (entry as Json).content
+            : null;
       if (content === null) continue;
       set(kind, added.find((a) => a.content === content)?.id);
     }
@@ -359,7 +366,11 @@ function specialTokens(dir: string, nVocab: number) {
   if (cfg) {
     for (const kind of SPECIAL_KINDS) {
       let id = cfg[`${kind}_token_id`];
-      if ((id === undefined || id === null) && typeof cfg.text_config === 'object' && cfg.text_config !== null)
+      if (
+        (id === undefined || id === null) &&
+        typeof cfg.text_config === 'object' &&
+        cfg.text_config !== null
+      )
         id = (cfg.text_config as Json)[`${kind}_token_id`];
       set(kind, id);
     }

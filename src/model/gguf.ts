@@ -46,7 +46,11 @@ export type GgufScalar = number | bigint | boolean | string;
 
 export type GgufValue =
   | { readonly type: GgufScalarType; readonly value: GgufScalar }
-  | { readonly type: GgufType.ARRAY; readonly itemType: GgufScalarType; readonly value: readonly GgufScalar[] };
+  | {
+      readonly type: GgufType.ARRAY;
+      readonly itemType: GgufScalarType;
+      readonly value: readonly GgufScalar[];
+    };
 
 export interface GgufKv {
   readonly key: string;
@@ -103,7 +107,8 @@ class ByteSink {
   }
 
   scalar(type: GgufScalarType, v: GgufScalar, key: string): void {
-    const bad = (what: string) => new GgufError(`metadata ${key}: ${JSON.stringify(String(v))} is not ${what}`);
+    const bad = (what: string) =>
+      new GgufError(`metadata ${key}: ${JSON.stringify(String(v))} is not ${what}`);
     const int = (lo: number, hi: number) => {
       if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw bad(`in [${lo}, ${hi}]`);
       return v;
@@ -136,7 +141,8 @@ class ByteSink {
         break;
       case GgufType.UINT64:
       case GgufType.INT64: {
-        if (typeof v !== 'bigint' && (typeof v !== 'number' || !Number.isSafeInteger(v))) throw bad('an integer');
+        if (typeof v !== 'bigint' && (typeof v !== 'number' || !Number.isSafeInteger(v)))
+          throw bad('an integer');
         b = Buffer.alloc(8);
         if (type === GgufType.UINT64) {
           if (BigInt(v) < 0n) throw bad('unsigned');
@@ -204,7 +210,12 @@ export function layoutGguf(kvs: readonly GgufKv[], tensors: readonly GgufTensor[
     if (keys.has(key)) throw new GgufError(`metadata key ${key} given twice`);
     keys.add(key);
     if (key === 'general.alignment') {
-      if (value.type !== GgufType.UINT32 || typeof value.value !== 'number' || !(value.value > 0) || value.value % 8)
+      if (
+        value.type !== GgufType.UINT32 ||
+        typeof value.value !== 'number' ||
+        !(value.value > 0) ||
+        value.value % 8
+      )
         throw new GgufError('general.alignment must be a UINT32 multiple of 8');
       alignment = value.value;
     }
@@ -227,7 +238,9 @@ export function layoutGguf(kvs: readonly GgufKv[], tensors: readonly GgufTensor[
     if (Buffer.byteLength(t.name) >= GGUF_MAX_TENSOR_NAME)
       throw new GgufError(`tensor name ${t.name} is longer than ${GGUF_MAX_TENSOR_NAME - 1} bytes`);
     if (t.dims.length < 1 || t.dims.length > 4 || t.dims.some((d) => !Number.isSafeInteger(d) || d < 1))
-      throw new GgufError(`tensor ${t.name}: 1 to 4 positive dimensions expected, got [${t.dims.join(', ')}]`);
+      throw new GgufError(
+        `tensor ${t.name}: 1 to 4 positive dimensions expected, got [${t.dims.join(', ')}]`,
+      );
     s.string(t.name);
     s.u32(t.dims.length);
     for (const d of t.dims) s.u64(d);
@@ -337,7 +350,19 @@ export function readGgufHeader(buf: Buffer): GgufRead {
     return buf.toString('utf8', p - n, p);
   };
   const scalar = (t: GgufType): GgufScalar => {
-    const sizes: Partial<Record<GgufType, number>> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
+    const sizes: Partial<Record<GgufType, number>> = {
+      0: 1,
+      1: 1,
+      2: 2,
+      3: 2,
+      4: 4,
+      5: 4,
+      6: 4,
+      7: 1,
+      10: 8,
+      11: 8,
+      12: 8,
+    };
     if (t === GgufType.STRING) return str();
     const n = sizes[t];
     if (n === undefined) throw new GgufError(`unknown GGUF value type ${t}`);

@@ -10,7 +10,7 @@ export const TINY_VOCAB = 512;
 /** Ids at or above this have no per-layer embedding (the exporter pads those rows with zeros). */
 export const TINY_PLE_VOCAB = 384;
 
-export function tinyConfig(): Record<string, unknown> {
+export function tinyConfig(pleVocab = TINY_PLE_VOCAB): Record<string, unknown> {
   const L = 35;
   return {
     architectures: ['Gemma3nForConditionalGeneration'],
@@ -18,7 +18,7 @@ export function tinyConfig(): Record<string, unknown> {
     text_config: {
       model_type: 'gemma3n_text',
       vocab_size: TINY_VOCAB,
-      vocab_size_per_layer_input: TINY_PLE_VOCAB,
+      vocab_size_per_layer_input: pleVocab,
       hidden_size: 64,
       hidden_size_per_layer_input: 256,
       intermediate_size: new Array(L).fill(128),
@@ -33,7 +33,9 @@ export function tinyConfig(): Record<string, unknown> {
       rope_local_base_freq: 10000.0,
       rope_scaling: null,
       sliding_window: 512,
-      layer_types: Array.from({ length: L }, (_, i) => ((i + 1) % 5 === 0 ? 'full_attention' : 'sliding_attention')),
+      layer_types: Array.from({ length: L }, (_, i) =>
+        (i + 1) % 5 === 0 ? 'full_attention' : 'sliding_attention',
+      ),
       final_logit_softcapping: 30.0,
       num_kv_shared_layers: 15,
       altup_num_inputs: 4,
@@ -72,9 +74,13 @@ export function tinyPieces(n = TINY_VOCAB): SentencePiece[] {
   return pieces;
 }
 
-export async function makeTinyCheckpoint(dir: string, seed = 1): Promise<void> {
+/**
+ * `pleVocab` = TINY_VOCAB gives every id a per-layer embedding: transformers maps ids past the table to
+ * row 0 where llama.cpp reads the converter's zero padding, which a fidelity comparison should avoid.
+ */
+export async function makeTinyCheckpoint(dir: string, pleVocab = TINY_PLE_VOCAB, seed = 1): Promise<void> {
   const cfgPath = `${dir}.config.json`;
-  fs.writeFileSync(cfgPath, JSON.stringify(tinyConfig(), null, 2));
+  fs.writeFileSync(cfgPath, JSON.stringify(tinyConfig(pleVocab), null, 2));
   await createRandomCheckpoint({ config: cfgPath, out: dir, seed });
   fs.rmSync(cfgPath);
   fs.writeFileSync(path.join(dir, 'tokenizer.model'), encodeSentencePieceModel(tinyPieces()));

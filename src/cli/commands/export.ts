@@ -37,34 +37,63 @@ interface ExportArgs {
 
 export const exportCommand: CommandModule<object, ExportArgs> = {
   command: 'export <src>',
-  describe: 'Export a checkpoint or Mix-n-Match submodel for other runtimes (HF safetensors, GGUF for llama.cpp)',
+  describe:
+    'Export a checkpoint or Mix-n-Match submodel for other runtimes (HF safetensors, GGUF for llama.cpp)',
   builder: (y: Argv<object>) =>
     y
       .positional('src', { type: 'string', demandOption: true, describe: 'parent checkpoint folder' })
-      .option('format', { type: 'string', choices: ['hf', 'gguf'], default: 'gguf', describe: 'output format' })
-      .option('dtype', { type: 'string', choices: ['bf16', 'f16', 'f32'], describe: 'GGUF weight type (default bf16)' })
+      .option('format', {
+        type: 'string',
+        choices: ['hf', 'gguf'],
+        default: 'gguf',
+        describe: 'output format',
+      })
+      .option('dtype', {
+        type: 'string',
+        choices: ['bf16', 'f16', 'f32'],
+        describe: 'GGUF weight type (default bf16)',
+      })
       .option('out', { alias: 'o', type: 'string', describe: 'output .gguf file, or folder for hf' })
       .option('ffn', { type: 'string', describe: 'FFN widths of the submodel (WxN repeats)' })
       .option('skip', { type: 'string', describe: 'parent layers to skip (20-24)' })
       .option('blocks', { type: 'string', describe: 'one FFN width per block' })
       .option('preset', { type: 'string', describe: 'a published Mix-n-Match config' })
       .option('spec', { type: 'string', describe: 'JSON or YAML file with skip/ffn/blocks/preset' })
-      .option('tokenizer', { type: 'string', describe: 'tokenizer.model or tokenizer.json when the folder has none' })
+      .option('tokenizer', {
+        type: 'string',
+        describe: 'tokenizer.model or tokenizer.json when the folder has none',
+      })
       .option('force', { type: 'boolean', describe: 'replace an existing output' })
       .option('check', { type: 'boolean', describe: 'print the compatibility matrix and write nothing' })
       .option('json', { type: 'boolean', describe: 'with --check: print JSON' })
-      .option('verify', { type: 'boolean', describe: 'run the GGUF in llama.cpp and record its fidelity in the card' })
+      .option('verify', {
+        type: 'boolean',
+        describe: 'run the GGUF in llama.cpp and record its fidelity in the card',
+      })
       .option('pad-ffn', {
         type: 'boolean',
-        describe: 'zero-pad narrower FFNs to one width for llama.cpp (exact only without sparsity; saves no memory)',
+        describe:
+          'zero-pad narrower FFNs to one width for llama.cpp (exact only without sparsity; saves no memory)',
       })
-      .option('threads', { type: 'number', describe: 'llama.cpp CPU threads for --verify (default: all cores)' })
+      .option('threads', {
+        type: 'number',
+        describe: 'llama.cpp CPU threads for --verify (default: all cores)',
+      })
       .option('backend', { type: 'string', default: 'auto', describe: 'engine backend for --verify' })
       .example('$0 export ./gguf-src --preset "Config for official E2B Model" --out e2b.gguf --verify', '')
       .example('$0 export ./gemma-3n-E4B --skip 20-24 --ffn 8192 --check', '')
-      .example('$0 export ./gemma-3n-E4B --format hf --preset "Config for E2.98B (layer-level)" --out ./e298', '') as unknown as Argv<ExportArgs>,
+      .example(
+        '$0 export ./gemma-3n-E4B --format hf --preset "Config for E2.98B (layer-level)" --out ./e298',
+        '',
+      ) as unknown as Argv<ExportArgs>,
   handler: async (argv) => {
-    const flags = { ffn: argv.ffn, skip: argv.skip, blocks: argv.blocks, preset: argv.preset, specFile: argv.spec };
+    const flags = {
+      ffn: argv.ffn,
+      skip: argv.skip,
+      blocks: argv.blocks,
+      preset: argv.preset,
+      specFile: argv.spec,
+    };
     const padFfn = Boolean(argv['pad-ffn']);
     if (argv.check) {
       const check = checkExport(argv.src, flags, { padFfn });
@@ -82,12 +111,15 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
           ) + '\n',
         );
       } else {
-        process.stdout.write(`compatibility of ${argv.src}${padFfn ? ' (with --pad-ffn)' : ''}:\n${formatMatrix(check.matrix)}\n`);
+        process.stdout.write(
+          `compatibility of ${argv.src}${padFfn ? ' (with --pad-ffn)' : ''}:\n${formatMatrix(check.matrix)}\n`,
+        );
         if (pad) process.stdout.write(`  ${pad}\n`);
       }
       return;
     }
-    if (!argv.out) throw new UserInputError('--out: required (or pass --check to only print the compatibility matrix)');
+    if (!argv.out)
+      throw new UserInputError('--out: required (or pass --check to only print the compatibility matrix)');
     let bar: ProgressBar | null = null;
     const command = ['matformer-lab', ...process.argv.slice(2)].map(shellQuote).join(' ');
     const r = await exportModel({
@@ -115,7 +147,9 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       },
     });
     (bar as ProgressBar | null)?.finish();
-    process.stdout.write(`wrote ${r.out} (${formatBytes(r.bytes)}) and its card ${r.card} in ${r.seconds.toFixed(1)} s\n`);
+    process.stdout.write(
+      `wrote ${r.out} (${formatBytes(r.bytes)}) and its card ${r.card} in ${r.seconds.toFixed(1)} s\n`,
+    );
     for (const row of r.fidelity?.rows ?? []) {
       process.stdout.write(
         `  ${row.semantics.padEnd(12)} ${JSON.stringify(row.prompt).slice(0, 40).padEnd(40)} rel RMS ${row.last_logits_rel_rms.toExponential(2)}, ` +

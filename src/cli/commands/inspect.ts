@@ -5,6 +5,7 @@ import { UserInputError } from '../../model/errors';
 import { loadConfig } from '../../model/config';
 import { formatReport, hasProblems, inspectConfig, resolveSource } from '../../model/inspect';
 import { parseSpecFlags } from '../../slicing';
+import { compatibilityMatrix, formatMatrix, matrixJson, submodelFacts } from '../../export';
 
 interface InspectArgs {
   dir: string;
@@ -48,8 +49,11 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
     const published = pub
       ? { name: pub.name, effectiveParamsB: pub.effectiveParamsB, mmluPct: pub.mmluPct }
       : null;
+    // Which runtimes can run the submodel (only for a spec: the parent itself runs everywhere it loads).
+    const matrix = spec ? compatibilityMatrix(submodelFacts(cfg, spec)) : null;
     if (argv.json) {
-      process.stdout.write(JSON.stringify({ ...report, published }, null, 2) + '\n');
+      const compatibility = matrix ? matrixJson(matrix) : null;
+      process.stdout.write(JSON.stringify({ ...report, published, compatibility }, null, 2) + '\n');
     } else {
       process.stdout.write(formatReport(report));
       if (published) {
@@ -59,6 +63,7 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
             `; counted here: ${ours.toFixed(3)} B (${ours - published.effectiveParamsB >= 0 ? '+' : ''}${(ours - published.effectiveParamsB).toFixed(3)} B)\n`,
         );
       }
+      if (matrix) process.stdout.write(`\n  runtimes (export --check):\n${formatMatrix(matrix)}\n`);
     }
     if (hasProblems(report)) {
       const ck = report.checkpoint!;
