@@ -12,6 +12,7 @@ import {
   matrixJson,
   padFfnProblem,
 } from '../../export';
+import { MODEL_OPTIONS } from '../../engine/session';
 import { shellQuote } from '../../slicing/card';
 import { ProgressBar } from '../progress';
 
@@ -54,11 +55,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
         describe: 'GGUF weight type (default bf16)',
       })
       .option('out', { alias: 'o', type: 'string', describe: 'output .gguf file, or folder for hf' })
-      .option('ffn', { type: 'string', describe: 'FFN widths of the submodel (WxN repeats)' })
-      .option('skip', { type: 'string', describe: 'parent layers to skip (20-24)' })
-      .option('blocks', { type: 'string', describe: 'one FFN width per block' })
-      .option('preset', { type: 'string', describe: 'a published Mix-n-Match config' })
-      .option('spec', { type: 'string', describe: 'JSON or YAML file with skip/ffn/blocks/preset' })
+      .options(MODEL_OPTIONS)
       .option('tokenizer', {
         type: 'string',
         describe: 'tokenizer.model or tokenizer.json when the folder has none',
@@ -79,8 +76,10 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
         type: 'number',
         describe: 'llama.cpp CPU threads for --verify (default: all cores)',
       })
-      .option('backend', { type: 'string', default: 'auto', describe: 'engine backend for --verify' })
-      .example('$0 export ./gguf-src --preset "Config for official E2B Model" --out e2b.gguf --verify', '')
+      .example(
+        '$0 export ./gemma-3n-E4B --preset "Config for official E2B Model" --out e2b.gguf --verify',
+        '',
+      )
       .example('$0 export ./gemma-3n-E4B --skip 20-24 --ffn 8192 --check', '')
       .example(
         '$0 export ./gemma-3n-E4B --format hf --preset "Config for E2.98B (layer-level)" --out ./e298',
@@ -118,11 +117,19 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       }
       return;
     }
+    if (argv.threads !== undefined && !(Number.isInteger(argv.threads) && argv.threads >= 1))
+      throw new UserInputError(`--threads: expected a positive integer, got ${argv.threads}`);
     if (!argv.out)
       throw new UserInputError('--out: required (or pass --check to only print the compatibility matrix)');
+    // Ctrl-C stops after the current chunk; the temporary file is removed and nothing is written.
+    const controller = new AbortController();
+    const onSignal = () => controller.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     let bar: ProgressBar | null = null;
     const command = ['matformer-lab', ...process.argv.slice(2)].map(shellQuote).join(' ');
     const r = await exportModel({
+      signal: controller.signal,
       src: argv.src,
       out: argv.out,
       format: argv.format as ExportFormat,
@@ -145,7 +152,17 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
         bar ??= new ProgressBar(total);
         bar.update(done);
       },
-    });
+    })
+      .catch((err: unknown) => {
+        if (!controller.signal.aborted) throw err;
+        (bar as ProgressBar | null)?.clear();
+        process.stderr.write(`interrupted: ${argv.out}: nothing written\n`);
+        process.exit(130);
+      })
+      .finally(() => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      });
     (bar as ProgressBar | null)?.finish();
     process.stdout.write(
       `wrote ${r.out} (${formatBytes(r.bytes)}) and its card ${r.card} in ${r.seconds.toFixed(1)} s\n`,
