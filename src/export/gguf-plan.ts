@@ -73,6 +73,20 @@ export interface GgufPlanOptions {
   readonly padFfn?: boolean;
 }
 
+/** gguf-py's `Metadata.id_to_title`: `gemma-3n-e4b` → `Gemma 3n E4B` (lowercase words title-cased). */
+export function idToTitle(id: string): string {
+  return id
+    .trim()
+    .replace(/-/g, ' ')
+    .split(/\s+/)
+    .map((w) =>
+      w === w.toLowerCase() && !/^(v\d+(?:\.\d+)*|\d.*)$/.test(w)
+        ? w.replace(/[a-z]+/g, (m) => m[0]!.toUpperCase() + m.slice(1))
+        : w,
+    )
+    .join(' ');
+}
+
 /** gguf-py's `size_label`: total parameters in the file, e.g. "8.0M", "5.4B". */
 export function sizeLabel(params: number): string {
   const [scaled, suffix] =

@@ -13,7 +13,14 @@ export {
 export type { CompatRow, SubmodelFacts, Target, MatrixOptions } from './compat';
 export { GGUF_GLOBAL_TENSORS, GGUF_LAYER_TENSORS } from './gguf-tensors';
 export type { GgufTensorRow, GgufTransform } from './gguf-tensors';
-export { GgufPlanError, GGML_TYPE_OF, planGgufExport, sizeLabel, tokenizerKeys } from './gguf-plan';
+export {
+  GgufPlanError,
+  GGML_TYPE_OF,
+  idToTitle,
+  planGgufExport,
+  sizeLabel,
+  tokenizerKeys,
+} from './gguf-plan';
 export type { ExportDtype, GgufPlan, GgufPlanOptions, GgufTensorPlan, Provenance } from './gguf-plan';
 export { writeGgufPlan, DEFAULT_EXPORT_CHUNK_BYTES } from './gguf-write';
 export {

@@ -26,7 +26,7 @@ import {
   submodelFacts,
   SubmodelFacts,
 } from './compat';
-import { ExportDtype, GgufPlan, planGgufExport } from './gguf-plan';
+import { ExportDtype, GgufPlan, idToTitle, planGgufExport } from './gguf-plan';
 import { writeGgufPlan } from './gguf-write';
 import { FidelityReport, verifyGguf } from './verify';
 import { loadGgufVocab } from './vocab';
@@ -199,7 +199,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
       dtype: opts.dtype ?? 'bf16',
       vocab,
       padFfn: opts.padFfn,
-      name: path.basename(path.resolve(opts.src)),
+      name: idToTitle(path.basename(path.resolve(opts.src))),
       provenance: {
         sourceFingerprint: sourceFingerprint(ckpt),
         source: path.resolve(opts.src),

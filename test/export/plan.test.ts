@@ -8,6 +8,7 @@ import {
   padFfnProblem,
   parseSentencePieceModel,
   planGgufExport,
+  idToTitle,
   sizeLabel,
   submodelFacts,
   TokenType,
@@ -232,6 +233,12 @@ describe('GGUF plan', () => {
       value: number[];
     };
     expect(ff.value).toEqual(new Array(35).fill(128));
+  });
+
+  it('names as gguf-py titles folder names', () => {
+    expect(idToTitle('tiny')).toBe('Tiny');
+    expect(idToTitle('gemma-3n-e4b')).toBe('Gemma 3n E4B');
+    expect(idToTitle('My-Model-v1.2')).toBe('My Model v1.2');
   });
 
   it('size labels as gguf-py prints them', () => {
