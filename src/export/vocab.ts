@@ -268,7 +268,11 @@ function fromTokenizerJson(file: string, vocabSize: number) {
     tokens[id] = a.content;
     scores[id] = a.content === unk ? 0 : -1000;
     types[id] =
-      a.content === unk ? TokenType.UNKNOWN : a.special === true ? TokenType.CONTROL : TokenType.USER_DEFINED;
+      a.content === unk
+        ? TokenType.UNKNOWN
+        : a.special === true || looksSpecial(a.content)
+          ? TokenType.CONTROL
+          : TokenType.USER_DEFINED;
   }
   return { tokens, scores, types };
 }

