@@ -5,6 +5,7 @@
 import { LayerType, ModelConfig, parseConfig } from '../model/config';
 import { MixNMatchSpec, keptLayers } from '../model/spec';
 import { planSlice } from '../slicing';
+import { detectTextPrefix } from '../model/tensors';
 
 export type Target =
   'transformers-4.53' | 'transformers-5' | 'mlx-lm' | 'mlx-vlm' | 'llama.cpp' | 'ollama' | 'vllm' | 'sglang';
@@ -146,9 +147,7 @@ export function compatibilityMatrix(f: SubmodelFacts, opts: MatrixOptions = {}):
   const kvMissing: string[] = [];
   if (opts.tensorNames) {
     const names = opts.tensorNames;
-    const prefix = [...names].some((n) => n.startsWith('model.language_model.'))
-      ? 'model.language_model.'
-      : 'model.';
+    const prefix = detectTextPrefix(names);
     const missing = f.parent.layers.filter(
       (l) => l.kv === 'consumer' && !names.has(`${prefix}layers.${l.index}.self_attn.k_proj.weight`),
     );

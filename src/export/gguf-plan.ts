@@ -7,6 +7,7 @@ import { ModelConfig, parseConfig, rawTextConfig, withTextUpdates } from '../mod
 import { UserInputError } from '../model/errors';
 import { GgmlType, GgufKv, GGML_TYPE_BYTES, GgufType, gguf } from '../model/gguf';
 import { MixNMatchSpec, keptLayers } from '../model/spec';
+import { detectTextPrefix } from '../model/tensors';
 import { PlannedTensor, SlicePlan, SourceTensor, planSlice } from '../slicing';
 import { normalQuantile } from '../model/normal';
 import { GGUF_GLOBAL_TENSORS, GGUF_LAYER_TENSORS, GgufTensorRow } from './gguf-tensors';
@@ -205,10 +206,7 @@ export function planGgufExport(
       )
     : sliced;
   const c = child.text;
-  const names = slice.tensors.map((t) => t.name);
-  const prefix = names.some((n) => n.startsWith('model.language_model.'))
-    ? 'model.language_model.'
-    : 'model.';
+  const prefix = detectTextPrefix(slice.tensors.map((t) => t.name));
   const byName = new Map(slice.tensors.map((t) => [t.name, t]));
   const wanted = GGML_TYPE_OF[opts.dtype];
 
