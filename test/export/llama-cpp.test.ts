@@ -58,7 +58,7 @@ describe('GGUF export run by llama.cpp', () => {
       dtype: 'f32',
       flags: {},
       verify: { prompts: PROMPTS, greedyTokens: 4 },
-      backend: 'cpu',
+      backend: 'wasm',
       threads: 1,
     });
     const h = header(file);
@@ -98,7 +98,7 @@ describe('GGUF export run by llama.cpp', () => {
       flags: { skip: '20-24', ffn: '64' },
       force: true,
       verify: { prompts: PROMPTS, greedyTokens: 4 },
-      backend: 'cpu',
+      backend: 'wasm',
       threads: 1,
     });
     expectAgreement(v.fidelity!);
