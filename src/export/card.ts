@@ -1,7 +1,7 @@
 // The model card written beside a GGUF (`<name>.md`): provenance, the submodel, the compatibility
 // matrix, and the runtime fidelity measured by --verify.
-import { formatParams } from '../slicing/format';
-import { rangeList, runLength } from '../slicing';
+import { rangeList, runLength } from '../gemma3n';
+import { formatParams } from '../slicing';
 import type { CompatRow } from './compat';
 import type { GgufPlan } from './gguf-plan';
 import type { ExportCheck } from './run';

@@ -2,10 +2,8 @@
 // with, for every target that cannot, the constraint that breaks. The facts come from each runtime's
 // source (see the README's "Compatibility matrix"); llama.cpp's loader hard-codes most of Gemma 3n's
 // shape, so a sliced model runs there only if it keeps that shape.
-import { LayerType, ModelConfig, parseConfig } from '../model/config';
-import { MixNMatchSpec, keptLayers } from '../model/spec';
+import { LayerType, ModelConfig, parseConfig, MixNMatchSpec, keptLayers, detectTextPrefix } from '../gemma3n';
 import { planSlice } from '../slicing';
-import { detectTextPrefix } from '../model/tensors';
 
 export type Target =
   'transformers-4.53' | 'transformers-5' | 'mlx-lm' | 'mlx-vlm' | 'llama.cpp' | 'ollama' | 'vllm' | 'sglang';

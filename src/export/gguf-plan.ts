@@ -3,14 +3,29 @@
 // under `matformer_lab.*`) and, for every GGUF tensor, which parent tensors feed it and how. The
 // submodel comes from the slicer's own plan (`planSlice`), so the parent is read directly and no
 // intermediate checkpoint is written.
-import { ModelConfig, parseConfig, rawTextConfig, withTextUpdates } from '../model/config';
-import { UserInputError } from '../model/errors';
-import { GgmlType, GgufKv, GGML_TYPE_BYTES, GgufType, gguf } from '../model/gguf';
-import { MixNMatchSpec, keptLayers } from '../model/spec';
-import { detectTextPrefix } from '../model/tensors';
+import {
+  GGML_TYPE_BYTES,
+  GgmlType,
+  GgufKv,
+  GgufType,
+  UserInputError,
+  gguf,
+  normalQuantile,
+} from '../formats';
+import {
+  MixNMatchSpec,
+  ModelConfig,
+  TensorFamily,
+  detectTextPrefix,
+  globalKeys,
+  keptLayers,
+  layerTensorName,
+  parseConfig,
+  rawTextConfig,
+  withTextUpdates,
+} from '../gemma3n';
 import { PlannedTensor, SlicePlan, SourceTensor, planSlice } from '../slicing';
-import { normalQuantile } from '../model/normal';
-import { GGUF_GLOBAL_TENSORS, GGUF_LAYER_TENSORS, GgufTensorRow } from './gguf-tensors';
+import { GGUF_GLOBAL_TENSORS, GGUF_LAYER_TENSORS, GgufFamily } from './gguf-tensors';
 import { GgufVocab } from './vocab';
 
 export type ExportDtype = 'bf16' | 'f16' | 'f32';
@@ -217,7 +232,8 @@ export function planGgufExport(
   }
 
   const out: (GgufTensorPlan & { order: string })[] = [];
-  const add = (row: GgufTensorRow, ggufName: string, hfNames: string[], layer?: number) => {
+  const add = (f: GgufFamily<TensorFamily>, ggufName: string, hfNames: string[], layer?: number) => {
+    const row = f.gguf;
     const sources = hfNames.map((n) => {
       const t = byName.get(n);
       if (!t) {
@@ -238,20 +254,20 @@ export function planGgufExport(
     let padRows = 0;
     let padCols = 0;
     const ffnPad = layer === undefined ? 0 : W - sliced.text.intermediateSize[layer]!;
-    if (opts.padFfn && ffnPad > 0 && /^mlp\.(gate|up)_proj/.test(row.hf)) {
+    if (opts.padFfn && ffnPad > 0 && f.slice === 'ffn_rows') {
       padRows = ffnPad;
       shape[0] = W;
-    } else if (opts.padFfn && ffnPad > 0 && row.hf.startsWith('mlp.down_proj')) {
+    } else if (opts.padFfn && ffnPad > 0 && f.slice === 'ffn_cols') {
       padCols = ffnPad;
       shape[1] = W;
     }
-    if (row.transform === 'stack3') {
+    if (row.transform === 'stack') {
       for (const s of sources) {
         if (s.shape.join() !== first.shape.join())
           throw new GgufPlanError(`${s.name}: shape differs from ${first.name}`);
       }
       shape = [sources.length, ...shape];
-    } else if (row.transform === 'pad-vocab') {
+    } else if (row.transform === 'pad_vocab') {
       if (shape[0]! > c.vocabSize)
         throw new GgufPlanError(`${first.name}: ${shape[0]} rows, more than vocab_size ${c.vocabSize}`);
       padRows = c.vocabSize - shape[0]!;
@@ -271,16 +287,16 @@ export function planGgufExport(
     });
   };
 
-  for (const row of GGUF_GLOBAL_TENSORS) {
-    const hf =
-      row.transform === 'stack3'
-        ? [0, 1, 2].map((k) => prefix + row.hf.replace('{k}', String(k)))
-        : [prefix + row.hf];
-    add(row, row.gguf, hf);
+  for (const f of GGUF_GLOBAL_TENSORS) {
+    add(
+      f,
+      f.gguf.name,
+      globalKeys(f, c).map((k) => prefix + k),
+    );
   }
   for (let l = 0; l < c.numHiddenLayers; l++) {
-    for (const row of GGUF_LAYER_TENSORS)
-      add(row, `blk.${l}.${row.gguf}`, [`${prefix}layers.${l}.${row.hf}`], l);
+    for (const f of GGUF_LAYER_TENSORS)
+      add(f, `blk.${l}.${f.gguf.name}`, [layerTensorName(l, f.key, prefix)], l);
   }
   out.sort((x, y) => (x.order < y.order ? -1 : x.order > y.order ? 1 : 0));
   const planned = out.map(({ order: _order, ...t }) => t);

@@ -1,10 +1,16 @@
 // Streams a GGUF plan from the parent's shards into one GGUF file: each tensor is read a few MiB of
 // rows at a time (row ranges, or whole rows compacted to the kept columns), converted to the target
 // type, followed by its zero padding rows. Memory stays at a few buffers whatever the model size.
-import { Checkpoint } from '../model/checkpoint';
-import { decodeFloat32, encodeFromFloat32 } from '../model/dtype';
-import { GgmlType, GgufLayout, GgufTensor, writeGguf } from '../model/gguf';
-import { numel } from '../model/safetensors';
+import {
+  Checkpoint,
+  decodeFloat32,
+  encodeFromFloat32,
+  GgmlType,
+  GgufLayout,
+  GgufTensor,
+  writeGguf,
+  numel,
+} from '../formats';
 import { PlannedTensor } from '../slicing';
 import { GgufPlan, GgufTensorPlan } from './gguf-plan';
 

@@ -12,7 +12,7 @@ export {
 } from './compat';
 export type { CompatRow, SubmodelFacts, Target, MatrixOptions } from './compat';
 export { GGUF_GLOBAL_TENSORS, GGUF_LAYER_TENSORS } from './gguf-tensors';
-export type { GgufTensorRow, GgufTransform } from './gguf-tensors';
+export type { GgufFamily } from './gguf-tensors';
 export {
   GgufPlanError,
   GGML_TYPE_OF,

@@ -5,18 +5,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BackendChoice } from '../engine';
-import { writeFileAtomically } from '../model/atomic';
-import { Checkpoint, CONFIG_FILE } from '../model/checkpoint';
-import { ModelConfig, loadConfig } from '../model/config';
-import { UserInputError } from '../model/errors';
-import {
-  ResolvedSpec,
-  SpecFlags,
-  resolveSpec,
-  sliceCheckpoint,
-  sourceTensors,
-  type SliceOutcome,
-} from '../slicing';
+import { Checkpoint, CONFIG_FILE, UserInputError, writeFileAtomically } from '../formats';
+import { ModelConfig, ResolvedSpec, SpecFlags, loadConfig, resolveSpec } from '../gemma3n';
+import { sliceCheckpoint, sourceTensors, type SliceOutcome } from '../slicing';
 import { renderGgufCard } from './card';
 import {
   CompatRow,

@@ -6,8 +6,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type BackendChoice, Engine, type SparsityStd } from '../engine';
-import { UserInputError } from '../model/errors';
-import { MixNMatchSpec } from '../model/spec';
+import { UserInputError } from '../formats';
+import { MixNMatchSpec } from '../gemma3n';
 
 /** Short, fixed prompts: prose, code, a list. Tokenized by the GGUF's own tokenizer, BOS first. */
 export const VERIFY_PROMPTS: readonly string[] = [

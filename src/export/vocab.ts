@@ -5,7 +5,7 @@
 // gguf-py's SpecialVocab for the files Gemma checkpoints carry.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UserInputError } from '../model/errors';
+import { UserInputError } from '../formats';
 
 export class VocabError extends UserInputError {
   override name = 'VocabError';

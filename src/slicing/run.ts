@@ -1,12 +1,10 @@
-// One slice from start to finish: read the parent, resolve the spec, plan, then either report or write.
+// One slice from start to finish: read the parent, resolve the spec, plan, then (unless a dry run) write.
 import * as path from 'node:path';
-import { Checkpoint } from '../model/checkpoint';
-import { loadConfig } from '../model/config';
+import { Checkpoint } from '../formats';
+import { ResolvedSpec, SpecFlags, loadConfig, resolveSpec } from '../gemma3n';
 import { renderCard } from './card';
 import { ExecuteResult, executePlan, sourceTensors } from './execute';
-import { formatPlan } from './format';
 import { SlicePlan, planSlice } from './plan';
-import { ResolvedSpec, SpecFlags, resolveSpec } from './spec';
 
 export interface SliceOptions {
   readonly src: string;
@@ -25,8 +23,6 @@ export interface SliceOptions {
 export interface SliceOutcome {
   readonly plan: SlicePlan;
   readonly resolved: ResolvedSpec;
-  /** The --dry-run report (dry runs only). */
-  readonly report?: string;
   /** What was written (real runs only). */
   readonly result?: ExecuteResult;
 }
@@ -38,7 +34,7 @@ export async function sliceCheckpoint(opts: SliceOptions): Promise<SliceOutcome>
   const ckpt = Checkpoint.open(opts.src);
   try {
     const plan = planSlice(parent, sourceTensors(ckpt), resolved.spec, { maxShardBytes: opts.maxShardBytes });
-    if (opts.dryRun) return { plan, resolved, report: formatPlan(plan, opts.src, opts.out) };
+    if (opts.dryRun) return { plan, resolved };
     if (!opts.out) throw new Error('sliceCheckpoint: `out` is required unless dryRun');
     const card = renderCard({
       plan,

@@ -11,7 +11,7 @@ import {
   layoutGguf,
   readGgufHeader,
   writeGguf,
-} from '../../src/model/gguf';
+} from '../../src/formats';
 import { tmpDir } from '../helpers/tmp';
 
 async function* chunks(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {

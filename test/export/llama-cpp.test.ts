@@ -9,7 +9,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { encodeSentencePieceModel, exportModel, type FidelityReport } from '../../src/export';
-import { readGgufHeader } from '../../src/model/gguf';
+import { readGgufHeader } from '../../src/formats';
 import { runCli } from '../helpers/cli';
 import { tmpDir } from '../helpers/tmp';
 import { TINY_VOCAB, makeTinyCheckpoint, tinyPieces } from './tiny';
@@ -165,7 +165,9 @@ describe('GGUF export run by llama.cpp', () => {
     expect(text.stdout).toMatch(/mlx-lm +yes/);
     const json = JSON.parse(runCli(['export', src, '--skip', '20-24', '--check', '--json']).stdout);
     expect(json.targets['llama.cpp']).toEqual({ runs: true, reasons: [] });
-    const inspect = JSON.parse(runCli(['inspect', path.join(src, 'config.json'), '--skip', '12', '--json']).stdout);
+    const inspect = JSON.parse(
+      runCli(['inspect', path.join(src, 'config.json'), '--skip', '12', '--json']).stdout,
+    );
     expect(inspect.compatibility['llama.cpp'].reasons[0]).toMatch(/skips layer 12/);
     expect(inspect.compatibility['transformers-5'].runs).toBe(true);
     const hf = path.join(out, 'hf');

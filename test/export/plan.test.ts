@@ -14,10 +14,8 @@ import {
   TokenType,
   type GgufVocab,
 } from '../../src/export';
-import { GgmlType, GgufType } from '../../src/model/gguf';
-import { ModelConfig, parseConfig } from '../../src/model/config';
-import { planTensors } from '../../src/model/random';
-import { MixNMatchSpec } from '../../src/model/spec';
+import { GgmlType, GgufType } from '../../src/formats';
+import { ModelConfig, parseConfig, planTensors, MixNMatchSpec } from '../../src/gemma3n';
 import { tmpDir } from '../helpers/tmp';
 import { TINY_PLE_VOCAB, TINY_VOCAB, tinyConfig, tinyPieces } from './tiny';
 

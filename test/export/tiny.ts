@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { encodeSentencePieceModel, SentencePiece } from '../../src/export/vocab';
-import { createRandomCheckpoint } from '../../src/model/random';
+import { createRandomCheckpoint } from '../../src/gemma3n';
 
 export const TINY_VOCAB = 512;
 /** Ids at or above this have no per-layer embedding (the exporter pads those rows with zeros). */

@@ -1,8 +1,7 @@
 // `matformer-lab export`: a checkpoint or submodel for another runtime (HF safetensors or GGUF), with
 // the compatibility matrix (--check) and llama.cpp's measured fidelity (--verify).
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
-import { formatBytes } from '../../model/bytes';
+import { UserInputError, formatBytes } from '../../formats';
 import {
   type ExportDtype,
   type ExportFormat,
@@ -12,8 +11,8 @@ import {
   matrixJson,
   padFfnProblem,
 } from '../../export';
-import { MODEL_OPTIONS } from '../../engine/session';
-import { shellQuote } from '../../slicing/card';
+import { MODEL_OPTIONS } from '../flags';
+import { shellQuote } from '../../slicing';
 import { ProgressBar } from '../progress';
 
 interface ExportArgs {

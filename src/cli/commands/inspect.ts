@@ -1,51 +1,41 @@
 // `matformer-lab inspect <dir>`: layers, KV sharing, parameter counts, and a tensor check of the weights.
-import { loadPublishedConfigs } from '../../model/presets';
-import type { CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
-import { loadConfig } from '../../model/config';
-import { formatReport, hasProblems, inspectConfig, resolveSource } from '../../model/inspect';
-import { parseSpecFlags } from '../../slicing';
+import type { Argv, CommandModule } from 'yargs';
+import { UserInputError } from '../../formats';
+import { hasProblems, inspectConfig, loadConfig, resolveSource, resolveSpec } from '../../gemma3n';
+import { SUBMODEL_OPTIONS, type SubmodelFlags, specFlags } from '../flags';
+import { formatReport } from '../render/inspect';
+import { jsonText } from '../render/json';
 import { compatibilityMatrix, formatMatrix, matrixJson, submodelFacts } from '../../export';
 
-interface InspectArgs {
+interface InspectArgs extends SubmodelFlags {
   dir: string;
   json: boolean;
-  ffn?: string;
-  skip?: string;
-  preset?: string;
 }
 
 export const inspectCommand: CommandModule<object, InspectArgs> = {
   command: 'inspect <dir>',
   describe:
     'Show layers, KV sharing, parameter counts and a tensor check of a checkpoint folder or config.json',
-  builder: (y) =>
+  builder: (y: Argv<object>) =>
     y
       .positional('dir', { type: 'string', demandOption: true, describe: 'checkpoint folder or config.json' })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
-      .option('ffn', {
-        type: 'string',
-        describe: 'FFN widths of a Mix-n-Match submodel to show the numbers for',
-      })
-      .option('skip', { type: 'string', describe: 'parent layers the submodel skips, e.g. 20-24' })
-      .option('preset', {
-        type: 'string',
-        describe: 'a published Mix-n-Match config, e.g. "Config for E2.98B (layer-level)"',
-      })
+      .options(SUBMODEL_OPTIONS)
       .example('$0 inspect ./gemma-3n-E4B', 'check a downloaded checkpoint')
-      .example('$0 inspect ./e4b/config.json --skip 20-24 --ffn 8192', 'plan a submodel before downloading'),
+      .example(
+        '$0 inspect ./e4b/config.json --skip 20-24 --ffn 8192',
+        'plan a submodel before downloading',
+      ) as unknown as Argv<InspectArgs>,
   handler: (argv) => {
     const src = resolveSource(argv.dir);
     const cfg = loadConfig(src.configPath);
-    const spec =
-      argv.ffn !== undefined || argv.skip !== undefined || argv.preset !== undefined
-        ? parseSpecFlags({ ffn: argv.ffn, skip: argv.skip, preset: argv.preset }, cfg, (w) =>
-            process.stderr.write(`warning: ${w}\n`),
-          )
-        : undefined;
+    const flags = specFlags(argv);
+    const resolved = flags ? resolveSpec(flags, cfg) : null;
+    resolved?.warnings.forEach((w) => process.stderr.write(`warning: ${w}\n`));
+    const spec = resolved?.spec;
     const report = inspectConfig(cfg, src, { spec });
     // Several published figures are not what their own widths count to: show theirs beside ours.
-    const pub = argv.preset ? loadPublishedConfigs().find((c) => c.name === argv.preset) : undefined;
+    const pub = resolved?.preset;
     const published = pub
       ? { name: pub.name, effectiveParamsB: pub.effectiveParamsB, mmluPct: pub.mmluPct }
       : null;
@@ -53,7 +43,7 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
     const matrix = spec ? compatibilityMatrix(submodelFacts(cfg, spec)) : null;
     if (argv.json) {
       const compatibility = matrix ? matrixJson(matrix) : null;
-      process.stdout.write(JSON.stringify({ ...report, published, compatibility }, null, 2) + '\n');
+      process.stdout.write(jsonText({ ...report, published, compatibility }, 2) + '\n');
     } else {
       process.stdout.write(formatReport(report));
       if (published) {

@@ -1,13 +1,10 @@
 // `matformer-lab slice`: write an exact Mix-n-Match submodel of a Gemma 3n checkpoint.
 import * as fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
-import { formatBytes } from '../../model/bytes';
-import { formatParams } from '../../slicing/format';
-import { parseByteSize } from '../../model/bytes';
+import { UserInputError, formatBytes, parseByteSize } from '../../formats';
+import { SliceAbortedError, formatParams, sliceCheckpoint } from '../../slicing';
 import { ProgressBar } from '../progress';
-import { sliceCheckpoint } from '../../slicing/run';
-import { SliceAbortedError } from '../../slicing/execute';
+import { formatPlan } from '../render/plan';
 
 interface SliceArgs {
   src: string;
@@ -112,8 +109,8 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
           bar.update(done);
         },
       });
-      if (outcome.report !== undefined) {
-        process.stdout.write(outcome.report + '\n');
+      if (dryRun) {
+        process.stdout.write(formatPlan(outcome.plan, argv.src, argv.out) + '\n');
         return;
       }
       (bar as ProgressBar | null)?.finish();
