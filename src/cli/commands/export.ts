@@ -11,7 +11,7 @@ import {
   matrixJson,
   padFfnProblem,
 } from '../../export';
-import { MODEL_OPTIONS } from '../flags';
+import { MODEL_OPTIONS, specFlags } from '../flags';
 import { shellQuote } from '../../slicing';
 import { ProgressBar } from '../progress';
 
@@ -85,13 +85,8 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
         '',
       ) as unknown as Argv<ExportArgs>,
   handler: async (argv) => {
-    const flags = {
-      ffn: argv.ffn,
-      skip: argv.skip,
-      blocks: argv.blocks,
-      preset: argv.preset,
-      specFile: argv.spec,
-    };
+    // No submodel flags: the checkpoint itself.
+    const flags = specFlags(argv) ?? {};
     const padFfn = Boolean(argv['pad-ffn']);
     if (argv.check) {
       const check = checkExport(argv.src, flags, { padFfn });
