@@ -28,6 +28,7 @@ import {
   type LayerPlan,
   type LayerWeights,
   disposeForwardState,
+  type SparsityStd,
 } from './gemma3n';
 import type { RestrictedRow } from './head';
 import type { LinearWeight } from './kernels/linear';
@@ -46,6 +47,11 @@ export const ENGINE_PRECISION = 'float32';
 
 /** Keeps every single tensor (LM-head chunk, logits tile) at most this large, and under the binding limit. */
 const MAX_TENSOR_BYTES = 1 << 30;
+
+export interface ViewOptions {
+  /** Gaussian top-k standard deviation: 'population' (transformers, the default) or 'sample' (llama.cpp). */
+  readonly sparsityStd?: SparsityStd;
+}
 
 export class Engine {
   private readonly views = new Set<TextModel>();
@@ -82,9 +88,9 @@ export class Engine {
   }
 
   /** The parent itself (no spec) or a Mix-n-Match submodel of it. Dispose views you no longer need. */
-  view(spec?: MixNMatchSpec): TextModel {
+  view(spec?: MixNMatchSpec, opts: ViewOptions = {}): TextModel {
     if (this.disposed) throw new Error('engine used after dispose()');
-    const v = new TextModel(this, spec ?? identitySpec(this.config.text.intermediateSize));
+    const v = new TextModel(this, spec ?? identitySpec(this.config.text.intermediateSize), opts);
     this.views.add(v);
     return v;
   }
@@ -107,7 +113,11 @@ export class Engine {
  * The decoder config of a submodel: the kept layers, widths and KV roles of the one submodel derivation (what
  * a sliced checkpoint's config says, §5.2), in the shape the forward pass wants.
  */
-export function submodelConfig(config: ModelConfig, spec: MixNMatchSpec): Gemma3nTextConfig {
+export function submodelConfig(
+  config: ModelConfig,
+  spec: MixNMatchSpec,
+  opts: ViewOptions = {},
+): Gemma3nTextConfig {
   const t = config.text;
   const submodel = deriveSubmodel(config, spec);
   const layers: LayerPlan[] = submodel.layers.map((l) => ({
@@ -117,6 +127,7 @@ export function submodelConfig(config: ModelConfig, spec: MixNMatchSpec): Gemma3
     kvRole: l.kv,
     kvSource: l.kvSource,
     sparsity: l.sparsity,
+    sparsityStd: opts.sparsityStd ?? 'population',
     ffn: l.ffn,
   }));
   return {
@@ -160,8 +171,9 @@ export class TextModel {
   constructor(
     readonly engine: Engine,
     readonly spec: MixNMatchSpec,
+    opts: ViewOptions = {},
   ) {
-    this.cfg = submodelConfig(engine.config, spec);
+    this.cfg = submodelConfig(engine.config, spec, opts);
     const parent = engine.weights;
     try {
       const layers: LayerWeights[] = this.cfg.layers.map((plan) => {

@@ -25,8 +25,15 @@ export interface LayerPlan {
   readonly kvSource: number | null;
   readonly kvRole: 'producer' | 'consumer' | 'independent';
   readonly sparsity: number;
+  /**
+   * Standard deviation of the Gaussian top-k: 'population' (divide by N, transformers) or 'sample'
+   * (divide by N-1, llama.cpp's `gaussian_topk`), to compare against a GGUF runtime.
+   */
+  readonly sparsityStd: SparsityStd;
   readonly ffn: number;
 }
+
+export type SparsityStd = 'population' | 'sample';
 
 export interface Gemma3nTextConfig {
   readonly hiddenSize: number;
@@ -508,9 +515,14 @@ export class Mlp {
       );
     }
     if (this.plan.sparsity > 0) {
-      // Gaussian top-k: shift by mean + z·std (population std over this width), then relu (§3.5).
+      // Gaussian top-k: shift by mean + z·std (population std over this width by default), then relu (§3.5).
       const mean = tf.mean(gate, -1, true);
-      const std = tf.sqrt(tf.mean(tf.square(byRow(tf.sub, gate, mean)), -1, true));
+      let variance = tf.mean(tf.square(byRow(tf.sub, gate, mean)), -1, true);
+      if (this.plan.sparsityStd === 'sample') {
+        const n = gate.shape[1];
+        variance = tf.mul(variance, n / (n - 1));
+      }
+      const std = tf.sqrt(variance);
       gate = tf.relu(byRow(tf.sub, gate, tf.add(mean, tf.mul(std, this.z))));
     }
     return linear(tf.mul(geluTanh(gate), linear(x, this.w.up)), this.w.down);

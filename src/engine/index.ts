@@ -16,6 +16,7 @@ export {
   type GenerateOptions,
   type Positions,
   PausedForward,
+  type ViewOptions,
   TextModel,
   type TokenBatch,
   submodelConfig,
@@ -23,7 +24,14 @@ export {
 export { KvCache, PAD_KEY_POSITION, buildMasks } from './cache';
 export { LmHead, type RestrictedRow } from './head';
 export { EngineScorer, type ScorerOptions } from './scorer';
-export { type Gemma3nTextConfig, type LayerPlan, gaussianZ, ropeInvFreq, samePlan } from './gemma3n';
+export {
+  type Gemma3nTextConfig,
+  type LayerPlan,
+  type SparsityStd,
+  gaussianZ,
+  ropeInvFreq,
+  samePlan,
+} from './gemma3n';
 export { type BenchResult, runBench } from './bench';
 export {
   type OpenOptions,

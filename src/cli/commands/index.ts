@@ -12,6 +12,7 @@ import { reportCommand } from './report';
 import { sweepCommand } from './sweep';
 import { resultsCommand } from './results';
 import { exportBestCommand } from './export-best';
+import { exportCommand } from './export';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -27,4 +28,5 @@ export const commands: CommandModule<any, any>[] = [
   sweepCommand,
   resultsCommand,
   exportBestCommand,
+  exportCommand,
 ];

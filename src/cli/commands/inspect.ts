@@ -5,6 +5,7 @@ import { inspectConfig, loadConfig, resolveSource, resolveSpec, tensorProblems }
 import { SUBMODEL_OPTIONS, type SubmodelFlags, specFlags } from '../flags';
 import { formatReport } from '../render/inspect';
 import { jsonText } from '../render/json';
+import { compatibilityMatrix, formatMatrix, matrixJson, submodelFacts } from '../../export';
 
 interface InspectArgs extends SubmodelFlags {
   dir: string;
@@ -38,8 +39,11 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
     const published = pub
       ? { name: pub.name, effectiveParamsB: pub.effectiveParamsB, mmluPct: pub.mmluPct }
       : null;
+    // Which runtimes can run the submodel (only for a spec: the parent itself runs everywhere it loads).
+    const matrix = spec ? compatibilityMatrix(submodelFacts(cfg, spec)) : null;
     if (argv.json) {
-      process.stdout.write(jsonText({ ...report, published }, 2) + '\n');
+      const compatibility = matrix ? matrixJson(matrix) : null;
+      process.stdout.write(jsonText({ ...report, published, compatibility }, 2) + '\n');
     } else {
       process.stdout.write(formatReport(report));
       if (published) {
@@ -49,6 +53,7 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
             `; counted here: ${ours.toFixed(3)} B (${ours - published.effectiveParamsB >= 0 ? '+' : ''}${(ours - published.effectiveParamsB).toFixed(3)} B)\n`,
         );
       }
+      if (matrix) process.stdout.write(`\n  runtimes (export --check):\n${formatMatrix(matrix)}\n`);
     }
     const problem = report.checkpoint ? tensorProblems(report.checkpoint) : null;
     if (problem) throw new UserInputError(`${report.source}: ${problem}; all listed above`);
