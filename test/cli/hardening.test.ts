@@ -12,7 +12,7 @@ import { tmpDir } from '../helpers/tmp';
 
 jest.setTimeout(300_000);
 
-const demoConfig = path.join(repoRoot, 'configs/demo/config.json');
+const tinyConfig = path.join(repoRoot, 'configs/tiny/config.json');
 const mmlu = path.join(repoRoot, 'examples/mini-mmlu');
 const evalArgs = ['--mmlu', mmlu, '--shots', '0', '--backend', 'cpu', '--subjects', 'world_religions'];
 
@@ -78,7 +78,7 @@ let ckpt: string;
 beforeAll(async () => {
   dir = tmpDir();
   ckpt = path.join(dir, 'demo');
-  await createRandomCheckpoint({ config: demoConfig, out: ckpt, seed: 3 });
+  await createRandomCheckpoint({ config: tinyConfig, out: ckpt, seed: 3 });
 });
 
 describe('no command writes over its own inputs', () => {
@@ -199,7 +199,7 @@ describe('interrupted runs leave nothing large behind', () => {
 
   it('create-random cleans up on Ctrl-C like slice', async () => {
     const where = tmpDir();
-    const cfg = JSON.parse(fs.readFileSync(demoConfig, 'utf8'));
+    const cfg = JSON.parse(fs.readFileSync(tinyConfig, 'utf8'));
     cfg.text_config.hidden_size = 2048; // ~1 GB of embeddings: seconds of writing
     fs.writeFileSync(path.join(where, 'config.json'), JSON.stringify(cfg));
     const out = path.join(where, 'big');
@@ -235,7 +235,7 @@ describe('file-system and resource errors are one line', () => {
   it('a read-only target', () => {
     const ro = mount(['-o', 'bind,ro', tmpDir()], 'read-only') ?? '/sys'; // sysfs refuses new files even to root
     expectOneLine(
-      runCli(['create-random', '--config', demoConfig, '--out', path.join(ro, 'ck')]),
+      runCli(['create-random', '--config', tinyConfig, '--out', path.join(ro, 'ck')]),
       /^error: --out: cannot write in .*: (read-only file system \(EROFS\)|permission denied \(EACCES\))$/,
     );
   });
@@ -244,7 +244,7 @@ describe('file-system and resource errors are one line', () => {
     const small = mount(['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs'], 'disk-full');
     if (!small) return;
     expectOneLine(
-      runCli(['create-random', '--config', demoConfig, '--out', path.join(small, 'ck')]),
+      runCli(['create-random', '--config', tinyConfig, '--out', path.join(small, 'ck')]),
       /^error: --out: .* has [\d.]+ MB free; the output needs about 17\.8\d MB$/,
     );
     expect(fs.readdirSync(small)).toEqual([]);
@@ -301,7 +301,7 @@ describe('file-system and resource errors are one line', () => {
       /^error: --out: .* is a folder; expected a file path$/,
     );
     expectOneLine(
-      runCli(['create-random', '--config', demoConfig, '--out', '/proc', '--force'], t),
+      runCli(['create-random', '--config', tinyConfig, '--out', '/proc', '--force'], t),
       /^error: --out: \/proc is a mount point; name a new folder inside it instead$/,
     );
   });
@@ -378,7 +378,7 @@ describe('inputs are checked before the model loads', () => {
 
   it('slice refuses a broken source checkpoint as inspect does', async () => {
     const broken = path.join(tmpDir(), 'broken');
-    await writeEditedCheckpoint(demoConfig, broken, (ts) =>
+    await writeEditedCheckpoint(tinyConfig, broken, (ts) =>
       ts.filter((t) => !t.name.endsWith('layers.3.mlp.gate_proj.weight')),
     );
     const out = path.join(dir, 'from-broken');
@@ -388,7 +388,7 @@ describe('inputs are checked before the model loads', () => {
     );
     const empty = path.join(tmpDir(), 'empty-index');
     fs.mkdirSync(empty);
-    fs.copyFileSync(demoConfig, path.join(empty, 'config.json'));
+    fs.copyFileSync(tinyConfig, path.join(empty, 'config.json'));
     fs.writeFileSync(path.join(empty, 'model.safetensors.index.json'), JSON.stringify({ weight_map: {} }));
     expectOneLine(
       runCli(['slice', empty, '--out', out, '--ffn', '64']),
@@ -414,7 +414,7 @@ describe('eval --resume never mixes runs; compare refuses duplicates', () => {
     const journalText = fs.readFileSync(journal, 'utf8');
 
     const other = path.join(dir, 'other-seed');
-    await createRandomCheckpoint({ config: demoConfig, out: other, seed: 4 });
+    await createRandomCheckpoint({ config: tinyConfig, out: other, seed: 4 });
     const resume = (ck: string, extra: string[] = []) =>
       runCli(['eval', ck, ...evalArgs, '--out', out, '--resume', ...extra]);
     // The killed run's lock is stale: the first run after it says it removed it.

@@ -6,9 +6,9 @@ import { createRandomCheckpoint } from '../../src/gemma3n';
 
 type Json = Record<string, unknown>;
 
-/** The demo config (real 262k vocabulary, hidden 32) reshaped to `layers` layers, E4B's pattern of types. */
+/** The tiny config (real 262k vocabulary, hidden 32) reshaped to `layers` layers, E4B's pattern of types. */
 export function demoConfig(opts: { layers: number; width: number; kvShared: number; vocab?: number }): Json {
-  const c = JSON.parse(fs.readFileSync(path.join(repoRoot, 'configs/demo/config.json'), 'utf8')) as Json;
+  const c = JSON.parse(fs.readFileSync(path.join(repoRoot, 'configs/tiny/config.json'), 'utf8')) as Json;
   const t = c.text_config as Json;
   t.num_hidden_layers = opts.layers;
   t.layer_types = Array.from({ length: opts.layers }, (_, i) =>
