@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BackendChoice } from '../engine';
-import { Checkpoint, CONFIG_FILE, UserInputError, writeFileAtomically } from '../formats';
+import { Checkpoint, CONFIG_FILE, OutputGuard, UserInputError } from '../formats';
 import { ModelConfig, ResolvedSpec, SpecFlags, loadConfig, resolveSpec } from '../gemma3n';
 import { sliceCheckpoint, sourceTensors, type SliceOutcome } from '../slicing';
 import { renderGgufCard } from './card';
@@ -120,13 +120,6 @@ export interface ExportResult {
   readonly fidelity?: FidelityReport;
 }
 
-function refuseExisting(file: string, force: boolean, flag = '--out'): void {
-  if (!fs.existsSync(file)) return;
-  if (fs.statSync(file).isDirectory())
-    throw new UserInputError(`${flag}: ${file} is a folder; give a .gguf file path`);
-  if (!force) throw new UserInputError(`${flag}: ${file} already exists; pass --force to replace it`);
-}
-
 export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   const started = performance.now();
   if (opts.verify && opts.format !== 'gguf') throw new UserInputError('--verify: only for --format gguf');
@@ -172,62 +165,82 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   }
   const why = refusal(check.matrix, 'llama.cpp');
   if (why) throw new ExportRefusedError(why);
-  const out = path.resolve(opts.out);
-  const card = cardPathFor(out);
-  refuseExisting(out, Boolean(opts.force));
-  refuseExisting(card, Boolean(opts.force), '--out (its model card)');
-  if (!fs.existsSync(path.dirname(out)))
-    throw new UserInputError(`--out: folder ${path.dirname(out)} does not exist`);
-
-  const ckpt = Checkpoint.open(opts.src);
-  let plan: GgufPlan;
+  const card = cardPathFor(path.resolve(opts.out));
+  // The GGUF and its card: not inside the source, new unless --force, locked, checked again at the rename.
+  const guard = OutputGuard.acquire({
+    outputs: [
+      { flag: '--out', path: opts.out, kind: 'file' },
+      { flag: '--out (its model card)', path: card, kind: 'file' },
+    ],
+    inputs: [
+      { flag: 'checkpoint', path: opts.src },
+      ...(opts.tokenizer ? [{ flag: '--tokenizer', path: opts.tokenizer }] : []),
+    ],
+    force: opts.force,
+    onNotice: opts.onWarning,
+  });
   try {
-    const vocab = loadGgufVocab(opts.src, {
-      vocabSize: check.parent.text.vocabSize,
-      tokenizerFile: opts.tokenizer,
+    const out = guard.path('--out');
+    const ckpt = Checkpoint.open(opts.src);
+    let plan: GgufPlan;
+    try {
+      const vocab = loadGgufVocab(opts.src, {
+        vocabSize: check.parent.text.vocabSize,
+        tokenizerFile: opts.tokenizer,
+      });
+      plan = planGgufExport(check.parent, sourceTensors(ckpt), check.resolved.spec, {
+        dtype: opts.dtype ?? 'bf16',
+        vocab,
+        padFfn: opts.padFfn,
+        name: idToTitle(path.basename(path.resolve(opts.src))),
+        provenance: {
+          sourceFingerprint: sourceFingerprint(ckpt),
+          source: path.resolve(opts.src),
+          toolVersion: TOOL_VERSION,
+          preset: check.resolved.preset?.name,
+        },
+      });
+      opts.onStage?.(`writing ${out}`);
+      const tmp = guard.temp('--out');
+      await writeGgufPlan(plan, ckpt, tmp, { onProgress: opts.onProgress, signal: opts.signal });
+      guard.commit('--out', tmp);
+    } finally {
+      ckpt.close();
+    }
+    let fidelity: FidelityReport | undefined;
+    if (opts.verify) {
+      opts.onStage?.('verifying with llama.cpp');
+      fidelity = await verifyGguf({
+        gguf: out,
+        src: opts.src,
+        spec: check.resolved.spec,
+        backend: opts.backend,
+        threads: opts.threads,
+        ...(typeof opts.verify === 'object' ? opts.verify : {}),
+      });
+    }
+    const bytes = fs.statSync(out).size;
+    const text = renderGgufCard({
+      plan,
+      check,
+      out,
+      src: path.resolve(opts.src),
+      bytes,
+      fidelity,
+      command: opts.command,
     });
-    plan = planGgufExport(check.parent, sourceTensors(ckpt), check.resolved.spec, {
-      dtype: opts.dtype ?? 'bf16',
-      vocab,
-      padFfn: opts.padFfn,
-      name: idToTitle(path.basename(path.resolve(opts.src))),
-      provenance: {
-        sourceFingerprint: sourceFingerprint(ckpt),
-        source: path.resolve(opts.src),
-        toolVersion: TOOL_VERSION,
-        preset: check.resolved.preset?.name,
-      },
-    });
-    opts.onStage?.(`writing ${out}`);
-    await writeGgufPlan(plan, ckpt, out, { onProgress: opts.onProgress, signal: opts.signal });
+    await guard.writeFile('--out (its model card)', (t) => fs.promises.writeFile(t, text));
+    return {
+      format: 'gguf',
+      out,
+      card: guard.path('--out (its model card)'),
+      bytes,
+      seconds: (performance.now() - started) / 1000,
+      check,
+      plan,
+      fidelity,
+    };
   } finally {
-    ckpt.close();
+    guard.release();
   }
-  let fidelity: FidelityReport | undefined;
-  if (opts.verify) {
-    opts.onStage?.('verifying with llama.cpp');
-    fidelity = await verifyGguf({
-      gguf: out,
-      src: opts.src,
-      spec: check.resolved.spec,
-      backend: opts.backend,
-      threads: opts.threads,
-      ...(typeof opts.verify === 'object' ? opts.verify : {}),
-    });
-  }
-  const bytes = fs.statSync(out).size;
-  await writeFileAtomically(
-    card,
-    renderGgufCard({ plan, check, out, src: path.resolve(opts.src), bytes, fidelity, command: opts.command }),
-  );
-  return {
-    format: 'gguf',
-    out,
-    card,
-    bytes,
-    seconds: (performance.now() - started) / 1000,
-    check,
-    plan,
-    fidelity,
-  };
 }

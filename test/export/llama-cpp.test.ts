@@ -131,6 +131,15 @@ describe('GGUF export run by llama.cpp', () => {
     expect(fs.readdirSync(out).filter((f) => f.startsWith('.') || f.startsWith('refused'))).toEqual([]);
   });
 
+  it('refuses an output inside the source checkpoint (the output guard), writing nothing there', () => {
+    const before = fs.readdirSync(src).sort();
+    const r = runCli(['export', src, '--out', path.join(src, 'model.gguf'), '--force']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^error: --out: .*inside/);
+    expect(fs.readdirSync(src).sort()).toEqual(before);
+  });
+
   it('--pad-ffn makes late narrow layers loadable (exact: no sparsity there)', () => {
     const file = path.join(out, 'padded.gguf');
     const r = runCli(['export', src, '--ffn', '128x20,64x15', '--pad-ffn', '--out', file]);
