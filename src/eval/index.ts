@@ -33,6 +33,7 @@ export {
   wilsonInterval,
 } from './scoring';
 export { type McNemarResult, mcnemarExact } from './compare';
+export { type FrontierPoint, paretoFrontier } from './pareto';
 export type { ChoiceScorer } from './model';
 export {
   RESULTS_VERSION,

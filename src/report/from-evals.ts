@@ -2,7 +2,7 @@
 // candidates of a one-run report, so a handful of evaluations can be looked at like a sweep.
 import { type MixNMatchSpec, type TextConfig, identitySpec, textParams } from '../gemma3n';
 import { JsonReader, ReportInputError } from './parse';
-import { paretoFrontier } from './pareto';
+import { paretoFrontier } from '../eval';
 import type { CategoryResult, SweepCandidate, SweepResults } from './types';
 
 /** What a report needs from one `eval` results file. */

@@ -16,7 +16,6 @@ export {
   parseEvalResults,
   sweepResultsFromEvals,
 } from './from-evals';
-export { type FrontierPoint, paretoFrontier } from './pareto';
 export { candidateName, escapeHtml, fileSafeName, formatParams, specSummary, widthsByLayer } from './figures';
 export {
   CHANCE_ACCURACY,

@@ -45,7 +45,7 @@ export {
   scoreShared,
   trieLayers,
 } from './shared-eval';
-export { type CandidateResult, againstParent, candidateResult, paretoFrontier } from './metrics';
+export { type CandidateResult, againstParent, candidateResult } from './metrics';
 export { type SweepOutcome, type SweepProgress, type SweepRunOptions, runSweep, sweepHash } from './run';
 export { type CandidateReport, type RunReport, runReport } from './report';
 export { type ExportBestOptions, type ExportedCandidate, bestCandidates, exportBest } from './export';

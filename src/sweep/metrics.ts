@@ -1,6 +1,7 @@
 // A candidate's result on a question set: accuracy against the MMLU labels, or agreement with the parent
 // (top-1 agreement and the mean KL divergence over the four choices); the Pareto frontier of effective
-// parameters against the metric, and the paired exact McNemar test of frontier candidates against the parent.
+// parameters against the metric (eval's paretoFrontier), and the paired exact McNemar test of frontier
+// candidates against the parent.
 import { type McNemarResult, type QuestionPrediction, mcnemarExact, wilsonInterval } from '../eval';
 import type { Metric } from './sweep-file';
 
@@ -58,28 +59,6 @@ export function candidateResult(
     agreement,
     kl: paired > 0 ? kl / paired : null,
   };
-}
-
-/**
- * Indices of the Pareto-optimal points: no other point has at most the parameters and at least the metric
- * with one of them strictly better. Equal points are all kept.
- */
-export function paretoFrontier(points: readonly { params: number; metric: number }[]): Set<number> {
-  const order = points
-    .map((p, i) => ({ ...p, i }))
-    .filter((p) => Number.isFinite(p.metric))
-    .sort((a, b) => a.params - b.params || b.metric - a.metric);
-  const out = new Set<number>();
-  let best = -Infinity;
-  let bestParams = NaN;
-  for (const p of order) {
-    if (p.metric > best || (p.metric === best && p.params === bestParams)) {
-      out.add(p.i);
-      best = p.metric;
-      bestParams = p.params;
-    }
-  }
-  return out;
 }
 
 /** McNemar of a candidate against the parent on their shared questions (the `compare` test). */

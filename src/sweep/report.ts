@@ -1,10 +1,10 @@
 // The results of a run as data (what `results --json` prints and the HTML report reads): each candidate's
 // metric on the questions of the last round it reached, the Pareto frontier among the candidates of the final
 // round, McNemar against the parent for frontier candidates, Google's published MMLU beside ours for presets.
-import type { McNemarResult, QuestionPrediction } from '../eval';
+import { type McNemarResult, type QuestionPrediction, paretoFrontier } from '../eval';
 import { loadPublishedConfigs } from '../gemma3n';
 import { describeSpec } from './candidates';
-import { type CandidateResult, againstParent, candidateResult, paretoFrontier } from './metrics';
+import { type CandidateResult, againstParent, candidateResult } from './metrics';
 import type { RunRecord, StoredCandidate, SweepStore } from './store';
 import type { Metric } from './sweep-file';
 
@@ -100,7 +100,7 @@ export async function runReport(
   const front = paretoFrontier(
     finals.map((r) => ({ params: r.row.params.effective, metric: r.row.result.metric })),
   );
-  const onFront = new Set([...front].map((k) => finals[k]!));
+  const onFront = new Set(front.map((k) => finals[k]!));
   const candidates = rows.map((r) => {
     const pareto = onFront.has(r);
     const keys = new Set(r.preds.map(qkey));

@@ -1,6 +1,6 @@
 // A sweep's results as `results --json` prints them, made up for tests: a 35-layer parent, block-level
 // candidates, skips, a successive-halving funnel, a sensitivity scan and one candidate whose id is markup.
-import { paretoFrontier } from '../../src/report';
+import { paretoFrontier } from '../../src/eval';
 import type { SweepCandidate, SweepResults } from '../../src/report';
 
 export const XSS_ID = '<img src=x onerror="window.__xss=1">';

@@ -1,10 +1,8 @@
 // The report as a pure function: input validation, the frontier, escaping, what the page holds.
-import fc from 'fast-check';
 import { loadConfig, loadPublishedConfigs, textParams } from '../../src/gemma3n';
 import {
   type EvalSummary,
   chanceWarning,
-  paretoFrontier,
   parseSweepResults,
   renderReport,
   scriptJson,
@@ -181,37 +179,6 @@ describe("parseSweepResults on the store's own field names", () => {
     expect(() =>
       renderReport({ ...r, runs: [...r.runs, { ...run, id: 5 }] }, { published, plotlyJs: PLOTLY, runId: 5 }),
     ).toThrow('--run: the input holds the candidates of run 4 only');
-  });
-});
-
-describe('paretoFrontier', () => {
-  test('equals the brute-force definition on random point sets', () => {
-    const point = fc.record({
-      params: fc.integer({ min: 1, max: 50 }),
-      metric: fc.integer({ min: 0, max: 20 }),
-    });
-    fc.assert(
-      fc.property(fc.array(point, { maxLength: 30 }), (pts) => {
-        const front = paretoFrontier(pts);
-        const dominated = (i: number) =>
-          pts.some(
-            (q, j) =>
-              j !== i &&
-              q.params <= pts[i].params &&
-              q.metric >= pts[i].metric &&
-              (q.params < pts[i].params || q.metric > pts[i].metric),
-          );
-        // Every frontier point is undominated; every undominated point is on it or an exact duplicate of one.
-        for (const i of front) expect(dominated(i)).toBe(false);
-        for (let i = 0; i < pts.length; i++)
-          if (!dominated(i))
-            expect(
-              front.some((f) => pts[f].params === pts[i].params && pts[f].metric === pts[i].metric),
-            ).toBe(true);
-        for (let k = 1; k < front.length; k++)
-          expect(pts[front[k]].params).toBeGreaterThan(pts[front[k - 1]].params);
-      }),
-    );
   });
 });
 

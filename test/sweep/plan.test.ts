@@ -9,7 +9,6 @@ import {
   makeCandidate,
   nestedOrder,
   nextRound,
-  paretoFrontier,
   parseSweep,
   readSweepFile,
   roundSizes,
@@ -194,17 +193,5 @@ describe('strategies', () => {
     // Bucket of the 7 smallest (incl. 6 from the narrowest end) keeps ⌈7/3⌉, the other ⌈6/3⌉, + the parent.
     expect(r1.candidates.length).toBe(1 + 3 + 2);
     expect(nextRound({ kind: 'exhaustive' }, cands, items, r0, metric)).toBeNull();
-  });
-
-  it('pareto: not dominated in (fewer parameters, higher metric)', () => {
-    const f = paretoFrontier([
-      { params: 10, metric: 0.9 },
-      { params: 5, metric: 0.8 },
-      { params: 6, metric: 0.7 },
-      { params: 5, metric: 0.8 },
-      { params: 12, metric: 0.9 },
-      { params: 3, metric: NaN },
-    ]);
-    expect([...f].sort()).toEqual([0, 1, 3]);
   });
 });
