@@ -1,6 +1,6 @@
 // Progress bars on stderr for long commands (slice: bytes and MB/s; eval: questions and q/s; sweep: overall
-// and per round), drawn by cli-progress. On a terminal they redraw in place; elsewhere (logs, CI, tests) a
-// plain line comes now and then.
+// and per candidate), drawn by cli-progress. On a terminal they redraw in place; elsewhere (logs, CI, tests)
+// a plain line comes now and then.
 import { MultiBar, Presets, SingleBar, type Options } from 'cli-progress';
 import { formatBytes } from '../formats';
 
@@ -80,6 +80,12 @@ export class ProgressBar {
   }
 }
 
+export interface BarHandle {
+  readonly update: (done: number, stats?: string) => void;
+  readonly setTotal: (n: number) => void;
+  readonly remove: () => void;
+}
+
 /** Several bars redrawn together: one overall, one for the part in progress (a sweep's round). */
 export class ProgressBars {
   private readonly multi: MultiBar;
@@ -91,14 +97,14 @@ export class ProgressBars {
     );
   }
 
-  add(
-    label: string,
-    total: number,
-  ): { update: (done: number, stats?: string) => void; setTotal: (n: number) => void } {
-    const bar = this.multi.create(Math.max(total, 1), 0, { label: label.padEnd(8), stats: '' });
+  /** A bar labelled `label` (padded or cut to `width` characters); `remove` takes it off the display. */
+  add(label: string, total: number, width = 8): BarHandle {
+    const shown = label.length > width ? `${label.slice(0, width - 1)}…` : label.padEnd(width);
+    const bar = this.multi.create(Math.max(total, 1), 0, { label: shown, stats: '' });
     return {
       update: (done, stats = '') => bar.update(done, { stats }),
       setTotal: (n) => bar.setTotal(Math.max(n, 1)),
+      remove: () => void this.multi.remove(bar),
     };
   }
 

@@ -134,6 +134,23 @@ export class OutputGuard {
     return g;
   }
 
+  /**
+   * Only the lock beside a file a run changes in place (a results database), so a second run refuses with
+   * one line instead of interleaving; a stale lock (its process gone) is removed with a notice.
+   */
+  static lock(spec: { readonly flag: string; readonly path: string }, onNotice?: (line: string) => void) {
+    const g = new OutputGuard({ outputs: [], inputs: [] });
+    const t = resolveTarget({ ...spec, kind: 'file' });
+    g.targets.set(spec.flag, t);
+    t.lock = takeLock(t, onNotice);
+    active.add(g);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.on('exit', releaseAllOutputs);
+    }
+    return g;
+  }
+
   private target(flag: string): Target {
     const t = this.targets.get(flag);
     if (!t) throw new Error(`OutputGuard: no output ${flag}`);

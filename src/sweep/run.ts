@@ -19,7 +19,7 @@ import {
 } from '../eval';
 import { UserInputError } from '../formats';
 import { type ModelConfig, deriveSubmodel, loadConfig } from '../gemma3n';
-import { type Candidate, makeCandidate, sweepCandidates } from './candidates';
+import { type Candidate, describeSpec, makeCandidate, sweepCandidates } from './candidates';
 import { modelFingerprint } from './fingerprint';
 import { candidateResult } from './metrics';
 import { scoreShared } from './shared-eval';
@@ -36,6 +36,8 @@ export interface SweepProgress {
   readonly candidatesDone: number;
   readonly candidates: number;
   readonly subject: string;
+  /** Each candidate the round had work for: its questions scored in this session and how many it lacked. */
+  readonly perCandidate: readonly { key: string; label: string; done: number; total: number }[];
 }
 
 export interface SweepRunOptions {
@@ -184,6 +186,7 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
         const { engine: e, parentView: pv } = await load();
         let done = 0;
         const left = new Map([...missing].map(([h, m]) => [h, m.size]));
+        const need = new Map(left);
         for (const [subject, items] of bySubject(round.questions)) {
           const needed = items.filter((it) => [...missing.values()].some((m) => m.has(qkey(it))));
           if (needed.length === 0) continue;
@@ -231,6 +234,12 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
               candidatesDone: round.candidates.length - [...left.values()].filter((n) => n > 0).length,
               candidates: round.candidates.length,
               subject,
+              perCandidate: [...need].map(([h, n]) => ({
+                key: h,
+                label: candidateLabel(byHash.get(h)!),
+                done: n - left.get(h)!,
+                total: n,
+              })),
             });
             if (opts.shouldStop?.()) {
               stopped = true;
@@ -288,6 +297,13 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
     }
     await store.putSensitivity(runId, rows);
   }
+}
+
+/** A candidate as progress shows it: `parent`, a preset, `layer 3 skip`, `skip 3 ffn 48x9`. */
+function candidateLabel(c: Candidate): string {
+  const sensitivity = /^sensitivity: (.*)$/.exec(c.origin);
+  if (sensitivity) return sensitivity[1]!;
+  return describeSpec(c.spec, c.preset?.name ?? (c.origin === 'parent' ? 'parent' : undefined));
 }
 
 /** Questions grouped by subject, subjects alphabetical, indices ascending (eval's canonical order). */

@@ -4,7 +4,7 @@
 // database scored is never scored again. Each batch of results is one transaction: a kill loses at most it.
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
-import { UserInputError } from '../formats';
+import { OutputGuard, UserInputError } from '../formats';
 import type { QuestionPrediction, SubsetItem } from '../eval';
 import type { Candidate } from './candidates';
 import type { Round } from './strategy';
@@ -161,13 +161,21 @@ export class SqliteSweepStore implements SweepStore {
   private constructor(
     private readonly db: Database.Database,
     readonly file: string,
+    /** A writer's lock beside the file: one writing process per database (readers take none). */
+    private readonly lock: OutputGuard | null,
   ) {}
 
   /**
    * Opens (or creates) a results database. Refuses, without writing anything, a file that is not SQLite,
-   * a SQLite file that is not ours, or a newer schema. `readonly`: never creates or changes the file.
+   * a SQLite file that is not ours, or a newer schema. A writer takes a lock beside the file, so a second
+   * sweep on the same database refuses instead of interleaving its runs and counters with the first.
+   * `readonly`: never creates or changes the file, takes no lock, and reads one snapshot (a sweep writing
+   * meanwhile is seen as it was at the first read, never half of a batch or of a round).
    */
-  static open(file: string, opts: { readonly?: boolean; flag?: string } = {}): SqliteSweepStore {
+  static open(
+    file: string,
+    opts: { readonly?: boolean; flag?: string; onNotice?: (line: string) => void } = {},
+  ): SqliteSweepStore {
     const label = opts.flag ? `${opts.flag} ${file}` : file;
     const exists = fs.existsSync(file);
     if (!exists && opts.readonly) throw new StoreError(`${label}: no such results database`);
@@ -186,10 +194,14 @@ export class SqliteSweepStore implements SweepStore {
           throw new StoreError(`${label}: not an SQLite database (refusing to touch it)`);
       }
     }
+    const lock = opts.readonly
+      ? null
+      : OutputGuard.lock({ flag: opts.flag ?? 'database', path: file }, opts.onNotice);
     let db: Database.Database;
     try {
       db = new Database(file, { readonly: Boolean(opts.readonly), fileMustExist: Boolean(opts.readonly) });
     } catch (e) {
+      lock?.release();
       throw new StoreError(`${label}: cannot open (${(e as Error).message})`);
     }
     try {
@@ -215,12 +227,14 @@ export class SqliteSweepStore implements SweepStore {
       }
       db.pragma('foreign_keys = ON');
       db.pragma('synchronous = NORMAL');
+      if (opts.readonly) db.exec('BEGIN'); // the snapshot starts at the first read and lasts until close
     } catch (e) {
       db.close();
+      lock?.release();
       if (e instanceof StoreError) throw e;
       throw new StoreError(`${label}: not a usable SQLite database (${(e as Error).message})`);
     }
-    return new SqliteSweepStore(db, file);
+    return new SqliteSweepStore(db, file, lock);
   }
 
   async checkModel(path: string, fingerprint: string): Promise<void> {
@@ -455,6 +469,7 @@ export class SqliteSweepStore implements SweepStore {
   }
 
   close(): void {
-    this.db.close();
+    if (this.db.open) this.db.close();
+    this.lock?.release();
   }
 }

@@ -1,5 +1,6 @@
 // `matformer-lab report` from the CLI: a results --json file or eval results files in, one HTML file out,
-// written atomically, never replaced without --force; bad input is one line and exit 2.
+// written atomically, never replaced without --force, never over an input, locked while written; bad input
+// is one line and exit 2.
 import * as fs from 'fs';
 import * as path from 'path';
 import { repoRoot, runCli } from '../helpers/cli';
@@ -25,8 +26,23 @@ describe('report command', () => {
     expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
     const again = runCli(['report', results, '--out', out]);
     expect(again.code).toBe(2);
-    expect(again.stderr).toBe(`error: ${out}: exists (pass --force to replace it)\n`);
+    expect(again.stderr).toBe(`error: --out: ${out} already exists; pass --force to replace it\n`);
     expect(runCli(['report', results, '--out', out, '--force']).code).toBe(0);
+    // Never over its own input, even with --force; a page another report is writing is refused (its lock).
+    const self = runCli(['report', results, '--out', results, '--force']);
+    expect([self.code, self.stderr]).toEqual([
+      2,
+      `error: --out: ${results} is the input file ${results}; choose another path\n`,
+    ]);
+    expect(JSON.parse(fs.readFileSync(results, 'utf8'))).toEqual(sweepFixture(6));
+    const lock = path.join(dir, '.sweep.html.lock');
+    fs.writeFileSync(lock, `${process.pid}\n`);
+    const locked = runCli(['report', results, '--out', out, '--force']);
+    fs.rmSync(lock);
+    expect(locked.code).toBe(2);
+    expect(locked.stderr).toMatch(
+      /^error: --out: .*sweep\.html is being written by another run \(process \d+\)/,
+    );
   });
 
   test('goes to reports/ by default', () => {

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError, formatBytes, writeFileAtomically } from '../../formats';
+import { OutputGuard, UserInputError, formatBytes } from '../../formats';
 import { loadConfig, loadPublishedConfigs } from '../../gemma3n';
 import {
   type SweepResults,
@@ -131,18 +131,27 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
     const results = await loadInputs(argv.inputs, argv.run);
     const run = selectRun(results, argv.run);
     const out = argv.out ?? path.join(DEFAULT_REPORTS_DIR, `report-${fileSafeName(String(run.id))}.html`);
-    if (fs.existsSync(out) && !argv.force)
-      throw new UserInputError(`${out}: exists (pass --force to replace it)`);
     if (argv.out === undefined) fs.mkdirSync(DEFAULT_REPORTS_DIR, { recursive: true });
-    else if (!fs.existsSync(path.dirname(path.resolve(out))))
-      throw new UserInputError(`--out: folder ${path.dirname(path.resolve(out))} does not exist`);
-    const html = renderReport(results, {
-      runId: run.id,
-      published: loadPublishedConfigs(),
-      plotlyJs: loadPlotlyBundle(),
-      generatedAt: new Date().toISOString(),
+    // The output guard: never one of the inputs, an existing page only with --force (checked again at the
+    // rename), and a lock so two reports writing one page do not interleave.
+    const guard = OutputGuard.acquire({
+      outputs: [{ flag: '--out', path: out, kind: 'file' }],
+      inputs: argv.inputs.map((f) => ({ flag: 'file', path: f })),
+      force: argv.force,
+      onNotice: (n) => process.stderr.write(`${n}\n`),
     });
-    await writeFileAtomically(out, html);
+    let html: string;
+    try {
+      html = renderReport(results, {
+        runId: run.id,
+        published: loadPublishedConfigs(),
+        plotlyJs: loadPlotlyBundle(),
+        generatedAt: new Date().toISOString(),
+      });
+      await guard.writeFile('--out', (tmp) => fs.promises.writeFile(tmp, html));
+    } finally {
+      guard.release();
+    }
     const mine = results.candidates.filter(
       (c) => c.run_id === undefined || String(c.run_id) === String(run.id),
     );
