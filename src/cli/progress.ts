@@ -83,7 +83,7 @@ export class ProgressBar {
 export interface BarHandle {
   readonly update: (done: number, stats?: string) => void;
   readonly setTotal: (n: number) => void;
-  readonly remove: () => void;
+  readonly restart: (label: string, total: number, done?: number) => void;
 }
 
 /** Several bars redrawn together: one overall, one for the part in progress (a sweep's round). */
@@ -97,14 +97,17 @@ export class ProgressBars {
     );
   }
 
-  /** A bar labelled `label` (padded or cut to `width` characters); `remove` takes it off the display. */
+  /**
+   * A bar labelled `label` (padded or cut to `width` characters). `restart` gives the line to other work
+   * (its rate and ETA start over) without redrawing every bar, which off a terminal would print them all.
+   */
   add(label: string, total: number, width = 8): BarHandle {
-    const shown = label.length > width ? `${label.slice(0, width - 1)}…` : label.padEnd(width);
-    const bar = this.multi.create(Math.max(total, 1), 0, { label: shown, stats: '' });
+    const shown = (l: string) => (l.length > width ? `${l.slice(0, width - 1)}…` : l.padEnd(width));
+    const bar = this.multi.create(Math.max(total, 1), 0, { label: shown(label), stats: '' });
     return {
       update: (done, stats = '') => bar.update(done, { stats }),
       setTotal: (n) => bar.setTotal(Math.max(n, 1)),
-      remove: () => void this.multi.remove(bar),
+      restart: (l, n, done = 0) => bar.start(Math.max(n, 1), done, { label: shown(l), stats: '' }),
     };
   }
 

@@ -1,6 +1,6 @@
 // A sweep's progress: the round's candidate × question pairs (rate, ETA), how many candidates are complete,
 // and one bar per candidate in flight (its questions, rate, ETA). A round of a hundred candidates shows the
-// first few incomplete ones; a bar leaves when its candidate completes and the next one takes its place.
+// first few incomplete ones; when one completes, the next incomplete one takes its line.
 import { type BarHandle, type ProgressOptions, ProgressBars } from './progress';
 
 export interface CandidateProgress {
@@ -46,24 +46,25 @@ export class SweepProgressBars {
     const bars = this.bars;
     // Shared evaluation moves every candidate of a batch at once: rates are over the round's time so far.
     const rate = (done: number) => (done / Math.max((now - this.started) / 1000, 1e-3)).toFixed(1);
-    this.overall!.update(p.done, `pairs, ${rate(p.done)}/s (${p.subject})`);
+    this.overall!.update(p.done, `pairs, ${rate(p.done)}/s${p.subject ? ` (${p.subject})` : ''}`);
     this.complete!.update(p.candidates.filter((c) => c.done >= c.total).length);
+    // Lines of completed candidates go to the next incomplete ones; new lines while there are fewer than max.
+    const max = this.opts.candidateBars ?? CANDIDATE_BARS;
+    const waiting = p.candidates.filter((c) => c.done < c.total && !this.shown.has(c.key));
     for (const c of p.candidates) {
       const bar = this.shown.get(c.key);
-      if (bar && c.done >= c.total) {
-        bar.remove();
-        this.shown.delete(c.key);
-      }
+      if (!bar || c.done < c.total) continue;
+      const next = waiting.shift();
+      if (!next) continue;
+      this.shown.delete(c.key);
+      bar.restart(next.label, next.total, next.done);
+      this.shown.set(next.key, bar);
     }
-    const max = this.opts.candidateBars ?? CANDIDATE_BARS;
-    for (const c of p.candidates) {
+    for (const c of waiting) {
       if (this.shown.size >= max) break;
-      if (c.done < c.total && !this.shown.has(c.key))
-        this.shown.set(c.key, bars.add(c.label, c.total, LABEL_WIDTH));
+      this.shown.set(c.key, bars.add(c.label, c.total, LABEL_WIDTH));
     }
-    for (const c of p.candidates) {
-      this.shown.get(c.key)?.update(c.done, `questions, ${rate(c.done)}/s`);
-    }
+    for (const c of p.candidates) this.shown.get(c.key)?.update(c.done, `questions, ${rate(c.done)}/s`);
   }
 
   stop(): void {

@@ -226,7 +226,33 @@ async function useWasm(): Promise<BackendInfo | string> {
     }
   }
   if (!(await activate('wasm'))) return 'the TF.js wasm backend failed to initialise';
+  reportWasmOutOfMemory(tf.backend() as unknown as { wasm?: WasmHeap });
   return { name: 'wasm', detail: 'WebAssembly (CPU)', maxBindingBytes: HOST_CHUNK_BYTES };
+}
+
+/**
+ * TF.js's wasm backend does not check `_malloc`: when the wasm memory cannot grow (its 4 GB, or a lower
+ * engine limit) it gets 0 and writes out of bounds, a confusing crash. A failed allocation throws what V8
+ * throws for a typed array it cannot allocate, which the CLI reports as "out of memory" in one line.
+ */
+interface WasmHeap {
+  _malloc?: (n: number) => number;
+  _free?: (p: number) => void;
+}
+
+function reportWasmOutOfMemory(backend: { wasm?: WasmHeap }): void {
+  const wasm = backend.wasm;
+  if (!wasm?._malloc || !wasm._free || (wasm._malloc as { checked?: boolean }).checked) return;
+  // Emscripten's export replaces itself with the raw function on its first call: settle it first.
+  wasm._free(wasm._malloc(8));
+  const malloc = wasm._malloc;
+  const checked = (n: number) => {
+    const p = malloc(n);
+    if (p === 0 && n > 0)
+      throw new RangeError(`WebAssembly memory allocation failed: ${n} bytes for a tensor on wasm`);
+    return p;
+  };
+  wasm._malloc = Object.assign(checked, { checked: true });
 }
 
 async function useCpu(): Promise<BackendInfo> {

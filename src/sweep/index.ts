@@ -37,6 +37,7 @@ export {
   StoreError,
 } from './store';
 export { modelFingerprint } from './fingerprint';
+export { type SensitivityPrior, predictedDrops, sensitivityPrior } from './prior';
 export {
   type ShareCandidate,
   type SharedEvalOptions,

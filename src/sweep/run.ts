@@ -25,7 +25,8 @@ import { candidateResult } from './metrics';
 import { scoreShared } from './shared-eval';
 import { PROTOCOL_VERSION, type ResultScope, type SensitivityRow, type SweepStore } from './store';
 import { type Round, firstRound, nestedOrder, nextRound, sensitivitySpecs } from './strategy';
-import type { SweepFile } from './sweep-file';
+import { type SweepFile, SweepFileError } from './sweep-file';
+import { type SensitivityPrior, predictedDrops, sensitivityPrior } from './prior';
 
 export interface SweepProgress {
   readonly round: number;
@@ -126,6 +127,13 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
     log(`--fresh: deleted run ${run.id} and its results`);
     run = null;
   }
+  // The prior is the latest scan older than this run, so a resumed run replans with the scan it began with.
+  const prior = sweep.prior ? await findPrior(store, scope, run?.id ?? Infinity) : null;
+  if (sweep.prior && !prior)
+    throw new SweepFileError(
+      `${sweep.file}: prior: the database holds no finished sensitivity scan of ${sweep.model} with shots ${sweep.shots} on the ${subset.split} split; run a sweep with strategy: sensitivity first`,
+    );
+  if (prior) log(`prior: the sensitivity scan of run ${prior.run}`);
   const runId =
     run?.id ??
     (await store.createRun({
@@ -144,6 +152,7 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
     }));
   if (run) log(`resuming run ${runId} (${run.status})`);
   await store.putCandidates(runId, candidates);
+  const predicted = prior && predictedDrops(candidates, parent.text.intermediateSize, prior);
 
   let engine: Engine | null = null;
   let parentView: TextModel | null = null;
@@ -168,7 +177,7 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
 
   let scored = 0;
   let stopped = false;
-  let round: Round | null = firstRound(sweep.strategy, candidates, order);
+  let round: Round | null = firstRound(sweep.strategy, candidates, order, predicted ?? undefined);
   let rounds = 0;
   try {
     while (round) {
@@ -187,6 +196,23 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
         let done = 0;
         const left = new Map([...missing].map(([h, m]) => [h, m.size]));
         const need = new Map(left);
+        const r = round;
+        const progress = (subject: string) =>
+          opts.onProgress?.({
+            round: r.index,
+            done,
+            total,
+            candidatesDone: r.candidates.length - [...left.values()].filter((n) => n > 0).length,
+            candidates: r.candidates.length,
+            subject,
+            perCandidate: [...need].map(([h, n]) => ({
+              key: h,
+              label: candidateLabel(byHash.get(h)!),
+              done: n - left.get(h)!,
+              total: n,
+            })),
+          });
+        progress('');
         for (const [subject, items] of bySubject(round.questions)) {
           const needed = items.filter((it) => [...missing.values()].some((m) => m.has(qkey(it))));
           if (needed.length === 0) continue;
@@ -227,20 +253,10 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
             }
             done += rows.length;
             scored += rows.length;
-            opts.onProgress?.({
-              round: round.index,
-              done,
-              total,
-              candidatesDone: round.candidates.length - [...left.values()].filter((n) => n > 0).length,
-              candidates: round.candidates.length,
-              subject,
-              perCandidate: [...need].map(([h, n]) => ({
-                key: h,
-                label: candidateLabel(byHash.get(h)!),
-                done: n - left.get(h)!,
-                total: n,
-              })),
-            });
+            progress(subject);
+            // Signals (Ctrl-C) are delivered by the event loop, which scoring on cpu never reaches by itself:
+            // let it run once per batch so a stop request is seen after this batch, not after the sweep.
+            await new Promise((res) => setImmediate(res));
             if (opts.shouldStop?.()) {
               stopped = true;
               return { runId, stopped, scored, loadedModel: engine !== null, rounds };
@@ -297,6 +313,27 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
     }
     await store.putSensitivity(runId, rows);
   }
+}
+
+/** The latest finished sensitivity scan of the same checkpoint, shots and split before run `before`. */
+async function findPrior(
+  store: SweepStore,
+  scope: ResultScope,
+  before: number,
+): Promise<SensitivityPrior | null> {
+  const scans = (await store.runs()).filter(
+    (r) =>
+      r.id < before &&
+      r.status === 'done' &&
+      r.model_fingerprint === scope.fingerprint &&
+      r.shots === scope.shots &&
+      r.split === scope.split &&
+      r.protocol === PROTOCOL_VERSION &&
+      (JSON.parse(r.strategy) as { kind?: string }).kind === 'sensitivity',
+  );
+  const scan = scans[scans.length - 1];
+  if (!scan) return null;
+  return sensitivityPrior(scan.id, await store.sensitivity(scan.id), await store.runCandidates(scan.id));
 }
 
 /** A candidate as progress shows it: `parent`, a preset, `layer 3 skip`, `skip 3 ffn 48x9`. */

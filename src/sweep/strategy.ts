@@ -51,13 +51,19 @@ function pinned(candidates: readonly Candidate[]): string[] {
     .map((c) => c.hash);
 }
 
-/** The first round of a strategy. */
+/**
+ * The first round of a strategy. `predicted` (a sensitivity prior's predicted drop per candidate, lower is
+ * better) seeds it: `random` takes the N most promising instead of a uniform draw, and successive halving
+ * starts with the best 1/eta of each bucket by prediction instead of every candidate.
+ */
 export function firstRound(
   strategy: Strategy,
   candidates: readonly Candidate[],
   order: readonly SubsetItem[],
+  predicted?: ReadonlyMap<string, number>,
 ): Round {
   const all = candidates.map((c) => c.hash);
+  const score = predicted && new Map([...predicted].map(([h, d]) => [h, -d]));
   switch (strategy.kind) {
     case 'exhaustive':
     case 'sensitivity':
@@ -65,19 +71,68 @@ export function firstRound(
     case 'random': {
       const keep = new Set(pinned(candidates));
       const rest = all.filter((h) => !keep.has(h));
-      const rand = uniform01(strategy.seed);
-      for (let i = rest.length - 1; i > 0; i--) {
-        const j = Math.floor(rand() * (i + 1));
-        [rest[i], rest[j]] = [rest[j]!, rest[i]!];
+      if (score) {
+        const byHash = new Map(candidates.map((c) => [c.hash, c]));
+        const ranked = bestFirst(
+          rest.map((h) => byHash.get(h)!),
+          score,
+        );
+        ranked.slice(0, strategy.n).forEach((c) => keep.add(c.hash));
+      } else {
+        const rand = uniform01(strategy.seed);
+        for (let i = rest.length - 1; i > 0; i--) {
+          const j = Math.floor(rand() * (i + 1));
+          [rest[i], rest[j]] = [rest[j]!, rest[i]!];
+        }
+        rest.slice(0, strategy.n).forEach((h) => keep.add(h));
       }
-      rest.slice(0, strategy.n).forEach((h) => keep.add(h));
       return { index: 0, questions: order, candidates: all.filter((h) => keep.has(h)) };
     }
     case 'successive_halving': {
       const n = roundSizes(strategy.start, strategy.eta, order.length)[0]!;
-      return { index: 0, questions: order.slice(0, n), candidates: all };
+      const chosen = score ? halve(candidates, all, score, strategy.buckets, strategy.eta) : all;
+      return { index: 0, questions: order.slice(0, n), candidates: chosen };
     }
   }
+}
+
+/** Highest metric first; ties: fewer parameters, then hash (a stable order). */
+function bestFirst(cands: readonly Candidate[], metric: ReadonlyMap<string, number>): Candidate[] {
+  return [...cands].sort(
+    (x, y) =>
+      (metric.get(y.hash) ?? -Infinity) - (metric.get(x.hash) ?? -Infinity) ||
+      x.params.effective - y.params.effective ||
+      (x.hash < y.hash ? -1 : 1),
+  );
+}
+
+/**
+ * The best ⌈n/eta⌉ of each of `buckets` equal-count parameter buckets of `pool` (so small models are not
+ * crowded out by large ones), plus the pinned candidates, in the pool's order.
+ */
+function halve(
+  candidates: readonly Candidate[],
+  pool: readonly string[],
+  metric: ReadonlyMap<string, number>,
+  buckets: number,
+  eta: number,
+): string[] {
+  const byHash = new Map(candidates.map((c) => [c.hash, c]));
+  const sorted = pool
+    .map((h) => byHash.get(h)!)
+    .sort((a, b) => a.params.effective - b.params.effective || (a.hash < b.hash ? -1 : 1));
+  const keep = new Set(pinned(candidates).filter((h) => pool.includes(h)));
+  const K = Math.min(buckets, sorted.length);
+  for (let b = 0; b < K; b++) {
+    const bucket = sorted.slice(
+      Math.floor((b * sorted.length) / K),
+      Math.floor(((b + 1) * sorted.length) / K),
+    );
+    bestFirst(bucket, metric)
+      .slice(0, Math.ceil(bucket.length / eta))
+      .forEach((c) => keep.add(c.hash));
+  }
+  return pool.filter((h) => keep.has(h));
 }
 
 /**
@@ -96,26 +151,10 @@ export function nextRound(
   const sizes = roundSizes(strategy.start, strategy.eta, order.length);
   const size = sizes[prev.index + 1];
   if (size === undefined) return null;
-  const byHash = new Map(candidates.map((c) => [c.hash, c]));
-  const pool = prev.candidates
-    .map((h) => byHash.get(h)!)
-    .sort((a, b) => a.params.effective - b.params.effective || (a.hash < b.hash ? -1 : 1));
-  const keep = new Set(pinned(candidates).filter((h) => prev.candidates.includes(h)));
-  const K = Math.min(strategy.buckets, pool.length);
-  for (let b = 0; b < K; b++) {
-    const bucket = pool.slice(Math.floor((b * pool.length) / K), Math.floor(((b + 1) * pool.length) / K));
-    const ranked = [...bucket].sort(
-      (x, y) =>
-        (metric.get(y.hash) ?? -Infinity) - (metric.get(x.hash) ?? -Infinity) ||
-        x.params.effective - y.params.effective ||
-        (x.hash < y.hash ? -1 : 1),
-    );
-    ranked.slice(0, Math.ceil(bucket.length / strategy.eta)).forEach((c) => keep.add(c.hash));
-  }
   return {
     index: prev.index + 1,
     questions: order.slice(0, size),
-    candidates: prev.candidates.filter((h) => keep.has(h)),
+    candidates: halve(candidates, prev.candidates, metric, strategy.buckets, strategy.eta),
   };
 }
 

@@ -83,6 +83,11 @@ export interface SweepFile {
   readonly candidates: readonly CandidateEntry[];
   readonly params?: ParamsBound;
   readonly strategy: Strategy;
+  /**
+   * `sensitivity`: seed `random` / successive halving with the latest finished sensitivity scan of this
+   * checkpoint in the database (same shots and split).
+   */
+  readonly prior?: 'sensitivity';
   /** Activations kept at trie branch points before the shared evaluation recomputes instead (bytes). */
   readonly memoryCap: number;
   /** false: every candidate alone (the baseline sharing is measured against). */
@@ -133,6 +138,7 @@ export function parseSweep(data: unknown, file: string): SweepFile {
     'strategy',
     'memory_cap',
     'share',
+    'prior',
   ]);
   const base = path.dirname(path.resolve(file));
   const model = path.resolve(base, v.string(top.model, 'model'));
@@ -180,6 +186,10 @@ export function parseSweep(data: unknown, file: string): SweepFile {
     }
   }
   if (top.share !== undefined && typeof top.share !== 'boolean') fail('share', 'expected true or false');
+  if (top.prior !== undefined && top.prior !== 'sensitivity')
+    fail('prior', `expected sensitivity, got ${show(top.prior)}`);
+  if (top.prior !== undefined && strat.kind !== 'random' && strat.kind !== 'successive_halving')
+    fail('prior', `seeds random or successive_halving only, not ${strat.kind}`);
   return {
     file,
     model,
@@ -191,6 +201,7 @@ export function parseSweep(data: unknown, file: string): SweepFile {
     candidates,
     params: top.params === undefined ? undefined : v.bound(top.params, 'params'),
     strategy: strat,
+    prior: top.prior === undefined ? undefined : 'sensitivity',
     memoryCap,
     share: top.share !== false,
     raw: data,

@@ -1,7 +1,8 @@
 // `sweep` and `results` end to end through the CLI on a random 10-layer checkpoint and the repo's mini-MMLU:
-// bad sweep files and databases get one line and exit 2; a sweep is stored, re-running it does no work, a
-// `kill -9` in the middle loses at most a batch and the resumed run gives identical results.
-import { spawn } from 'node:child_process';
+// bad sweep files and databases (or one another sweep is writing) get one line and exit 2; a sweep is stored,
+// re-running it does no work, a `kill -9` in the middle loses at most a batch, Ctrl-C stops after the batch
+// in flight, and the resumed run gives identical results.
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
@@ -81,12 +82,50 @@ describe('sweep CLI', () => {
     r = runCli(['sweep', ok, '--db', newer]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/schema version 99 is newer than this tool's 1/);
+    // A database another sweep is writing (its lock, held by a live process) is refused, nothing created.
+    const busy = path.join(dir, 'busy.sqlite');
+    fs.writeFileSync(path.join(dir, '.busy.sqlite.lock'), `${process.pid}\n`);
+    r = runCli(['sweep', ok, '--db', busy]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      new RegExp(`^error: --db: ${busy} is being written by another run \\(process ${process.pid}\\)`),
+    );
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(fs.existsSync(busy)).toBe(false);
     r = runCli(['results', path.join(dir, 'none.sqlite')]);
     expect([r.code, r.stderr]).toEqual([
       2,
       `error: ${path.join(dir, 'none.sqlite')}: no such results database\n`,
     ]);
   });
+
+  it('out of memory (a wasm memory limit): one line, exit 1, the database unlocked; the same command resumes', () => {
+    const f = sweepFile('oom.json', {
+      backend: 'wasm',
+      candidates: [{ ffn: 32 }],
+      data: { mmlu: MMLU, limit_per_subject: 1 },
+    });
+    const db = path.join(dir, 'oom.sqlite');
+    // 256 pages = 16 MiB of wasm memory: the parent's 33 MB embedding cannot be placed.
+    const oom = spawnSync(process.execPath, ['--wasm-max-mem-pages=256', cliPath, 'sweep', f, '--db', db], {
+      encoding: 'utf8',
+      timeout: 600_000,
+    });
+    expect(oom.status).toBe(1);
+    expect(oom.stderr).toMatch(
+      /^error: out of memory \(WebAssembly memory allocation failed: \d+ bytes for a tensor on wasm\)\n$/,
+    );
+    expect(fs.existsSync(path.join(dir, '.oom.sqlite.lock'))).toBe(false);
+    const before = results(db);
+    expect(before.runs[0]).toMatchObject({ id: 1, status: 'running' });
+    expect(before.candidates.map((c) => c.result.n)).toEqual([0, 0]);
+    const r = runCli(['sweep', f, '--db', db]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/resuming run 1 \(running\)/);
+    const after = results(db);
+    expect(after.runs[0]).toMatchObject({ id: 1, status: 'done' });
+    expect(after.candidates.map((c) => c.result.n)).toEqual([3, 3]);
+  }, 900_000);
 
   it('stores a sweep; re-running it does no work; a changed checkpoint under the same path is refused', () => {
     const f = sweepFile('blocks.json', {
@@ -182,7 +221,7 @@ describe('sweep CLI', () => {
     expect(fs.statSync(db).mtimeMs).toBe(before);
   }, 900_000);
 
-  it('sensitivity: each layer alone narrowed and each skippable one skipped, the drop stored per layer', () => {
+  it('sensitivity: each layer alone narrowed and each skippable one skipped, the drop stored per layer; it seeds random', () => {
     const f = sweepFile('sens.json', {
       metric: 'agreement',
       data: { mmlu: MMLU, limit_per_subject: 1 },
@@ -206,9 +245,37 @@ describe('sweep CLI', () => {
       if (s.kind === 'narrow') expect(c.spec.ffn[s.layer]).toBe(16);
       else expect(c.spec.skip).toEqual([s.layer]);
     }
+
+    // The scan seeds a random search: of the two one-block narrowings (and both blocks), `random: 1` takes
+    // the one whose layers' measured drops sum lowest, not a uniform draw.
+    const seeded = sweepFile('seeded.json', {
+      metric: 'agreement',
+      data: { mmlu: MMLU, limit_per_subject: 1 },
+      prior: 'sensitivity',
+      strategy: { random: 1 },
+      candidates: [{ generate: 'blocks', widths: [16, 64] }],
+    });
+    let r = runCli(['sweep', seeded, '--db', path.join(dir, 'noscan.sqlite')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^error: .*seeded\.json: prior: the database holds no finished sensitivity scan/,
+    );
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    r = runCli(['sweep', seeded, '--db', db]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/prior: the sensitivity scan of run 1/);
+    const run2 = results(db);
+    const scored = run2.candidates.filter((c) => c.result.n > 0 && c.spec.ffn.some((w) => w !== 64));
+    expect(scored).toHaveLength(1);
+    const narrowSum = (layers: number[]) =>
+      narrow.filter((s) => layers.includes(s.layer)).reduce((sum, s) => sum + s.drop, 0);
+    const first = narrowSum([0, 1, 2, 3, 4]);
+    const second = narrowSum([5, 6, 7, 8, 9]);
+    const expected = first < second ? [16, 64] : [64, 16];
+    if (first !== second) expect([scored[0]!.spec.ffn[0], scored[0]!.spec.ffn[9]]).toEqual(expected);
   }, 900_000);
 
-  it('kill -9 in the middle, then the same command: identical results to an uninterrupted run', async () => {
+  it('kill -9, then resumed and stopped by Ctrl-C, then resumed: identical results to an uninterrupted run', async () => {
     const f = sweepFile('kill.json', {
       batch_size: 1,
       data: { mmlu: MMLU, limit_per_subject: 3 },
@@ -245,6 +312,42 @@ describe('sweep CLI', () => {
     expect(partial).toBeGreaterThan(0);
     const total = results(whole).candidates.reduce((s, c) => s + c.result.n, 0);
     expect(partial).toBeLessThan(total);
+
+    // Resumed, then Ctrl-C: the batch in flight is finished and stored, the database closed cleanly, the
+    // lock gone, and the line says how many results were saved.
+    const lock = path.join(dir, '.killed.sqlite.lock');
+    expect(fs.existsSync(lock)).toBe(true); // left by the killed run: stale, its process is gone
+    const resumed = spawn(process.execPath, [cliPath, 'sweep', f, '--db', killed], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    resumed.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const resumedExit = new Promise<number | null>((res) => resumed.on('exit', (code) => res(code)));
+    let m = partial;
+    for (let i = 0; i < 12_000 && m === partial; i++) {
+      await new Promise((res) => setTimeout(res, 50));
+      m = count();
+    }
+    expect(fs.readFileSync(lock, 'utf8').trim()).toBe(String(resumed.pid));
+    resumed.kill('SIGINT');
+    expect(await resumedExit).toBe(130);
+    expect(stderr).toMatch(
+      /removed the stale lock .*killed\.sqlite\.lock of process \d+ \(no longer running\)/,
+    );
+    expect(stderr).toMatch(/resuming run 1 \(running\)/);
+    expect(stderr).toMatch(/stopping after the batch in flight/);
+    const saved =
+      /\ninterrupted: (\d+) new results saved in .*killed\.sqlite; run the same command to resume\n$/.exec(
+        stderr,
+      );
+    expect(saved).not.toBeNull();
+    const afterInt = count();
+    expect(afterInt - partial).toBe(Number(saved![1]));
+    expect(afterInt).toBeLessThan(total);
+    expect(fs.existsSync(lock)).toBe(false);
+    const check = new Database(killed, { readonly: true });
+    expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
+    check.close();
 
     const r = runCli(['sweep', f, '--db', killed]);
     expect(r.code).toBe(0);

@@ -10,6 +10,8 @@ import {
   nestedOrder,
   nextRound,
   parseSweep,
+  predictedDrops,
+  sensitivityPrior,
   readSweepFile,
   roundSizes,
   specHash,
@@ -193,5 +195,65 @@ describe('strategies', () => {
     // Bucket of the 7 smallest (incl. 6 from the narrowest end) keeps ⌈7/3⌉, the other ⌈6/3⌉, + the parent.
     expect(r1.candidates.length).toBe(1 + 3 + 2);
     expect(nextRound({ kind: 'exhaustive' }, cands, items, r0, metric)).toBeNull();
+  });
+
+  it('a sensitivity prior predicts drops per layer and seeds random and successive halving', () => {
+    const full = Array<number>(35).fill(128);
+    const scan = [
+      makeCandidate(parent35, { skip: [], ffn: full.map((w, l) => (l === 0 ? 32 : w)) }, 's'),
+      makeCandidate(parent35, { skip: [], ffn: full.map((w, l) => (l === 1 ? 32 : w)) }, 's'),
+    ];
+    const stored = scan.map((c) => ({ spec_hash: c.hash, ffn: c.spec.ffn }) as never);
+    const prior = sensitivityPrior(
+      7,
+      [
+        { layer: 0, kind: 'narrow', spec_hash: scan[0]!.hash, drop: 0.3 },
+        { layer: 1, kind: 'narrow', spec_hash: scan[1]!.hash, drop: 0.06 },
+        { layer: 2, kind: 'skip', spec_hash: 'x', drop: 0.5 },
+      ],
+      stored,
+    );
+    expect(prior.narrow.get(0)).toEqual({ width: 32, drop: 0.3 });
+    const parent = makeCandidate(parent35, { skip: [], ffn: full }, 'parent');
+    const at = (widths: Record<number, number>, skip: number[] = []) =>
+      makeCandidate(
+        parent35,
+        { skip, ffn: full.map((w, l) => widths[l] ?? w).filter((_, l) => !skip.includes(l)) },
+        'g',
+      );
+    const half0 = at({ 0: 80 }); // half of layer 0's scan narrowing (128 → 32): half its drop
+    const both = at({ 0: 32, 1: 32 });
+    const narrow1 = at({ 1: 32 });
+    const skip2 = at({}, [2]);
+    const unscanned = at({ 9: 32 }); // no scan row for layer 9: predicted free
+    const cands = [parent, half0, both, narrow1, skip2, unscanned];
+    const drop = predictedDrops(cands, full, prior);
+    expect(drop.get(parent.hash)).toBe(0);
+    expect(drop.get(half0.hash)).toBeCloseTo(0.15, 12);
+    expect(drop.get(both.hash)).toBeCloseTo(0.36, 12);
+    expect(drop.get(narrow1.hash)).toBeCloseTo(0.06, 12);
+    expect(drop.get(skip2.hash)).toBeCloseTo(0.5, 12);
+    expect(drop.get(unscanned.hash)).toBe(0);
+
+    // random: the N smallest predicted drops (plus the parent), not a uniform draw.
+    const order = nestedOrder(items, 0);
+    const r = firstRound({ kind: 'random', n: 2, seed: 0 }, cands, order, drop);
+    expect(new Set(r.candidates)).toEqual(new Set([parent.hash, unscanned.hash, narrow1.hash]));
+    // successive halving: round 0 only the best third of each bucket by prediction, the parent pinned.
+    const sh = { kind: 'successive_halving', start: 5, eta: 3, buckets: 1 } as const;
+    const r0 = firstRound(sh, cands, order, drop);
+    expect(r0.questions).toHaveLength(5);
+    expect(new Set(r0.candidates)).toEqual(new Set([parent.hash, unscanned.hash]));
+    expect(firstRound(sh, cands, order).candidates).toHaveLength(cands.length);
+  });
+
+  it('prior: sensitivity only seeds random or successive halving', () => {
+    expect(parse({ prior: 'sensitivity', strategy: { random: 3 } }).prior).toBe('sensitivity');
+    expect(() => parse({ prior: 'sensitivity' })).toThrow(
+      'sweep.yaml: prior: seeds random or successive_halving only, not exhaustive',
+    );
+    expect(() => parse({ prior: 'sens', strategy: { random: 3 } })).toThrow(
+      'sweep.yaml: prior: expected sensitivity, got "sens"',
+    );
   });
 });
