@@ -136,13 +136,18 @@ export class OutputGuard {
 
   /**
    * Only the lock beside a file a run changes in place (a results database), so a second run refuses with
-   * one line instead of interleaving; a stale lock (its process gone) is removed with a notice.
+   * one line instead of interleaving; a stale lock (its process gone) is removed with a notice. The file must
+   * not be, or be inside, one of `inputs`.
    */
-  static lock(spec: { readonly flag: string; readonly path: string }, onNotice?: (line: string) => void) {
+  static lock(
+    spec: { readonly flag: string; readonly path: string },
+    opts: { readonly inputs?: readonly InputSpec[]; readonly onNotice?: (line: string) => void } = {},
+  ): OutputGuard {
     const g = new OutputGuard({ outputs: [], inputs: [] });
     const t = resolveTarget({ ...spec, kind: 'file' });
+    checkNotInput(t, opts.inputs ?? []);
     g.targets.set(spec.flag, t);
-    t.lock = takeLock(t, onNotice);
+    t.lock = takeLock(t, opts.onNotice);
     active.add(g);
     if (!exitHookInstalled) {
       exitHookInstalled = true;
@@ -300,22 +305,7 @@ function checkDistinct(targets: readonly Target[], reserved: readonly InputSpec[
 
 function checkTarget(t: Target, inputs: readonly InputSpec[], force: boolean): void {
   const { flag, path: shown, kind } = t.spec;
-  // A symlinked output resolves to where the bytes would go.
-  const where = realOrNull(t.real) ?? t.real;
-  for (const input of inputs) {
-    const real = realOrNull(path.resolve(input.path));
-    if (real === null) continue; // its reader reports it
-    if (isInside(where, real) || isInside(t.real, real)) {
-      throw new OutputError(
-        `${flag}: ${shown} is ${where === real ? '' : 'inside '}the input ${input.flag} ${input.path}; choose another path`,
-      );
-    }
-    if (isInside(real, where)) {
-      throw new OutputError(
-        `${flag}: ${shown} contains the input ${input.flag} ${input.path}; choose another path`,
-      );
-    }
-  }
+  checkNotInput(t, inputs);
   const st = lstatOrNull(t.real);
   if (!st) return;
   const resolved = fs.statSync(t.real, { throwIfNoEntry: false }) ?? st;
@@ -333,6 +323,27 @@ function checkTarget(t: Target, inputs: readonly InputSpec[], force: boolean): v
   }
   if (kind === 'folder' && fs.readdirSync(t.real).length === 0) return;
   if (!force) throw new OutputError(`${flag}: ${shown} already exists; pass --force to replace it`);
+}
+
+/** Refuses an output that is, is inside, or contains one of the run's inputs. */
+function checkNotInput(t: Target, inputs: readonly InputSpec[]): void {
+  const { flag, path: shown } = t.spec;
+  // A symlinked output resolves to where the bytes would go.
+  const where = realOrNull(t.real) ?? t.real;
+  for (const input of inputs) {
+    const real = realOrNull(path.resolve(input.path));
+    if (real === null) continue; // its reader reports it
+    if (isInside(where, real) || isInside(t.real, real)) {
+      throw new OutputError(
+        `${flag}: ${shown} is ${where === real ? '' : 'inside '}the input ${input.flag} ${input.path}; choose another path`,
+      );
+    }
+    if (isInside(real, where)) {
+      throw new OutputError(
+        `${flag}: ${shown} contains the input ${input.flag} ${input.path}; choose another path`,
+      );
+    }
+  }
 }
 
 function writeProblem(t: Target, err: unknown): unknown {

@@ -75,7 +75,15 @@ export function sweepHash(sweep: SweepFile): string {
 /** Sensitivity's candidates: the parent, then each layer alone narrowed and each alone skipped (valid ones). */
 function sensitivityCandidates(sweep: SweepFile, parent: ModelConfig): Candidate[] {
   const base = sweepCandidates(sweep, parent);
-  const width = sweep.strategy.kind === 'sensitivity' ? sweep.strategy.width : undefined;
+  // Default: the smallest width the sweep's candidates use (on an E4B, the official E2B's), else half.
+  const parentWidths = parent.text.intermediateSize;
+  const narrowest = Math.min(...base.flatMap((c) => c.spec.ffn).filter((w) => w < Math.max(...parentWidths)));
+  const width =
+    sweep.strategy.kind === 'sensitivity' && sweep.strategy.width !== undefined
+      ? sweep.strategy.width
+      : Number.isFinite(narrowest)
+        ? narrowest
+        : undefined;
   const seen = new Set(base.map((c) => c.hash));
   const out = [...base];
   for (const s of sensitivitySpecs(parent.text.intermediateSize, width)) {

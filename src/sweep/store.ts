@@ -4,7 +4,7 @@
 // database scored is never scored again. Each batch of results is one transaction: a kill loses at most it.
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
-import { OutputGuard, UserInputError } from '../formats';
+import { type InputSpec, OutputGuard, UserInputError } from '../formats';
 import type { QuestionPrediction, SubsetItem } from '../eval';
 import type { Candidate } from './candidates';
 import type { Round } from './strategy';
@@ -174,7 +174,13 @@ export class SqliteSweepStore implements SweepStore {
    */
   static open(
     file: string,
-    opts: { readonly?: boolean; flag?: string; onNotice?: (line: string) => void } = {},
+    opts: {
+      readonly?: boolean;
+      flag?: string;
+      onNotice?: (line: string) => void;
+      /** Folders a writer's database must not be in (the checkpoint, the data). */
+      inputs?: readonly InputSpec[];
+    } = {},
   ): SqliteSweepStore {
     const label = opts.flag ? `${opts.flag} ${file}` : file;
     const exists = fs.existsSync(file);
@@ -196,7 +202,10 @@ export class SqliteSweepStore implements SweepStore {
     }
     const lock = opts.readonly
       ? null
-      : OutputGuard.lock({ flag: opts.flag ?? 'database', path: file }, opts.onNotice);
+      : OutputGuard.lock(
+          { flag: opts.flag ?? 'database', path: file },
+          { inputs: opts.inputs, onNotice: opts.onNotice },
+        );
     let db: Database.Database;
     try {
       db = new Database(file, { readonly: Boolean(opts.readonly), fileMustExist: Boolean(opts.readonly) });

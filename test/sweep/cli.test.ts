@@ -92,6 +92,14 @@ describe('sweep CLI', () => {
     );
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(fs.existsSync(busy)).toBe(false);
+    // Nor a database inside the checkpoint (or the data) it reads.
+    const inside = path.join(model, 'r.sqlite');
+    r = runCli(['sweep', ok, '--db', inside]);
+    expect([r.code, r.stderr]).toEqual([
+      2,
+      `error: --db: ${inside} is inside the input model ${model}; choose another path\n`,
+    ]);
+    expect(fs.existsSync(inside)).toBe(false);
     r = runCli(['results', path.join(dir, 'none.sqlite')]);
     expect([r.code, r.stderr]).toEqual([
       2,

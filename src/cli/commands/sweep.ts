@@ -40,7 +40,15 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     // Opened once the sweep has checked out: a bad sweep file never creates a database. A writer's lock
     // beside it makes a second sweep on the same database refuse.
     let store: SqliteSweepStore | null = null;
-    const openStore = () => (store ??= SqliteSweepStore.open(argv.db, { flag: '--db', onNotice: notice }));
+    const openStore = () =>
+      (store ??= SqliteSweepStore.open(argv.db, {
+        flag: '--db',
+        onNotice: notice,
+        inputs: [
+          { flag: 'model', path: sweep.model },
+          { flag: 'data.mmlu', path: sweep.data.mmlu },
+        ],
+      }));
     const bars = new SweepProgressBars();
     try {
       // Ctrl-C: the batch in flight is finished and stored, then the sweep stops (a second Ctrl-C quits at
