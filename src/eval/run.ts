@@ -1,5 +1,4 @@
 import { promises as fs } from 'node:fs';
-import { writeFileAtomically } from '../formats';
 import { LETTERS, type Letter, type MmluDataset, type MmluQuestion, questionsOf } from './dataset';
 import { EvalInputError, quote } from './errors';
 import { fileProblem } from '../formats';
@@ -134,6 +133,9 @@ export async function evaluate(opts: EvaluateOptions): Promise<Evaluation> {
           questions_per_s: rate,
           eta_s: (total - predictions.length) / rate,
         });
+        // Scoring on cpu never returns to the event loop by itself, and a signal (Ctrl-C) is only delivered
+        // there: one turn per batch, so an interrupted eval stops after the batch its journal holds.
+        await new Promise((res) => setImmediate(res));
       }
     }
   }
@@ -198,15 +200,16 @@ function toPrediction(q: MmluQuestion, logprobs: readonly number[]): QuestionPre
   };
 }
 
+/** Writes the results to `target`: the caller's temporary (the output guard's), renamed into place by it. */
 export function writeResults(target: string, results: EvalResults | EvalRecord): Promise<void> {
-  return writeFileAtomically(target, JSON.stringify(results, null, 2) + '\n');
+  return fs.writeFile(target, JSON.stringify(results, null, 2) + '\n');
 }
 
 export function writePredictionsJsonl(
   target: string,
   predictions: readonly QuestionPrediction[],
 ): Promise<void> {
-  return writeFileAtomically(target, predictions.map((p) => JSON.stringify(p) + '\n').join(''));
+  return fs.writeFile(target, predictions.map((p) => JSON.stringify(p) + '\n').join(''));
 }
 
 /** One line of a predictions file or journal, validated; `where` is `file:line` for messages. */

@@ -197,6 +197,30 @@ describe('interrupted runs leave nothing large behind', () => {
     expect(fs.readFileSync(live, 'utf8')).toBe('in use');
   });
 
+  it('eval stops on Ctrl-C after the batch in flight: exit 130, its journal kept, no temporaries; --resume ends it', async () => {
+    const where = tmpDir();
+    const out = path.join(where, 'r.json');
+    const journal = path.join(where, '.r.json.partial.jsonl');
+    const run = startCli(['eval', ckpt, ...evalArgs, '--batch-size', '1', '--out', out]);
+    await until(() => predictionLines(journal) >= 1, 'the first answer');
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expectLastLine(
+      r,
+      /^interrupted: temporary outputs removed \(an eval keeps its journal for --resume\)$/,
+      130,
+    );
+    // Stopped between batches, long before the subject's last question (scoring used to ignore the signal).
+    const kept = predictionLines(journal);
+    expect(kept).toBeGreaterThanOrEqual(1);
+    expect(kept).toBeLessThan(4);
+    expect(fs.readdirSync(where).sort()).toEqual(['.r.json.partial.jsonl']);
+    const resumed = runCli(['eval', ckpt, ...evalArgs, '--out', out, '--resume']);
+    expect(resumed.code).toBe(0);
+    expect(JSON.parse(fs.readFileSync(out, 'utf8')).overall.n).toBe(6);
+    expect(fs.readdirSync(where)).toEqual(['r.json']);
+  });
+
   it('create-random cleans up on Ctrl-C like slice', async () => {
     const where = tmpDir();
     const cfg = JSON.parse(fs.readFileSync(tinyConfig, 'utf8'));
@@ -304,6 +328,20 @@ describe('file-system and resource errors are one line', () => {
       runCli(['create-random', '--config', tinyConfig, '--out', '/proc', '--force'], t),
       /^error: --out: \/proc is a mount point; name a new folder inside it instead$/,
     );
+  });
+
+  it('out of memory (wasm memory capped at 16 MiB): one line, exit 1, nothing written', () => {
+    const where = tmpDir();
+    const out = path.join(where, 'r.json');
+    const onWasm = evalArgs.map((a) => (a === 'cpu' ? 'wasm' : a));
+    const args = ['--wasm-max-mem-pages=256', cliPath, 'eval', ckpt, ...onWasm];
+    const r = spawnSync(process.execPath, [...args, '--out', out], { encoding: 'utf8', timeout: 300_000 });
+    expectOneLine(
+      { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr },
+      /^error: out of memory \(WebAssembly memory allocation failed: \d+ bytes for a tensor on wasm\)$/,
+      1,
+    );
+    expect(fs.readdirSync(where)).toEqual([]);
   });
 
   it('absurd --buffer-size and --max-shard-size values are bounded both ways', () => {
