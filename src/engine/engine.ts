@@ -90,7 +90,7 @@ export class Engine {
   /** The parent itself (no spec) or a Mix-n-Match submodel of it. Dispose views you no longer need. */
   view(spec?: MixNMatchSpec, opts: ViewOptions = {}): TextModel {
     if (this.disposed) throw new Error('engine used after dispose()');
-    const v = new TextModel(this, spec ?? identitySpec(this.config.text.intermediateSize), opts);
+    const v = new TextModel(this, spec ?? identitySpec(this.config.text.intermediate_size), opts);
     this.views.add(v);
     return v;
   }
@@ -131,20 +131,20 @@ export function submodelConfig(
     ffn: l.ffn,
   }));
   return {
-    hiddenSize: t.hiddenSize,
-    numHeads: t.numAttentionHeads,
-    numKvHeads: t.numKeyValueHeads,
-    headDim: t.headDim,
-    pleDim: t.hiddenSizePerLayerInput,
-    altupN: t.altupNumInputs,
-    altupCorrectScale: t.altupCorrectScale,
-    eps: t.rmsNormEps,
-    slidingWindow: t.slidingWindow,
-    finalLogitSoftcap: t.finalLogitSoftcapping,
-    vocabSize: t.vocabSize,
-    vocabSizePerLayerInput: t.vocabSizePerLayerInput,
-    padTokenId: t.padTokenId,
-    parentLayers: t.numHiddenLayers,
+    hidden_size: t.hidden_size,
+    num_attention_heads: t.num_attention_heads,
+    num_key_value_heads: t.num_key_value_heads,
+    head_dim: t.head_dim,
+    hidden_size_per_layer_input: t.hidden_size_per_layer_input,
+    altup_num_inputs: t.altup_num_inputs,
+    altup_correct_scale: t.altup_correct_scale,
+    rms_norm_eps: t.rms_norm_eps,
+    sliding_window: t.sliding_window,
+    final_logit_softcapping: t.final_logit_softcapping,
+    vocab_size: t.vocab_size,
+    vocab_size_per_layer_input: t.vocab_size_per_layer_input,
+    pad_token_id: t.pad_token_id,
+    parentLayers: t.num_hidden_layers,
     layers,
   };
 }
@@ -200,7 +200,7 @@ export class TextModel {
   }
 
   newCache(batch = 1): KvCache {
-    return new KvCache(this.cfg.layers, batch, this.cfg.slidingWindow);
+    return new KvCache(this.cfg.layers, batch, this.cfg.sliding_window);
   }
 
   private check(batch: TokenBatch, cache: KvCache | null): void {
@@ -240,7 +240,7 @@ export class TextModel {
   ): { B: number; T: number; ids: Int32Array; positions: Int32Array; keyPos: Int32Array } {
     const B = batch.length;
     const T = Math.max(...batch.map((s) => s.length));
-    const ids = new Int32Array(B * T).fill(this.cfg.padTokenId);
+    const ids = new Int32Array(B * T).fill(this.cfg.pad_token_id);
     const positions = new Int32Array(B * T);
     const keyPos = new Int32Array(B * T);
     for (let b = 0; b < B; b++) {
@@ -261,7 +261,7 @@ export class TextModel {
 
   /** Masks repeated per head on cpu (see buildMasks). */
   private get maskHeads(): number {
-    return tf.getBackend() === 'cpu' ? this.cfg.numHeads : 1;
+    return tf.getBackend() === 'cpu' ? this.cfg.num_attention_heads : 1;
   }
 
   /**
@@ -279,7 +279,7 @@ export class TextModel {
     const heads = this.maskHeads;
     const masks = cache
       ? cache.masks(positions, keyPos, T, heads)
-      : buildMasks(positions, keyPos, B, T, T, 0, this.cfg.slidingWindow, heads);
+      : buildMasks(positions, keyPos, B, T, T, 0, this.cfg.sliding_window, heads);
     const inputs: DecoderInputs = { shape: { B, T }, ids, positions, masks };
     let h: tf.Tensor2D;
     try {
@@ -316,7 +316,7 @@ export class TextModel {
       for (let s = 0; s < P; s++) all[b * S + s] = s;
       all.set(keyPos.subarray(b * T, (b + 1) * T), b * S + P);
     }
-    const masks = buildMasks(positions, all, B, T, S, 0, this.cfg.slidingWindow, this.maskHeads);
+    const masks = buildMasks(positions, all, B, T, S, 0, this.cfg.sliding_window, this.maskHeads);
     try {
       const state = this.decoder.begin({ shape: { B, T }, ids, positions, masks });
       return new PausedForward(
@@ -368,7 +368,7 @@ export class TextModel {
     );
     try {
       const all = await this.engine.weights.head.logits(h);
-      const V = this.cfg.vocabSize;
+      const V = this.cfg.vocab_size;
       const out: Float32Array[] = [];
       let r = 0;
       for (const s of batch) {

@@ -104,7 +104,7 @@ export function planTensors(cfg: ModelConfig): PlannedTensor[] {
         'embedding.weight': [vocab, hidden],
         'hard_embedding_norm.weight': [hidden],
         'soft_embedding_norm.weight': [hidden],
-        'embedding_projection.weight': [c.hiddenSize, hidden],
+        'embedding_projection.weight': [c.hidden_size, hidden],
       };
       for (const [key, shape] of Object.entries(shapes)) {
         const fill = TOWER_FILL[key] ?? 'fan_in';
@@ -256,9 +256,9 @@ function generationConfig(cfg: ModelConfig): Record<string, unknown> {
   const t = cfg.text;
   return {
     _from_model_config: true,
-    bos_token_id: t.bosTokenId,
-    eos_token_id: (cfg.raw.eos_token_id as unknown) ?? t.eosTokenId,
-    pad_token_id: t.padTokenId,
+    bos_token_id: t.bos_token_id,
+    eos_token_id: (cfg.raw.eos_token_id as unknown) ?? t.eos_token_id,
+    pad_token_id: t.pad_token_id,
     use_cache: true,
   };
 }

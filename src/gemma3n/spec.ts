@@ -248,7 +248,7 @@ const given = (v: unknown): boolean => v !== undefined && v !== null && !(Array.
  * a preset stands alone. With nothing given, the result is the parent's own shape.
  */
 export function resolveSpec(flags: SpecFlags, parent: ModelConfig): ResolvedSpec {
-  const L = parent.text.numHiddenLayers;
+  const L = parent.text.num_hidden_layers;
   let file: FileSpec = {};
   let fileFlag = '';
   if (given(flags.preset) && given(flags.specFile)) {
@@ -294,14 +294,14 @@ export function resolveSpec(flags: SpecFlags, parent: ModelConfig): ResolvedSpec
     }
     if (given(ffn)) return { from: ffnLabel, widths: parseWidthList(ffn!, ffnLabel) };
     if (given(blocks)) {
-      return { from: blocksLabel, widths: expandBlocks(blocks!, parent.text.layerTypes, blocksLabel) };
+      return { from: blocksLabel, widths: expandBlocks(blocks!, parent.text.layer_types, blocksLabel) };
     }
     return null;
   };
   const { from: ffnFrom, widths } = widthsFrom('--ffn', flags.ffn, '--blocks', flags.blocks) ??
     widthsFrom(`${fileFlag}: ffn`, file.ffn, `${fileFlag}: blocks`, file.blocks) ?? {
       from: '--ffn',
-      widths: [...parent.text.intermediateSize],
+      widths: [...parent.text.intermediate_size],
     };
   const ffn = widthsForKept(widths, L, skip, ffnFrom);
   const submodel = deriveSubmodel(parent, { skip, ffn }, { skipFrom, ffnFrom });
@@ -309,7 +309,7 @@ export function resolveSpec(flags: SpecFlags, parent: ModelConfig): ResolvedSpec
 }
 
 function fromPreset(preset: PublishedConfig, parent: ModelConfig, flag: string): ResolvedSpec {
-  const L = parent.text.numHiddenLayers;
+  const L = parent.text.num_hidden_layers;
   const presetParent = preset.layers + preset.skip.length;
   if (presetParent !== L) {
     throw new SpecError(

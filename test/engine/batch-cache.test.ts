@@ -25,7 +25,7 @@ describeIfShared(
         ffn: manifest()['tiny-e4b'].slices.irregular.ffn_hidden_dims,
       });
       seqs = manifest()['tiny-e4b'].inputs;
-      V = model.cfg.vocabSize;
+      V = model.cfg.vocab_size;
     });
     afterAll(() => engine?.dispose());
 
@@ -60,7 +60,7 @@ describeIfShared(
         // Sliding layers dropped keys no query can see again; full layers keep every key.
         expect(cache.length).toBe(seq.length);
         expect(cache.slidingLength).toBeLessThan(seq.length);
-        expect(cache.slidingLength).toBeGreaterThanOrEqual(model.cfg.slidingWindow - 1);
+        expect(cache.slidingLength).toBeGreaterThanOrEqual(model.cfg.sliding_window - 1);
       } finally {
         cache.dispose();
       }

@@ -106,7 +106,7 @@ export async function parityOf(model: TextModel, c: ParityCase): Promise<SeqPari
   const ref = SafetensorsFile.open(c.referenceFile);
   try {
     const logits = await model.logits(m.inputs);
-    const V = model.cfg.vocabSize;
+    const V = model.cfg.vocab_size;
     return m.inputs.map((ids, i) => {
       const ours = logits[i];
       if (!m.logit_columns) return compareLogits(ours, ref.readFloat32(`logits.${i}`), V);

@@ -322,12 +322,17 @@ describe('fuzz: configs', () => {
           try {
             const cfg = parseConfig(nested ? { text_config: t } : t, 'cfg.json');
             const c = cfg.text;
-            const n = c.numHiddenLayers;
+            const n = c.num_hidden_layers;
             expect(Number.isInteger(n) && n > 0).toBe(true);
-            for (const list of [c.intermediateSize, c.layerTypes, c.activationSparsityPattern, cfg.layers]) {
+            for (const list of [
+              c.intermediate_size,
+              c.layer_types,
+              c.activation_sparsity_pattern,
+              cfg.layers,
+            ]) {
               expect(list.length).toBe(n);
             }
-            expect(c.intermediateSize.every((x) => Number.isInteger(x) && x > 0)).toBe(true);
+            expect(c.intermediate_size.every((x) => Number.isInteger(x) && x > 0)).toBe(true);
             for (const l of cfg.layers) {
               if (l.kv === 'consumer') {
                 expect(l.kvSource).not.toBeNull();
@@ -336,7 +341,13 @@ describe('fuzz: configs', () => {
                 expect(cfg.layers[l.kvSource!].kv).toBe('producer');
               }
             }
-            for (const v of [c.hiddenSize, c.headDim, c.numAttentionHeads, c.numKeyValueHeads, c.vocabSize]) {
+            for (const v of [
+              c.hidden_size,
+              c.head_dim,
+              c.num_attention_heads,
+              c.num_key_value_heads,
+              c.vocab_size,
+            ]) {
               expect(Number.isInteger(v) && v > 0).toBe(true);
             }
           } catch (err) {

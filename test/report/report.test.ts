@@ -323,7 +323,7 @@ describe('sweepResultsFromEvals', () => {
     tokens_naive: 400,
     ...over,
   });
-  const L = config.text.numHiddenLayers;
+  const L = config.text.num_hidden_layers;
 
   test('counts parameters from the parent config and marks the frontier', () => {
     const small = { skip: [12, 13], ffn: Array(L - 2).fill(128) };

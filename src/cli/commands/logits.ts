@@ -43,7 +43,7 @@ export const logitsCommand: CommandModule<object, LogitsArgs> = {
     checkPromptIds('--ids', ids, config);
     const guard = OutputGuard.acquire({
       outputs: [
-        { flag: '--out', path: argv.out, kind: 'file', bytes: ids.length * config.text.vocabSize * 4 },
+        { flag: '--out', path: argv.out, kind: 'file', bytes: ids.length * config.text.vocab_size * 4 },
       ],
       inputs: [{ flag: 'checkpoint', path: argv.dir }],
       force: argv.force,
@@ -65,7 +65,7 @@ export const logitsCommand: CommandModule<object, LogitsArgs> = {
       const t0 = performance.now();
       const [logits] = await model.logits([ids]);
       const seconds = (performance.now() - t0) / 1000;
-      const V = model.cfg.vocabSize;
+      const V = model.cfg.vocab_size;
       await guard.writeFile('--out', (tmp) =>
         writeSafetensors(tmp, [
           {
