@@ -178,6 +178,7 @@ export class TextModel {
     try {
       const layers: LayerWeights[] = this.cfg.layers.map((plan) => {
         const w = parent.layers[plan.parentIndex];
+        if (!w) throw new Error(`the parent has no weights for layer ${plan.parentIndex}`);
         if (plan.ffn === w.down.inFeatures) return w;
         // MatFormer prefix slice: gate/up keep their first I' outputs, down its first I' inputs.
         const I = plan.ffn;
@@ -244,12 +245,12 @@ export class TextModel {
     const positions = new Int32Array(B * T);
     const keyPos = new Int32Array(B * T);
     for (let b = 0; b < B; b++) {
-      const seq = batch[b];
+      const seq = batch[b]!; // b < B = batch.length
       for (let t = 0; t < T; t++) {
         const m = b * T + t;
         positions[m] = start(b) + t;
         if (t < seq.length) {
-          ids[m] = seq[t];
+          ids[m] = seq[t]!;
           keyPos[m] = start(b) + t;
         } else {
           keyPos[m] = PAD_KEY_POSITION;
@@ -275,7 +276,7 @@ export class TextModel {
   ): Promise<tf.Tensor2D> {
     this.check(batch, cache);
     releaseIdleBuffers();
-    const { B, T, ids, positions, keyPos } = this.batchInputs(batch, (b) => (cache ? cache.nextPos[b] : 0));
+    const { B, T, ids, positions, keyPos } = this.batchInputs(batch, (b) => (cache ? cache.nextPos[b]! : 0));
     const heads = this.maskHeads;
     const masks = cache
       ? cache.masks(positions, keyPos, T, heads)
@@ -308,7 +309,7 @@ export class TextModel {
     this.check(batch, null);
     if (after && after.batch !== 1) throw new Error('a paused prefix must be a single sequence');
     releaseIdleBuffers();
-    const P = after ? after.lengths[0] : 0;
+    const P = after ? after.lengths[0]! : 0; // batch 1: one length
     const { B, T, ids, positions, keyPos } = this.batchInputs(batch, () => P);
     const S = P + T;
     const all = new Int32Array(B * S);
@@ -433,9 +434,11 @@ export class TextModel {
       let next = opts.maxNewTokens > 0 ? await this.nextTokens(prompts, cache) : [];
       while (running.some(Boolean)) {
         const step: (number | null)[] = next.map((tok, b) => {
+          // One token per prompt: b < prompts.length = out.length.
+          const seq = out[b]!;
           if (!running[b]) return null;
-          out[b].push(tok);
-          if (stop.has(tok) || out[b].length >= opts.maxNewTokens) running[b] = false;
+          seq.push(tok);
+          if (stop.has(tok) || seq.length >= opts.maxNewTokens) running[b] = false;
           return tok;
         });
         opts.onStep?.(step);
@@ -457,8 +460,9 @@ export class TextModel {
     if (positions.length !== batch.length) throw new Error('one list of positions per sequence is required');
     return positions.map((ps, b) =>
       ps.map((t) => {
-        if (!Number.isInteger(t) || t < 0 || t >= batch[b].length) {
-          throw new RangeError(`position ${t} is outside sequence ${b} (length ${batch[b].length})`);
+        const length = batch[b]!.length; // as many position lists as sequences (checked above)
+        if (!Number.isInteger(t) || t < 0 || t >= length) {
+          throw new RangeError(`position ${t} is outside sequence ${b} (length ${length})`);
         }
         return t;
       }),

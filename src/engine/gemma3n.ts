@@ -87,7 +87,7 @@ export function byRow<T extends tf.Tensor>(
   col: tf.Tensor,
 ): T {
   if (tf.getBackend() !== 'cpu') return op(x, col) as T;
-  const width = x.shape[x.shape.length - 1];
+  const width = x.shape[x.shape.length - 1] ?? 1;
   return op(x, tf.reshape(tf.matMul(tf.reshape(col, [-1, 1]), tf.ones([1, width])), x.shape)) as T;
 }
 
@@ -160,9 +160,9 @@ export function ropeTables(
     const cos = new Float32Array(B * T * n * headDim);
     const sin = new Float32Array(B * T * n * headDim);
     for (let m = 0; m < B * T; m++) {
-      const p = positions[m];
+      const p = positions[m]!; // positions has B·T entries, inv has D/2
       for (let i = 0; i < half; i++) {
-        const a = f32(p * inv[i]);
+        const a = f32(p * inv[i]!);
         const c = Math.cos(a);
         const s = Math.sin(a);
         for (let h = 0; h < n; h++) {
@@ -620,7 +620,10 @@ export class Gemma3nText {
     );
     this.rotateHalf = rotateHalfMatrix(cfg.head_dim);
     this.ple = new PerLayerEmbeddings(cfg, g);
-    this.layers = cfg.layers.map((p, i) => new DecoderLayer(cfg, p, i, layerWeights[i], this.pleStreams));
+    if (layerWeights.length !== cfg.layers.length) {
+      throw new Error(`${cfg.layers.length} layer plans but ${layerWeights.length} layers of weights`);
+    }
+    this.layers = cfg.layers.map((p, i) => new DecoderLayer(cfg, p, i, layerWeights[i]!, this.pleStreams));
     this.thetas = [...new Set(cfg.layers.map((l) => l.ropeTheta))];
   }
 
@@ -729,6 +732,7 @@ export class Gemma3nText {
     try {
       for (let i = state.done; i < to; i++) {
         const layer = this.layers[i];
+        if (!layer) throw new RangeError(`the decoder has no layer ${i} (it has ${this.layers.length})`);
         const row = root.pleRow.get(layer.plan.parentIndex);
         if (row === undefined || !root.rope.has(layer.plan.ropeTheta))
           throw new Error(`the paused forward has no inputs for parent layer ${layer.plan.parentIndex}`);

@@ -351,20 +351,22 @@ export function deriveKvRoles(
 
 function deriveLayers(text: TextConfig, file: string): { layers: LayerFacts[]; firstSharedLayer: number } {
   const { roles, sources, firstShared, missing } = deriveKvRoles(text.layer_types, text.num_kv_shared_layers);
-  if (missing.length > 0) {
+  const orphan = missing[0];
+  if (orphan !== undefined) {
     throw new ConfigError(
       file,
-      `KV-shared layer ${missing[0]} (${text.layer_types[missing[0]]}) has no earlier layer of its type to share from`,
+      `KV-shared layer ${orphan} (${text.layer_types[orphan]}) has no earlier layer of its type to share from`,
     );
   }
+  // roles, sources and the per-layer lists all have num_hidden_layers entries (parseConfig checks the lists).
   const layers = text.layer_types.map((type, i) => ({
     index: i,
     type,
     ropeTheta: type === 'full_attention' ? text.rope_theta : text.rope_local_base_freq,
-    kv: roles[i],
-    kvSource: sources[i],
-    sparsity: text.activation_sparsity_pattern[i],
-    ffn: text.intermediate_size[i],
+    kv: roles[i]!,
+    kvSource: sources[i]!,
+    sparsity: text.activation_sparsity_pattern[i]!,
+    ffn: text.intermediate_size[i]!,
   }));
   return { layers, firstSharedLayer: firstShared };
 }

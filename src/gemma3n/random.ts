@@ -146,7 +146,7 @@ function bf16NormalTable(init: Init): Uint16Array {
     const u32 = new Uint32Array(f.buffer);
     t = new Uint16Array(65536);
     for (let i = 0; i < 65536; i++) {
-      const x = u32[i];
+      const x = u32[i]!;
       t[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16; // round to nearest even
     }
     tables.set(key, t);
@@ -159,10 +159,11 @@ function fillBf16(out: Uint16Array, count: number, table: Uint16Array, next: () 
   let i = 0;
   for (; i + 1 < count; i += 2) {
     const r = next();
-    out[i] = table[r & 0xffff];
-    out[i + 1] = table[r >>> 16];
+    // The table has 65536 entries: every 16-bit index is in it.
+    out[i] = table[r & 0xffff]!;
+    out[i + 1] = table[r >>> 16]!;
   }
-  if (i < count) out[i] = table[next() & 0xffff];
+  if (i < count) out[i] = table[next() & 0xffff]!;
 }
 
 /** A tensor's values as bf16, in chunks (the same bytes whatever the chunk size, if it is even). */

@@ -31,7 +31,7 @@ function expectUserError(args: string[], file: string, expected: RegExp): void {
   expect(r.code).toBe(2);
   const lines = r.stderr.split('\n').filter((l) => l.length > 0);
   expect(lines).toHaveLength(1);
-  expect(lines[0].startsWith(`error: ${file}`)).toBe(true);
+  expect(lines[0]!.startsWith(`error: ${file}`)).toBe(true);
   expect(lines[0]).toMatch(expected);
   expect(r.stderr).not.toMatch(/\n\s+at /);
 }

@@ -34,8 +34,8 @@ describeIfShared('config fixtures', () => {
     expect(cfg.layers.filter((l) => l.type === 'full_attention').map((l) => l.index)).toEqual([
       4, 9, 14, 19, 24, 29, 34,
     ]);
-    expect(cfg.layers[4].ropeTheta).toBe(1e6);
-    expect(cfg.layers[3].ropeTheta).toBe(1e4);
+    expect(cfg.layers[4]!.ropeTheta).toBe(1e6);
+    expect(cfg.layers[3]!.ropeTheta).toBe(1e4);
   });
 
   test('E4B and E2B full-size configs: producers 18 and 19', () => {

@@ -148,13 +148,13 @@ describe('planSlice', () => {
     const plan = planSlice(parent, tensors, spec, { maxShardBytes: max });
     expect(plan.shards.length).toBeGreaterThan(3);
     const n = String(plan.shards.length).padStart(5, '0');
-    expect(plan.shards[0].file).toBe(`model-00001-of-${n}.safetensors`);
+    expect(plan.shards[0]!.file).toBe(`model-00001-of-${n}.safetensors`);
     let next = 0;
     plan.shards.forEach((s, k) => {
       expect(s.bytes <= max || s.tensors.length === 1).toBe(true);
       for (const i of s.tensors) {
         expect(i).toBe(next++);
-        expect(plan.tensors[i].shard).toBe(k);
+        expect(plan.tensors[i]!.shard).toBe(k);
       }
     });
     expect(next).toBe(plan.tensors.length);
