@@ -1,4 +1,5 @@
-// Gemma 3n text configuration: parse both published styles, normalise, derive per-layer facts.
+// Gemma 3n text configuration: one typed config named as config.json names it (defaults from transformers),
+// parsed from both published styles, with the per-layer facts derived from it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserInputError, fileProblem } from '../formats';
