@@ -76,7 +76,7 @@ export function sweepHash(sweep: SweepFile): string {
 function sensitivityCandidates(sweep: SweepFile, parent: ModelConfig): Candidate[] {
   const base = sweepCandidates(sweep, parent);
   // Default: the smallest width the sweep's candidates use (on an E4B, the official E2B's), else half.
-  const parentWidths = parent.text.intermediateSize;
+  const parentWidths = parent.text.intermediate_size;
   const narrowest = Math.min(...base.flatMap((c) => c.spec.ffn).filter((w) => w < Math.max(...parentWidths)));
   const width =
     sweep.strategy.kind === 'sensitivity' && sweep.strategy.width !== undefined
@@ -86,7 +86,7 @@ function sensitivityCandidates(sweep: SweepFile, parent: ModelConfig): Candidate
         : undefined;
   const seen = new Set(base.map((c) => c.hash));
   const out = [...base];
-  for (const s of sensitivitySpecs(parent.text.intermediateSize, width)) {
+  for (const s of sensitivitySpecs(parent.text.intermediate_size, width)) {
     try {
       deriveSubmodel(parent, s);
     } catch (e) {
@@ -160,7 +160,7 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
     }));
   if (run) log(`resuming run ${runId} (${run.status})`);
   await store.putCandidates(runId, candidates);
-  const predicted = prior && predictedDrops(candidates, parent.text.intermediateSize, prior);
+  const predicted = prior && predictedDrops(candidates, parent.text.intermediate_size, prior);
 
   let engine: Engine | null = null;
   let parentView: TextModel | null = null;
