@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserInputError } from '../model/errors';
 import { commands } from './commands';
+import { HubTransferError } from '../hub';
 
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -25,6 +26,11 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof UserInputError) {
       process.stderr.write(`error: ${err.message.split('\n')[0]}\n`);
       return 2;
+    }
+    // The network or the Hub failed (after retries): one line, no stack; the same command resumes.
+    if (err instanceof HubTransferError) {
+      process.stderr.write(`error: ${err.message.split('\n')[0]}\n`);
+      return 1;
     }
     throw err;
   }

@@ -1,6 +1,7 @@
 export * from './errors';
 export * from './dtype';
 export * from './safetensors';
+export * from './byte-source';
 export * from './checkpoint';
 export * from './config';
 export * from './tensors';

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { formatBytes } from './bytes';
 import { UserInputError } from './errors';
 import { CONFIG_FILE, Checkpoint, INDEX_FILE } from './checkpoint';
+import type { TensorShard } from './safetensors';
 import { ConfigStyle, KvRole, LayerType, ModelConfig, deriveKvRoles, loadConfig } from './config';
 import { ParamBreakdown, textParams, withTowers } from './accounting';
 import { MixNMatchSpec, identitySpec, keptLayers } from './spec';
@@ -128,7 +129,7 @@ function isTextName(name: string, prefix: string): boolean {
 }
 
 /** Checks the checkpoint's text tensors against the parent config (the checkpoint on disk). */
-export function checkTensors(cfg: ModelConfig, ckpt: Checkpoint): CheckpointReport {
+export function checkTensors(cfg: ModelConfig, ckpt: Checkpoint<TensorShard>): CheckpointReport {
   const names = [...ckpt.tensors.keys()];
   const prefix = cfg.multimodal ? TEXT_PREFIX : detectTextPrefix(names);
   const consumers = new Set(cfg.layers.filter((l) => l.kv === 'consumer').map((l) => l.index));
@@ -198,6 +199,9 @@ export function checkTensors(cfg: ModelConfig, ckpt: Checkpoint): CheckpointRepo
 export interface InspectOptions {
   /** A Mix-n-Match spec over the checkpoint's config: layers and parameters are shown for it. */
   readonly spec?: MixNMatchSpec;
+  /** Weights opened elsewhere (e.g. shard headers read from the Hub), and the name to report them by. */
+  readonly checkpoint?: Checkpoint<TensorShard>;
+  readonly source?: string;
 }
 
 /** Config-only when `target` is a config.json or a folder without weights; a full check otherwise. */
@@ -219,9 +223,9 @@ export function inspectConfig(
   const firstConsumer = layers.findIndex((l) => l.kv === 'consumer');
   let params = textParams(c, spec);
   let checkpoint: CheckpointReport | null = null;
-  if (!src.configOnly && hasAnyWeights(src.dir)) {
+  if (opts.checkpoint || (!src.configOnly && hasAnyWeights(src.dir))) {
     // Shards without an index (or a broken index) are an error, not "config only": Checkpoint.open says why.
-    const ckpt = Checkpoint.open(src.dir);
+    const ckpt = opts.checkpoint ?? Checkpoint.open(src.dir);
     try {
       checkpoint = checkTensors(cfg, ckpt);
       params = withTowers(
@@ -229,11 +233,11 @@ export function inspectConfig(
         [...ckpt.tensors].map(([name, t]) => ({ name, shape: t.info.shape })),
       );
     } finally {
-      ckpt.close();
+      if (!opts.checkpoint) ckpt.close();
     }
   }
   return {
-    source: src.configOnly ? src.configPath : src.dir,
+    source: opts.source ?? (src.configOnly ? src.configPath : src.dir),
     configPath: src.configPath,
     multimodal: cfg.multimodal,
     style: cfg.style,

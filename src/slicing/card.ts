@@ -28,6 +28,7 @@ export function reproduceCommand(
   const args = ['matformer-lab', 'slice', input.srcDir, '--out', input.outDir];
   if (input.plan.spec.skip.length > 0) args.push('--skip', rangeList(input.plan.spec.skip));
   args.push('--ffn', runLength(input.plan.spec.ffn));
+  if (input.plan.textOnly) args.push('--text-only');
   if (input.maxShardBytes !== undefined && input.maxShardBytes !== DEFAULT_MAX_SHARD_BYTES) {
     args.push('--max-shard-size', String(input.maxShardBytes));
   }

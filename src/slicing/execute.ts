@@ -10,7 +10,7 @@ import { Checkpoint, CheckpointTensor, CONFIG_FILE, INDEX_FILE } from '../model/
 import { isDeepStrictEqual } from 'node:util';
 import { dtypeBytes } from '../model/dtype';
 import { UserInputError } from '../model/errors';
-import { SafetensorsWriter, numel } from '../model/safetensors';
+import { SafetensorsWriter, TensorShard, numel } from '../model/safetensors';
 import { editJsonObject } from './config-text';
 import { PlannedTensor, SlicePlan, SourceTensor } from './plan';
 
@@ -61,7 +61,7 @@ export interface ExecuteResult {
 }
 
 /** The checkpoint's tensors in physical order (shard by shard, by offset), as planSlice wants them. */
-export function sourceTensors(ckpt: Checkpoint): SourceTensor[] {
+export function sourceTensors(ckpt: Checkpoint<TensorShard>): SourceTensor[] {
   const out: SourceTensor[] = [];
   for (const shard of ckpt.shards) {
     for (const info of shard.list()) {
@@ -110,7 +110,7 @@ export function slicedConfigText(parentText: string, plan: SlicePlan): string {
 
 /** One read: a byte range of a source tensor, and for column ops the per-row ranges to keep. */
 interface Chunk {
-  readonly src: CheckpointTensor;
+  readonly src: CheckpointTensor<TensorShard>;
   readonly begin: number;
   readonly length: number;
   readonly cols?: {
@@ -125,7 +125,7 @@ function rowBytesOf(t: PlannedTensor): number {
 }
 
 /** Splits one planned tensor into reads of at most `chunk` bytes (whole rows for column ops). */
-function* chunksOf(t: PlannedTensor, src: CheckpointTensor, chunk: number): Generator<Chunk> {
+function* chunksOf(t: PlannedTensor, src: CheckpointTensor<TensorShard>, chunk: number): Generator<Chunk> {
   const total = src.info.end - src.info.begin;
   const op = t.op;
   if (op.kind === 'copy' || op.kind === 'rows') {
@@ -164,7 +164,7 @@ function compactColumns(buf: Uint8Array, cols: NonNullable<Chunk['cols']>): Uint
 async function writeShard(
   file: string,
   tensors: readonly PlannedTensor[],
-  ckpt: Checkpoint,
+  ckpt: Checkpoint<TensorShard>,
   buffers: [Uint8Array, Uint8Array],
   chunk: number,
   metadata: Record<string, string> | null,
@@ -205,7 +205,7 @@ async function writeShard(
 /** Writes the plan's output into `opts.outDir` atomically. */
 export async function executePlan(
   plan: SlicePlan,
-  ckpt: Checkpoint,
+  ckpt: Checkpoint<TensorShard>,
   opts: ExecuteOptions,
 ): Promise<ExecuteResult> {
   const started = process.hrtime.bigint();

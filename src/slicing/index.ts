@@ -22,4 +22,6 @@ export type { ExecuteOptions, ExecuteResult } from './execute';
 export { renderCard, reproduceCommand } from './card';
 export { formatPlan } from './format';
 export { sliceCheckpoint } from './run';
-export type { SliceOptions, SliceOutcome } from './run';
+export type { SliceOptions, SliceOutcome, OpenedParent } from './run';
+export { planReads } from './reads';
+export type { ReadPlan, TensorLocation } from './reads';

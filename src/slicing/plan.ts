@@ -6,6 +6,7 @@ import { ParamBreakdown, textParams, withTowers } from '../model/accounting';
 import { UserInputError } from '../model/errors';
 import { MixNMatchSpec, keptLayers } from '../model/spec';
 import { detectTextPrefix } from '../model/tensors';
+import { NON_TEXT_PREFIXES } from '../model/inspect';
 import { numel } from '../model/safetensors';
 import { validateSpec } from './spec';
 
@@ -80,11 +81,15 @@ export interface SlicePlan {
   readonly params: { readonly parent: ParamBreakdown; readonly child: ParamBreakdown };
   readonly sourceBytes: number;
   readonly outputBytes: number;
+  /** Vision and audio towers left out (`--text-only`). */
+  readonly textOnly: boolean;
 }
 
 export interface PlanOptions {
   /** Largest shard in bytes (a single bigger tensor still gets its own shard). Default 5 GB. */
   readonly maxShardBytes?: number;
+  /** Leave out the vision and audio towers and their embedders. */
+  readonly textOnly?: boolean;
 }
 
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
@@ -153,6 +158,10 @@ export function planSlice(
     });
 
   for (const t of tensors) {
+    if (options.textOnly && NON_TEXT_PREFIXES.some((p) => t.name.startsWith(p))) {
+      dropped.push({ name: t.name, reason: 'text only' });
+      continue;
+    }
     const m = layerRe.exec(t.name);
     if (m) {
       const l = Number(m[1]);
@@ -252,5 +261,6 @@ export function planSlice(
     },
     sourceBytes: tensors.reduce((a, t) => a + numel(t.shape) * dtypeBytes(t.dtype), 0),
     outputBytes: outTensors.reduce((a, t) => a + t.bytes, 0),
+    textOnly: Boolean(options.textOnly),
   };
 }

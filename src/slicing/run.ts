@@ -2,14 +2,30 @@
 import * as path from 'node:path';
 import { Checkpoint } from '../model/checkpoint';
 import { loadConfig } from '../model/config';
+import type { ByteRanges } from '../model/byte-source';
+import type { TensorShard } from '../model/safetensors';
 import { renderCard } from './card';
 import { ExecuteResult, executePlan, sourceTensors } from './execute';
 import { formatPlan } from './format';
 import { SlicePlan, planSlice } from './plan';
+import { ReadPlan, planReads } from './reads';
 import { ResolvedSpec, SpecFlags, resolveSpec } from './spec';
 
+/**
+ * A parent opened elsewhere (e.g. from the Hub): `dir` holds config.json and the side files, the
+ * shards may be remote. `expectReads` is told, before any data is read, which byte ranges will be.
+ */
+export interface OpenedParent {
+  readonly dir: string;
+  readonly ckpt: Checkpoint<TensorShard>;
+  readonly expectReads?: (shard: TensorShard, ranges: ByteRanges) => void;
+}
+
 export interface SliceOptions {
+  /** The parent as the user named it (a folder, or an hf:// address with `parent`). */
   readonly src: string;
+  readonly parent?: OpenedParent;
+  readonly textOnly?: boolean;
   readonly out?: string;
   readonly flags: SpecFlags;
   readonly maxShardBytes?: number;
@@ -24,6 +40,7 @@ export interface SliceOptions {
 
 export interface SliceOutcome {
   readonly plan: SlicePlan;
+  readonly reads: ReadPlan;
   readonly resolved: ResolvedSpec;
   /** The --dry-run report (dry runs only). */
   readonly report?: string;
@@ -32,17 +49,26 @@ export interface SliceOutcome {
 }
 
 export async function sliceCheckpoint(opts: SliceOptions): Promise<SliceOutcome> {
-  const parent = loadConfig(opts.src);
+  const parent = loadConfig(opts.parent?.dir ?? opts.src);
   const resolved = resolveSpec(opts.flags, parent);
   resolved.warnings.forEach((w) => opts.onWarning?.(w));
-  const ckpt = Checkpoint.open(opts.src);
+  const ckpt = opts.parent?.ckpt ?? Checkpoint.open(opts.src);
   try {
-    const plan = planSlice(parent, sourceTensors(ckpt), resolved.spec, { maxShardBytes: opts.maxShardBytes });
-    if (opts.dryRun) return { plan, resolved, report: formatPlan(plan, opts.src, opts.out) };
+    const plan = planSlice(parent, sourceTensors(ckpt), resolved.spec, {
+      maxShardBytes: opts.maxShardBytes,
+      textOnly: opts.textOnly,
+    });
+    const shardOf = new Map(ckpt.shards.map((s) => [s.path, s]));
+    const reads = planReads(plan, (name) => {
+      const { file, info } = ckpt.get(name);
+      return { shard: file.path, offset: file.dataOffset + info.begin };
+    });
+    if (opts.dryRun) return { plan, reads, resolved, report: formatPlan(plan, opts.src, opts.out) };
+    for (const [shard, ranges] of reads.byShard) opts.parent?.expectReads?.(shardOf.get(shard)!, ranges);
     if (!opts.out) throw new Error('sliceCheckpoint: `out` is required unless dryRun');
     const card = renderCard({
       plan,
-      srcDir: path.resolve(opts.src),
+      srcDir: opts.parent ? opts.src : path.resolve(opts.src),
       outDir: path.resolve(opts.out),
       maxShardBytes: opts.maxShardBytes,
       preset: resolved.preset,
@@ -56,7 +82,7 @@ export async function sliceCheckpoint(opts: SliceOptions): Promise<SliceOutcome>
       signal: opts.signal,
       onTempDir: opts.onTempDir,
     });
-    return { plan, resolved, result };
+    return { plan, reads, resolved, result };
   } finally {
     ckpt.close();
   }

@@ -8,6 +8,8 @@ import { generateCommand } from './generate';
 import { benchCommand } from './bench';
 import { evalCommand } from './eval';
 import { compareCommand } from './compare';
+import { downloadCommand } from './download';
+import { downloadDataCommand } from './download-data';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -19,4 +21,6 @@ export const commands: CommandModule<any, any>[] = [
   benchCommand,
   evalCommand,
   compareCommand,
+  downloadCommand,
+  downloadDataCommand,
 ];

@@ -5,6 +5,9 @@ import { UserInputError } from '../../model/errors';
 import { loadConfig } from '../../model/config';
 import { formatReport, hasProblems, inspectConfig, resolveSource } from '../../model/inspect';
 import { parseSpecFlags } from '../../slicing';
+import { HubCheckpoint, isHfUri, openHubCheckpoint, parseHfUri } from '../../hub';
+import { hubOptions } from './download';
+import * as path from 'node:path';
 
 interface InspectArgs {
   dir: string;
@@ -12,6 +15,7 @@ interface InspectArgs {
   ffn?: string;
   skip?: string;
   preset?: string;
+  token?: string;
 }
 
 export const inspectCommand: CommandModule<object, InspectArgs> = {
@@ -20,7 +24,16 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
     'Show layers, KV sharing, parameter counts and a tensor check of a checkpoint folder or config.json',
   builder: (y) =>
     y
-      .positional('dir', { type: 'string', demandOption: true, describe: 'checkpoint folder or config.json' })
+      .positional('dir', {
+        type: 'string',
+        demandOption: true,
+        describe:
+          'checkpoint folder, config.json, or hf://owner/repo[@revision] (reads config and shard headers only)',
+      })
+      .option('token', {
+        type: 'string',
+        describe: 'Hugging Face access token for hf:// (default: $HF_TOKEN)',
+      })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
       .option('ffn', {
         type: 'string',
@@ -32,9 +45,26 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
         describe: 'a published Mix-n-Match config, e.g. "Config for E2.98B (layer-level)"',
       })
       .example('$0 inspect ./gemma-3n-E4B', 'check a downloaded checkpoint')
+      .example('$0 inspect hf://google/gemma-3n-E4B', 'check it on the Hub: config and shard headers only')
       .example('$0 inspect ./e4b/config.json --skip 20-24 --ffn 8192', 'plan a submodel before downloading'),
-  handler: (argv) => {
-    const src = resolveSource(argv.dir);
+  handler: async (argv) => {
+    let hub: HubCheckpoint | null = null;
+    try {
+      if (isHfUri(argv.dir)) {
+        hub = await openHubCheckpoint(parseHfUri(argv.dir), { ...hubOptions(argv.token), headersOnly: true });
+      }
+      inspectOne(argv, hub);
+    } finally {
+      await hub?.close();
+    }
+  },
+};
+
+function inspectOne(argv: InspectArgs, hub: HubCheckpoint | null): void {
+  {
+    const src = hub
+      ? { dir: hub.dir, configPath: path.join(hub.dir, 'config.json'), configOnly: false }
+      : resolveSource(argv.dir);
     const cfg = loadConfig(src.configPath);
     const spec =
       argv.ffn !== undefined || argv.skip !== undefined || argv.preset !== undefined
@@ -42,7 +72,7 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
             process.stderr.write(`warning: ${w}\n`),
           )
         : undefined;
-    const report = inspectConfig(cfg, src, { spec });
+    const report = inspectConfig(cfg, src, { spec, checkpoint: hub?.ckpt, source: hub?.pinned });
     // Several published figures are not what their own widths count to: show theirs beside ours.
     const pub = argv.preset ? loadPublishedConfigs().find((c) => c.name === argv.preset) : undefined;
     const published = pub
@@ -67,5 +97,5 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
           `${ck.wrongShape.length} wrong-shape text tensors (listed above)`,
       );
     }
-  },
-};
+  }
+}

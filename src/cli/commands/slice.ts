@@ -8,6 +8,8 @@ import { parseByteSize } from '../../model/bytes';
 import { ProgressBar } from '../progress';
 import { sliceCheckpoint } from '../../slicing/run';
 import { SliceAbortedError } from '../../slicing/execute';
+import { HubCheckpoint, isHfUri, openHubCheckpoint, parseHfUri } from '../../hub';
+import { hubOptions } from './download';
 
 interface SliceArgs {
   src: string;
@@ -21,6 +23,8 @@ interface SliceArgs {
   'buffer-size': string;
   'dry-run'?: boolean;
   force?: boolean;
+  'text-only'?: boolean;
+  token?: string;
 }
 
 /** Exit status of a process ended by Ctrl-C (128 + SIGINT). */
@@ -31,7 +35,12 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
   describe: 'Write a Mix-n-Match submodel (skipped layers, narrower FFNs) of a Gemma 3n checkpoint',
   builder: (y: Argv<object>) =>
     y
-      .positional('src', { type: 'string', demandOption: true, describe: 'parent checkpoint folder' })
+      .positional('src', {
+        type: 'string',
+        demandOption: true,
+        describe:
+          'parent checkpoint folder, or hf://owner/repo[@revision] to read only the needed bytes from the Hub',
+      })
       .option('out', {
         alias: 'o',
         type: 'string',
@@ -61,9 +70,18 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
       })
       .option('dry-run', { type: 'boolean', describe: 'print the plan, write nothing' })
       .option('force', { type: 'boolean', describe: 'replace an existing output folder' })
+      .option('text-only', { type: 'boolean', describe: 'leave out the vision and audio towers' })
+      .option('token', {
+        type: 'string',
+        describe: 'Hugging Face access token for hf:// (default: $HF_TOKEN)',
+      })
       .example('$0 slice ./gemma-3n-E4B --out ./e2b --preset "Config for official E2B Model"', '')
       .example('$0 slice ./gemma-3n-E4B --out ./mix --skip 20-24 --ffn 8192x20,16384x10', '')
-      .example('$0 slice ./gemma-3n-E4B --blocks 8192x3,16384x4 --dry-run', '') as unknown as Argv<SliceArgs>,
+      .example('$0 slice ./gemma-3n-E4B --blocks 8192x3,16384x4 --dry-run', '')
+      .example(
+        '$0 slice hf://google/gemma-3n-E4B --preset "Config for official E2B Model" --text-only --out ./e2b',
+        '',
+      ) as unknown as Argv<SliceArgs>,
   handler: async (argv) => {
     const dryRun = Boolean(argv['dry-run']);
     if (!dryRun && !argv.out)
@@ -84,20 +102,30 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
     // First signal: stop after the current chunk and clean up; a second one exits at once.
     const controller = new AbortController();
     let tmpDir: string | null = null;
+    let hub: HubCheckpoint | null = null;
     const onSignal = () => {
       if (!controller.signal.aborted) {
         controller.abort();
         return;
       }
       if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
+      if (hub) fs.rmSync(hub.dir, { recursive: true, force: true });
       process.exit(EXIT_INTERRUPTED);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     let bar: ProgressBar | null = null;
     try {
+      if (isHfUri(argv.src)) {
+        hub = await openHubCheckpoint(parseHfUri(argv.src), {
+          ...hubOptions(argv.token),
+          headersOnly: dryRun,
+        });
+      }
       const outcome = await sliceCheckpoint({
-        src: argv.src,
+        src: hub ? hub.pinned : argv.src,
+        parent: hub ?? undefined,
+        textOnly: Boolean(argv['text-only']),
         out: argv.out,
         flags,
         maxShardBytes,
@@ -112,8 +140,12 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
           bar.update(done);
         },
       });
+      const { reads } = outcome;
+      const readLine =
+        `reads ${formatBytes(reads.readBytes)} of the parent's ${formatBytes(outcome.plan.sourceBytes)} ` +
+        `(${((100 * reads.readBytes) / Math.max(1, outcome.plan.sourceBytes)).toFixed(1)}%) in ${[...reads.byShard.values()].reduce((n, r) => n + r.length, 0)} byte ranges`;
       if (outcome.report !== undefined) {
-        process.stdout.write(outcome.report + '\n');
+        process.stdout.write(outcome.report + '\n' + readLine + '\n');
         return;
       }
       (bar as ProgressBar | null)?.finish();
@@ -125,6 +157,12 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
           `${plan.kept.length} layers, effective params ${formatParams(plan.params.child.effective)}` +
           '\n',
       );
+      if (hub) {
+        const t = hub.transferred();
+        process.stdout.write(
+          `fetched ${formatBytes(t.bytes)} from ${hub.pinned} in ${t.requests} range requests; ${readLine}\n`,
+        );
+      }
     } catch (err) {
       (bar as ProgressBar | null)?.clear();
       if (err instanceof SliceAbortedError) {
@@ -133,6 +171,7 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
       }
       throw err;
     } finally {
+      await (hub as HubCheckpoint | null)?.close();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
