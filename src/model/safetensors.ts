@@ -175,8 +175,11 @@ export interface TensorShard {
   close(): void;
 }
 
-/** Bytes read at once when opening a header from a ByteSource: one request holds most headers whole. */
-const HEADER_PREFETCH_BYTES = 256 * 1024;
+/**
+ * Bytes read first when opening a header from a ByteSource: small shards' headers fit whole; a larger
+ * one (E4B's reach ~120 KB) takes a second request for the rest.
+ */
+export const HEADER_PREFETCH_BYTES = 64 * 1024;
 
 /** A safetensors file read asynchronously through a ByteSource: a header read, then only the ranges asked for. */
 export class SafetensorsReader implements TensorShard {

@@ -81,6 +81,11 @@ export class FakeHub {
     return this.repos.get(`${type}:${name}`)!.commit;
   }
 
+  /** The file a CDN path serves. */
+  fileOfCdn(cdnPath: string): string | undefined {
+    return this.byHash.get(cdnPath.split('/')[2] ?? '')?.file;
+  }
+
   /** Requests for one file (resolve and CDN routes). */
   fileRequests(file: string): LoggedRequest[] {
     return this.requests.filter((r) => r.path.endsWith(`/${file}`) || r.path === `/cdn/${file}`);
