@@ -228,7 +228,7 @@ export class SafetensorsReader implements TensorShard {
     return [...this.tensors.values()].sort((a, b) => a.begin - b.begin);
   }
 
-  readRangeAsync(t: TensorInfo, begin: number, length: number, into: Uint8Array): Promise<Uint8Array> {
+  async readRangeAsync(t: TensorInfo, begin: number, length: number, into: Uint8Array): Promise<Uint8Array> {
     if (begin < 0 || begin + length > t.end - t.begin) {
       throw new CheckpointError(
         this.path,

@@ -61,41 +61,39 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
 };
 
 function inspectOne(argv: InspectArgs, hub: HubCheckpoint | null): void {
-  {
-    const src = hub
-      ? { dir: hub.dir, configPath: path.join(hub.dir, 'config.json'), configOnly: false }
-      : resolveSource(argv.dir);
-    const cfg = loadConfig(src.configPath);
-    const spec =
-      argv.ffn !== undefined || argv.skip !== undefined || argv.preset !== undefined
-        ? parseSpecFlags({ ffn: argv.ffn, skip: argv.skip, preset: argv.preset }, cfg, (w) =>
-            process.stderr.write(`warning: ${w}\n`),
-          )
-        : undefined;
-    const report = inspectConfig(cfg, src, { spec, checkpoint: hub?.ckpt, source: hub?.pinned });
-    // Several published figures are not what their own widths count to: show theirs beside ours.
-    const pub = argv.preset ? loadPublishedConfigs().find((c) => c.name === argv.preset) : undefined;
-    const published = pub
-      ? { name: pub.name, effectiveParamsB: pub.effectiveParamsB, mmluPct: pub.mmluPct }
-      : null;
-    if (argv.json) {
-      process.stdout.write(JSON.stringify({ ...report, published }, null, 2) + '\n');
-    } else {
-      process.stdout.write(formatReport(report));
-      if (published) {
-        const ours = report.params.effective / 1e9;
-        process.stdout.write(
-          `\n  published (${published.name}): ${published.effectiveParamsB.toFixed(2)} B effective, MMLU ${published.mmluPct.toFixed(1)}%` +
-            `; counted here: ${ours.toFixed(3)} B (${ours - published.effectiveParamsB >= 0 ? '+' : ''}${(ours - published.effectiveParamsB).toFixed(3)} B)\n`,
-        );
-      }
-    }
-    if (hasProblems(report)) {
-      const ck = report.checkpoint!;
-      throw new UserInputError(
-        `${report.source}: checkpoint does not match its config: ${ck.missing.length} missing and ` +
-          `${ck.wrongShape.length} wrong-shape text tensors (listed above)`,
+  const src = hub
+    ? { dir: hub.dir, configPath: path.join(hub.dir, 'config.json'), configOnly: false }
+    : resolveSource(argv.dir);
+  const cfg = loadConfig(src.configPath);
+  const spec =
+    argv.ffn !== undefined || argv.skip !== undefined || argv.preset !== undefined
+      ? parseSpecFlags({ ffn: argv.ffn, skip: argv.skip, preset: argv.preset }, cfg, (w) =>
+          process.stderr.write(`warning: ${w}\n`),
+        )
+      : undefined;
+  const report = inspectConfig(cfg, src, { spec, checkpoint: hub?.ckpt, source: hub?.pinned });
+  // Several published figures are not what their own widths count to: show theirs beside ours.
+  const pub = argv.preset ? loadPublishedConfigs().find((c) => c.name === argv.preset) : undefined;
+  const published = pub
+    ? { name: pub.name, effectiveParamsB: pub.effectiveParamsB, mmluPct: pub.mmluPct }
+    : null;
+  if (argv.json) {
+    process.stdout.write(JSON.stringify({ ...report, published }, null, 2) + '\n');
+  } else {
+    process.stdout.write(formatReport(report));
+    if (published) {
+      const ours = report.params.effective / 1e9;
+      process.stdout.write(
+        `\n  published (${published.name}): ${published.effectiveParamsB.toFixed(2)} B effective, MMLU ${published.mmluPct.toFixed(1)}%` +
+          `; counted here: ${ours.toFixed(3)} B (${ours - published.effectiveParamsB >= 0 ? '+' : ''}${(ours - published.effectiveParamsB).toFixed(3)} B)\n`,
       );
     }
+  }
+  if (hasProblems(report)) {
+    const ck = report.checkpoint!;
+    throw new UserInputError(
+      `${report.source}: checkpoint does not match its config: ${ck.missing.length} missing and ` +
+        `${ck.wrongShape.length} wrong-shape text tensors (listed above)`,
+    );
   }
 }
