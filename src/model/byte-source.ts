@@ -141,12 +141,14 @@ export class CoalescingByteSource implements ByteSource {
     for (let again = true; again && done < into.byteLength;) {
       again = false;
       const p = position + done;
-      for (const w of this.windows) {
+      for (const [k, w] of this.windows.entries()) {
         const wEnd = w.begin + w.bytes.byteLength;
         if (p >= w.begin && p < wEnd) {
           const n = Math.min(end, wEnd) - p;
           into.set(w.bytes.subarray(p - w.begin, p - w.begin + n), done);
           done += n;
+          // Readers go forward: a window read to its end is not needed again.
+          if (p + n === wEnd) this.windows.splice(k, 1);
           again = true;
           break;
         }
