@@ -186,6 +186,10 @@ async function downloadOne(
   const target = path.join(opts.outDir, file.path);
   if ((await sizeOf(target)) !== null) {
     if (await isPresent(target, file)) {
+      // A run killed between the rename and the clean-up leaves the part's note behind.
+      const { part, meta } = partialPaths(target);
+      await fsp.rm(part, { force: true });
+      await fsp.rm(meta, { force: true });
       step(file.size);
       return 'present';
     }

@@ -48,6 +48,8 @@ export class FakeHub {
   readonly requests: LoggedRequest[] = [];
   /** Next request for a file: send this many bytes, then drop the connection (once per entry). */
   readonly dropAfter = new Map<string, number>();
+  /** Requests for a file: send this many bytes, then stall (never finish) until the server closes. */
+  readonly stallAfter = new Map<string, number>();
   /** Files served with one byte changed (the listing keeps the true checksum). */
   readonly corrupt = new Set<string>();
   /** Tree listing page size (the real Hub pages at 1000; small here to exercise Link pagination). */
@@ -265,6 +267,12 @@ export class FakeHub {
       'Content-Length': String(slice.length),
       ...(status === 206 ? { 'Content-Range': `bytes ${start}-${end}/${body.length}` } : {}),
     });
+    const stall = this.stallAfter.get(file);
+    if (stall !== undefined && stall < slice.length) {
+      entry.bytes = stall;
+      res.write(slice.subarray(0, stall));
+      return;
+    }
     const drop = this.dropAfter.get(file);
     if (drop !== undefined && drop < slice.length) {
       this.dropAfter.delete(file);

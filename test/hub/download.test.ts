@@ -11,7 +11,8 @@ import {
   CHECKPOINT_FILES,
 } from '../../src/hub';
 import type { HubOptions, RepoRef } from '../../src/hub';
-import { runCliAsync } from '../helpers/cli';
+import { spawn } from 'node:child_process';
+import { cliPath, runCliAsync } from '../helpers/cli';
 import { FakeHub, filesOf } from '../helpers/fake-hub';
 import { tmpDir } from '../helpers/tmp';
 import { makeTinyCheckpoint } from './tiny';
@@ -172,6 +173,38 @@ describe('download (CLI)', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^downloaded test-org\/tiny-gemma@[0-9a-f]{12} in .*: 2 files/);
     expect(fs.readdirSync(out).sort()).toEqual(['config.json', 'model.safetensors.index.json']);
+  });
+
+  test('a killed download resumes where it stopped when run again', async () => {
+    const out = path.join(tmpDir(), 'k');
+    const size = fs.statSync(path.join(src, SHARD)).size;
+    const cut = Math.floor(size / 2);
+    hub.stallAfter.set(SHARD, cut);
+    const child = spawn(process.execPath, [cliPath, 'download', model.name, '--out', out], {
+      env: { ...process.env, ...env() },
+      stdio: 'ignore',
+    });
+    const part = path.join(out, `.${SHARD}.part`);
+    for (let i = 0; i < 600 && !(fs.existsSync(part) && fs.statSync(part).size === cut); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGTERM');
+    await new Promise((r) => child.on('close', r));
+    hub.stallAfter.delete(SHARD);
+    expect(fs.statSync(part).size).toBe(cut);
+    expect(fs.existsSync(path.join(out, SHARD))).toBe(false);
+    hub.requests.length = 0;
+    const r = await runCliAsync(['download', model.name, '--out', out], { env: env() });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/\(\d+ downloaded, [1-9]\d* resumed, \d+ already complete\)/);
+    expect(hub.fileRequests(SHARD).map((q) => q.range)).toContain(`bytes=${cut}-${size - 1}`);
+    expectSameFiles(out);
+  });
+
+  test('a repository name that is not one: exit 2', async () => {
+    const r = await runCliAsync(['download', '../etc', '--out', tmpDir()], { env: env() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('error: repo: "../etc" is not a Hub repository name like google/gemma-3n-E4B\n');
   });
 
   test('gated without a token: one line saying so and where to accept, exit 2', async () => {
