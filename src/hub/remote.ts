@@ -5,7 +5,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ByteRanges, CoalescingByteSource } from '../model/byte-source';
-import { Checkpoint } from '../model/checkpoint';
+import { CONFIG_FILE, Checkpoint, INDEX_FILE } from '../model/checkpoint';
 import { SafetensorsReader, TensorShard } from '../model/safetensors';
 import { CHECKPOINT_FILES, RepoSnapshot, downloadFiles, matchFiles, snapshotRepo } from './download';
 import { HubAccessError } from './errors';
@@ -37,10 +37,10 @@ export interface OpenHubOptions extends HubOptions {
 export async function openHubCheckpoint(ref: RepoRef, opts: OpenHubOptions): Promise<HubCheckpoint> {
   const snapshot = await snapshotRepo(ref, opts);
   const byPath = new Map(snapshot.files.map((f) => [f.path, f]));
-  if (!byPath.has('config.json'))
+  if (!byPath.has(CONFIG_FILE))
     throw new HubAccessError(`${ref.name}: has no config.json at ${ref.revision}`);
   const small = opts.headersOnly
-    ? ['config.json', 'model.safetensors.index.json']
+    ? [CONFIG_FILE, INDEX_FILE]
     : CHECKPOINT_FILES.filter((g) => g !== '*.safetensors');
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'matformer-hub-'));
   const sources: HttpByteSource[] = [];
@@ -51,7 +51,9 @@ export async function openHubCheckpoint(ref: RepoRef, opts: OpenHubOptions): Pro
       const f = byPath.get(name);
       if (!f) {
         throw new HubAccessError(
-          `${ref.name}: the index names shard ${name}, which the repository does not have`,
+          byPath.has(INDEX_FILE)
+            ? `${ref.name}: ${INDEX_FILE} names shard ${name}, which the repository does not have`
+            : `${ref.name}: not a checkpoint: expected ${INDEX_FILE} or ${name} at ${ref.revision}`,
         );
       }
       const http = new HttpByteSource(

@@ -155,6 +155,27 @@ describe('inspect hf://', () => {
     expect(shardBytes.reduce((x, y) => x + y, 0)).toBeLessThan(total / 2);
   });
 
+  test('a repository without weights or config is named in one line, exit 2', async () => {
+    const files = filesOf(src);
+    const configOnly = new Map([['config.json', files.get('config.json')!]]);
+    const other = await FakeHub.start([
+      { type: 'model', name: 'test-org/config-only', files: configOnly },
+      { type: 'model', name: 'test-org/empty', files: new Map([['README.md', Buffer.from('hi')]]) },
+    ]);
+    try {
+      const e = { ...env(), HF_ENDPOINT: other.url };
+      const a = await runCliAsync(['inspect', 'hf://test-org/config-only'], { env: e });
+      expect([a.code, a.stderr]).toEqual([
+        2,
+        'error: test-org/config-only: not a checkpoint: expected model.safetensors.index.json or model.safetensors at main\n',
+      ]);
+      const b = await runCliAsync(['slice', 'hf://test-org/empty', '--ffn', '64', '--dry-run'], { env: e });
+      expect([b.code, b.stderr]).toEqual([2, 'error: test-org/empty: has no config.json at main\n']);
+    } finally {
+      await other.close();
+    }
+  });
+
   test('a gated repository without a token is refused in one line', async () => {
     const gatedHub = await FakeHub.start([{ type: 'model', name: REPO, files: filesOf(src), gated: true }]);
     try {
