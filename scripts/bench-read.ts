@@ -1,12 +1,11 @@
-// Read-throughput benchmark of the project's own streaming reader (src/model): reads every tensor of a
+// Read-throughput benchmark of the project's own streaming reader (src/formats): reads every tensor of a
 // checkpoint in file order with positional reads into one reused buffer, and reports bytes/s and peak RSS.
 // Built to dist/bench-read.js by `npm run build`. Compare with `cat <shards> > /dev/null`; drop the page
 // cache between runs (`sync; echo 3 > /proc/sys/vm/drop_caches`) to measure the disk.
 //
 //   node dist/bench-read.js <checkpoint-dir> [--chunk-mb 4] [--json]
 import * as path from 'node:path';
-import { Checkpoint } from '../src/model/checkpoint';
-import { UserInputError } from '../src/model/errors';
+import { Checkpoint, UserInputError } from '../src/formats';
 
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`error: ${msg}\n`);
@@ -67,9 +66,9 @@ function main(): void {
     tensors,
     bytes,
     seconds,
-    bytesPerSecond: bytes / seconds,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
-    chunkBytes: chunk,
+    bytes_per_second: bytes / seconds,
+    peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+    chunk_bytes: chunk,
   };
   if (opts.json) {
     process.stdout.write(JSON.stringify(result) + '\n');
@@ -78,7 +77,7 @@ function main(): void {
   const mb = (n: number) => (n / 1e6).toFixed(1);
   process.stdout.write(
     `${result.dir}: read ${tensors} tensors, ${mb(bytes)} MB from ${result.files} file(s) in ${seconds.toFixed(3)} s = ` +
-      `${mb(result.bytesPerSecond)} MB/s; peak RSS ${mb(result.peakRssBytes)} MB (chunk ${opts.chunkMb} MiB)\n`,
+      `${mb(result.bytes_per_second)} MB/s; peak RSS ${mb(result.peak_rss_bytes)} MB (chunk ${opts.chunkMb} MiB)\n`,
   );
 }
 

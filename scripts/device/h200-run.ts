@@ -5,10 +5,9 @@
 // until the time budget is spent (questions/s and tokens processed against the naive count).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EngineScorer, runBench } from '../../src/engine';
-import { openModel } from '../../src/engine/session';
+import { EngineScorer, runBench, openModel } from '../../src/engine';
 import { evaluate, loadMmlu, loadTokenizer, selectSubset, SUBJECTS } from '../../src/eval';
-import { writeSafetensors } from '../../src/model/safetensors';
+import { writeSafetensors } from '../../src/formats';
 
 async function main(): Promise<void> {
   const [dir, mmlu, out, ids64, budget] = process.argv.slice(2);

@@ -2,7 +2,7 @@
 // line on stderr and exit code 2; anything else is a bug and keeps its stack.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { UserInputError } from '../model/errors';
+import { UserInputError } from '../formats';
 import { commands } from './commands';
 import { HubTransferError } from '../hub';
 

@@ -1,6 +1,6 @@
 // A one-line progress bar on stderr for long commands (slice: bytes and MB/s; eval: questions and q/s). On a
 // terminal it redraws in place; elsewhere (logs, CI, tests) it prints a plain line now and then.
-import { formatBytes } from '../model/bytes';
+import { formatBytes } from '../formats';
 
 export interface ProgressOptions {
   readonly stream?: NodeJS.WriteStream;

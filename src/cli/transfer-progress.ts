@@ -1,7 +1,7 @@
 // The transfer bar of `download`, `download-data` and `slice hf://`: bytes, rate and ETA on stderr, drawn
 // by cli-progress (redrawn in place on a terminal, a plain line every 10 s elsewhere).
 import { Presets, SingleBar } from 'cli-progress';
-import { formatBytes } from '../model/bytes';
+import { formatBytes } from '../formats';
 
 export class TransferProgress {
   private readonly bar: SingleBar;

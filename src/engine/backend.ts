@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // A used binding, not a bare import: bundlers drop bare imports of this package (its sideEffects list omits
 // the node build), and then no cpu backend would be registered.
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
-import { UserInputError } from '../model/errors';
+import { UserInputError } from '../formats';
 
 export const BACKEND_CHOICES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];

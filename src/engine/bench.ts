@@ -12,19 +12,19 @@ export interface BenchOptions {
 
 export interface BenchResult {
   backend: string;
-  backendDetail: string;
+  backend_detail: string;
   layers: number;
   batch: number;
   tokens: number;
-  loadSeconds: number;
-  prefill: { seconds: number; tokensPerSecond: number };
-  decode: { steps: number; secondsPerStep: number; tokensPerSecond: number };
+  load_seconds: number;
+  prefill: { seconds: number; tokens_per_second: number };
+  decode: { steps: number; seconds_per_step: number; tokens_per_second: number };
   memory: {
-    weightBytes: number;
-    kvCacheBytes: number;
-    backendBytes: number;
+    weight_bytes: number;
+    kv_cache_bytes: number;
+    backend_bytes: number;
     tensors: number;
-    peakRssBytes: number;
+    peak_rss_bytes: number;
   };
 }
 
@@ -78,23 +78,23 @@ export async function runBench(opened: OpenedModel, opts: BenchOptions): Promise
   const steps = opts.decodeSteps;
   return {
     backend: engine.backend.name,
-    backendDetail: engine.backend.detail,
+    backend_detail: engine.backend.detail,
     layers: model.cfg.layers.length,
     batch: opts.batch,
     tokens: opts.tokens,
-    loadSeconds: opened.loadSeconds,
-    prefill: { seconds: r.prefill, tokensPerSecond: (opts.batch * opts.tokens) / r.prefill },
+    load_seconds: opened.loadSeconds,
+    prefill: { seconds: r.prefill, tokens_per_second: (opts.batch * opts.tokens) / r.prefill },
     decode: {
       steps,
-      secondsPerStep: steps > 0 ? r.decode / steps : 0,
-      tokensPerSecond: steps > 0 ? (opts.batch * steps) / r.decode : 0,
+      seconds_per_step: steps > 0 ? r.decode / steps : 0,
+      tokens_per_second: steps > 0 ? (opts.batch * steps) / r.decode : 0,
     },
     memory: {
-      weightBytes: engine.weights.bytes + model.extraBytes,
-      kvCacheBytes: r.kvBytes,
-      backendBytes: r.backendBytes,
+      weight_bytes: engine.weights.bytes + model.extraBytes,
+      kv_cache_bytes: r.kvBytes,
+      backend_bytes: r.backendBytes,
       tensors: r.tensors,
-      peakRssBytes: peakRss,
+      peak_rss_bytes: peakRss,
     },
   };
 }

@@ -2,10 +2,8 @@
 // view (no checkpoint written or reloaded: kept layers share the parent's resident weights, narrower FFNs are
 // tf.slice copies of the full-width ones). Batches are right-padded with explicit positions and masks.
 import * as tf from '@tensorflow/tfjs-core';
-import { Checkpoint } from '../model/checkpoint';
-import { deriveKvRoles, loadConfig, type ModelConfig } from '../model/config';
-import { UserInputError } from '../model/errors';
-import { identitySpec, keptLayers, type MixNMatchSpec } from '../model/spec';
+import { Checkpoint, UserInputError } from '../formats';
+import { type MixNMatchSpec, type ModelConfig, deriveSubmodel, identitySpec, loadConfig } from '../gemma3n';
 import {
   type BackendChoice,
   type BackendInfo,
@@ -93,48 +91,20 @@ export class Engine {
 }
 
 /**
- * The decoder config of a submodel: kept layers in order, their FFN widths, and KV roles recomputed from the
- * kept layer types with num_kv_shared_layers reduced by the skipped consumers (what a sliced checkpoint's
- * config says, §5.2).
+ * The decoder config of a submodel: the kept layers, widths and KV roles of the one submodel derivation (what
+ * a sliced checkpoint's config says, §5.2), in the shape the forward pass wants.
  */
 export function submodelConfig(config: ModelConfig, spec: MixNMatchSpec): Gemma3nTextConfig {
   const t = config.text;
-  const L = t.numHiddenLayers;
-  const skip = [...spec.skip];
-  skip.forEach((s, i) => {
-    if (!Number.isInteger(s) || s < 0 || s >= L)
-      throw new UserInputError(`skipped layer ${s} is not a layer of this ${L}-layer model`);
-    if (i > 0 && s <= skip[i - 1]) throw new UserInputError('skipped layers must be sorted and unique');
-  });
-  const kept = keptLayers(L, spec);
-  if (kept.length === 0) throw new UserInputError('the spec skips every layer');
-  if (spec.ffn.length !== kept.length) {
-    throw new UserInputError(`the spec gives ${spec.ffn.length} FFN widths for ${kept.length} kept layers`);
-  }
-  spec.ffn.forEach((w, i) => {
-    const full = t.intermediateSize[kept[i]];
-    if (!Number.isInteger(w) || w < 1 || w > full) {
-      throw new UserInputError(
-        `FFN width ${w} for layer ${kept[i]} must be an integer in [1, ${full}] (the parent's width)`,
-      );
-    }
-  });
-  const types = kept.map((l) => t.layerTypes[l]);
-  const skippedConsumers = skip.filter((l) => config.layers[l].kv === 'consumer').length;
-  const { roles, sources, missing } = deriveKvRoles(types, t.numKvSharedLayers - skippedConsumers);
-  if (missing.length > 0) {
-    throw new UserInputError(
-      `in this submodel, KV-shared layer ${kept[missing[0]]} has no earlier ${types[missing[0]]} layer to share K/V from`,
-    );
-  }
-  const layers: LayerPlan[] = kept.map((p, i) => ({
-    parentIndex: p,
-    kind: types[i] === 'full_attention' ? 'full' : 'sliding',
-    ropeTheta: types[i] === 'full_attention' ? t.ropeTheta : t.ropeLocalBaseFreq,
-    kvRole: roles[i],
-    kvSource: sources[i],
-    sparsity: t.activationSparsityPattern[p],
-    ffn: spec.ffn[i],
+  const submodel = deriveSubmodel(config, spec);
+  const layers: LayerPlan[] = submodel.layers.map((l) => ({
+    parentIndex: l.parentIndex,
+    kind: l.type === 'full_attention' ? 'full' : 'sliding',
+    ropeTheta: l.ropeTheta,
+    kvRole: l.kv,
+    kvSource: l.kvSource,
+    sparsity: l.sparsity,
+    ffn: l.ffn,
   }));
   return {
     hiddenSize: t.hiddenSize,
@@ -150,7 +120,7 @@ export function submodelConfig(config: ModelConfig, spec: MixNMatchSpec): Gemma3
     vocabSize: t.vocabSize,
     vocabSizePerLayerInput: t.vocabSizePerLayerInput,
     padTokenId: t.padTokenId,
-    parentLayers: L,
+    parentLayers: t.numHiddenLayers,
     layers,
   };
 }

@@ -4,7 +4,7 @@
 // (stream axis in the middle so predict/correct are one batched matmul per token). Weights are stored
 // transposed to [in, out] so every Linear is a plain `x @ W`.
 import * as tf from '@tensorflow/tfjs-core';
-import { normalQuantile } from '../model/normal';
+import { normalQuantile } from '../formats';
 import type { KvCache } from './cache';
 
 // ---------------------------------------------------------------------------------------------------------

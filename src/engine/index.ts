@@ -23,3 +23,5 @@ export { LmHead, type RestrictedRow } from './head';
 export { EngineScorer, type ScorerOptions } from './scorer';
 export { type Gemma3nTextConfig, type LayerPlan, gaussianZ, ropeInvFreq } from './gemma3n';
 export { type BenchResult, runBench } from './bench';
+export { type OpenOptions, type OpenedModel, openModel, parseIdList, stopTokenIds } from './session';
+export { type LoadProgress, type ParentWeights, CheckpointTables, loadParentWeights } from './weights';

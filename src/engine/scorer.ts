@@ -1,7 +1,6 @@
 // MMLU's ChoiceScorer on the engine: the shared prefix (few-shot examples) runs once into a KV cache; suffixes
 // (questions) run in groups against a batch-broadcast copy of it, and only their last position goes through
 // the restricted head (choice logits + full-vocabulary log-sum-exp, never [T, vocab]).
-import type { ChoiceScorer } from '../eval/model';
 import type { TextModel } from './engine';
 
 export interface ScorerOptions {
@@ -9,7 +8,8 @@ export interface ScorerOptions {
   groupSize?: number;
 }
 
-export class EngineScorer implements ChoiceScorer {
+/** Structurally an evaluation `ChoiceScorer` (the engine does not depend on the evaluation stages). */
+export class EngineScorer {
   private readonly groupSize: number;
 
   constructor(

@@ -1,47 +1,19 @@
-// What the CLI commands share: open a checkpoint on a backend, resolve the submodel flags into an elastic
-// view, parse id lists, load a tokenizer that can also decode.
+// What the model-running commands share: open a checkpoint on a backend with the submodel as an elastic
+// view, end-of-sequence ids, id lists.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type ModelConfig, loadConfig } from '../model/config';
-import { UserInputError } from '../model/errors';
-import type { MixNMatchSpec } from '../model/spec';
-import { parseSpecFlags, type SpecFlags } from '../slicing';
-import { type BackendChoice, BACKEND_CHOICES } from './backend';
+import { UserInputError } from '../formats';
+import { type MixNMatchSpec, type ModelConfig, type SpecFlags, loadConfig, parseSpecFlags } from '../gemma3n';
+import type { BackendChoice } from './backend';
 import { Engine, type TextModel } from './engine';
 import type { LoadProgress } from './weights';
 
-export interface ModelFlags {
-  ffn?: string | string[];
-  skip?: string | string[];
-  blocks?: string | string[];
-  preset?: string;
-  spec?: string;
-  backend?: string;
+export interface OpenOptions {
+  /** The submodel; omitted: the checkpoint itself. */
+  readonly submodel?: SpecFlags | null;
+  /** `auto` when omitted. */
+  readonly backend?: string;
 }
-
-/** yargs options every model-running command takes (submodel + backend). */
-export const MODEL_OPTIONS = {
-  ffn: {
-    type: 'string',
-    describe: 'FFN widths of the submodel (one, per parent layer or per kept layer; WxN repeats)',
-  },
-  skip: { type: 'string', describe: 'parent layers to skip (indices and ranges, e.g. 20-24)' },
-  blocks: {
-    type: 'string',
-    describe: 'one FFN width per block (sliding layers + the full layer closing it)',
-  },
-  preset: {
-    type: 'string',
-    describe: 'a published Mix-n-Match config, e.g. "Config for official E2B Model"',
-  },
-  spec: { type: 'string', describe: 'JSON or YAML file with skip/ffn/blocks/preset' },
-  backend: {
-    type: 'string',
-    default: 'auto',
-    choices: BACKEND_CHOICES as unknown as string[],
-    describe: 'TF.js backend; auto = tensorflow-gpu > webgpu (hardware adapter) > tensorflow > wasm > cpu',
-  },
-} as const;
 
 export interface OpenedModel {
   readonly engine: Engine;
@@ -57,22 +29,14 @@ export interface OpenedModel {
  */
 export async function openModel(
   dir: string,
-  flags: ModelFlags,
+  opts: OpenOptions,
   hooks: { onWarning?: (m: string) => void; onProgress?: (p: LoadProgress) => void } = {},
 ): Promise<OpenedModel> {
-  const specFlags: SpecFlags = {
-    ffn: flags.ffn,
-    skip: flags.skip,
-    blocks: flags.blocks,
-    preset: flags.preset,
-    specFile: flags.spec,
-  };
-  const wantsSpec = Object.values(specFlags).some((v) => v !== undefined);
   // Resolve the spec before loading weights so a bad flag fails fast.
-  const spec = wantsSpec ? parseSpecFlags(specFlags, loadConfig(dir), hooks.onWarning) : null;
+  const spec = opts.submodel ? parseSpecFlags(opts.submodel, loadConfig(dir), hooks.onWarning) : null;
   const t0 = performance.now();
   const engine = await Engine.load(dir, {
-    backend: (flags.backend ?? 'auto') as BackendChoice,
+    backend: (opts.backend ?? 'auto') as BackendChoice,
     onProgress: hooks.onProgress,
   });
   try {

@@ -1,9 +1,19 @@
-// Loads a checkpoint's text weights onto the backend (float32, transposed once to [in, out]) and serves the embedding and PLE tables from the host, one row per token.
+// Loads a checkpoint's text weights onto the backend (float32, as the tensor table's `engine` column says:
+// Linear weights transposed once to [in, out], some fused or stacked) and serves the host-resident tables
+// (embeddings, PLE) from the checkpoint files, one row per token.
 import * as tf from '@tensorflow/tfjs-core';
-import { Checkpoint } from '../model/checkpoint';
-import type { ModelConfig } from '../model/config';
-import { CheckpointError } from '../model/safetensors';
-import { detectTextPrefix, layerTensorName } from '../model/tensors';
+import { Checkpoint, CheckpointError } from '../formats';
+import {
+  type GlobalFamily,
+  type ModelConfig,
+  type TensorFamily,
+  type TextConfig,
+  detectTextPrefix,
+  ffnOf,
+  globalKeys,
+  layerTensorName,
+  tensorFamily,
+} from '../gemma3n';
 import type { AltUpWeights, GlobalWeights, HostTables, LayerWeights } from './gemma3n';
 import { LmHead } from './head';
 
@@ -69,6 +79,48 @@ export interface ParentWeights {
   dispose(): void;
 }
 
+/** Which table entry fills which field of the engine's weights (shape, layout and KV carrying: the table's). */
+const LAYER_FIELDS = {
+  q: 'self_attn.q_proj.weight',
+  k: 'self_attn.k_proj.weight',
+  v: 'self_attn.v_proj.weight',
+  qNorm: 'self_attn.q_norm.weight',
+  kNorm: 'self_attn.k_norm.weight',
+  laurelLeft: 'laurel.linear_left.weight',
+  oProj: 'self_attn.o_proj.weight',
+  laurelRight: 'laurel.linear_right.weight',
+  postLaurelNorm: 'laurel.post_laurel_norm.weight',
+  inputNorm: 'input_layernorm.weight',
+  postAttnNorm: 'post_attention_layernorm.weight',
+  preFfnNorm: 'pre_feedforward_layernorm.weight',
+  postFfnNorm: 'post_feedforward_layernorm.weight',
+  gate: 'mlp.gate_proj.weight',
+  up: 'mlp.up_proj.weight',
+  down: 'mlp.down_proj.weight',
+  pleGate: 'per_layer_input_gate.weight',
+  pleProj: 'per_layer_projection.weight',
+  postPleNorm: 'post_per_layer_input_norm.weight',
+} as const satisfies Partial<Record<keyof LayerWeights, string>>;
+
+const ALTUP_FIELDS = {
+  routerNorm: 'altup.router_norm.weight',
+  router: 'altup.modality_router.weight',
+  predict: 'altup.prediction_coefs.weight',
+  correct: 'altup.correction_coefs.weight',
+  correctOutputScale: 'altup.correct_output_scale',
+} as const satisfies Record<keyof AltUpWeights, string>;
+
+const GLOBAL_FIELDS = {
+  pleModelProj: 'per_layer_model_projection.weight',
+  pleProjNorm: 'per_layer_projection_norm.weight',
+  altupIn: 'altup_projections.{k}.weight',
+  altupOut: 'altup_unembed_projections.{k}.weight',
+  finalNorm: 'norm.weight',
+} as const satisfies Record<keyof GlobalWeights, string>;
+
+const EMBED_KEY = 'embed_tokens.weight';
+const PLE_KEY = 'embed_tokens_per_layer.weight';
+
 export interface LoadProgress {
   readonly done: number;
   readonly total: number;
@@ -81,7 +133,7 @@ export function loadParentWeights(
   maxTensorBytes: number,
   onProgress?: (p: LoadProgress) => void,
 ): ParentWeights {
-  const c = config.text;
+  const c: TextConfig = config.text;
   const prefix = detectTextPrefix(ckpt.tensors.keys());
   const name = (s: string) => prefix + s;
   const owned: tf.Tensor[] = [];
@@ -102,118 +154,107 @@ export function loadParentWeights(
     bytes += t.size * 4;
     return t;
   };
-  const vec = (n: string, len: number) => keep(tf.tensor1d(read(n, [len])));
-  /** Linear weight [out, in] → resident [in, out]. */
-  const linearT = (n: string, out: number, inp: number) =>
-    keep(tf.tidy(() => tf.transpose(tf.tensor2d(read(n, [out, inp]), [out, inp]))) as tf.Tensor2D);
-  /** Several Linear weights with the same input, fused along the output axis: [in, Σ out]. */
-  const fusedT = (parts: [string, number][], inp: number) =>
-    keep(
-      tf.tidy(() =>
-        tf.transpose(
-          tf.concat(
-            parts.map(([n, out]) => tf.tensor2d(read(n, [out, inp]), [out, inp])),
-            0,
-          ),
-        ),
-      ) as tf.Tensor2D,
-    );
-
-  const H = c.hiddenSize;
-  const N = c.altupNumInputs;
-  const P = c.hiddenSizePerLayerInput;
-  const L = c.numHiddenLayers;
-  const qDim = c.numAttentionHeads * c.headDim;
-  const kvDim = c.numKeyValueHeads * c.headDim;
-  const total = L + 2;
-  try {
-    const global: GlobalWeights = {
-      pleModelProj: linearT(name('per_layer_model_projection.weight'), L * P, H),
-      pleProjNorm: vec(name('per_layer_projection_norm.weight'), P),
-      altupIn: fusedT(
-        Array.from(
-          { length: N - 1 },
-          (_, k) => [name(`altup_projections.${k}.weight`), H] as [string, number],
-        ),
-        H,
-      ),
-      altupOut: keep(
+  const matrix = (n: string, shape: readonly number[]): tf.Tensor2D => {
+    const [rows = 0, cols = 0] = shape;
+    return tf.tensor2d(read(n, shape), [rows, cols]);
+  };
+  const clip = c.altupCoefClip;
+  /** One tensor, laid out as its family's `engine` column says. */
+  const take = (n: string, f: TensorFamily, shape: readonly number[]): tf.Tensor => {
+    switch (f.engine) {
+      case 'vector':
+        return keep(tf.tensor1d(read(n, shape)));
+      case 'transposed':
+        return keep(tf.tidy(() => tf.transpose(matrix(n, shape))));
+      case 'clipped_transposed':
+        // transformers clamps correction_coefs to ±altup_coef_clip on every call, even at inference.
+        return keep(
+          tf.tidy(() => {
+            const w = matrix(n, shape);
+            return tf.transpose(clip === null ? w : tf.clipByValue(w, -clip, clip));
+          }),
+        );
+      default:
+        throw new Error(`${n}: the engine takes ${f.engine} tensors as a family, not one by one`);
+    }
+  };
+  /** An indexed family as one tensor: fused along the output axis, or stacked, both transposed. */
+  const takeFamily = (f: GlobalFamily): tf.Tensor => {
+    const keys = globalKeys(f, c);
+    const shape = f.shape(c);
+    if (f.engine === 'fused_transposed') {
+      return keep(
         tf.tidy(() =>
-          tf.stack(
-            Array.from({ length: N - 1 }, (_, k) =>
-              tf.transpose(tf.tensor2d(read(name(`altup_unembed_projections.${k}.weight`), [H, H]), [H, H])),
+          tf.transpose(
+            tf.concat(
+              keys.map((k) => matrix(name(k), shape)),
+              0,
             ),
           ),
-        ) as tf.Tensor3D,
-      ),
-      finalNorm: vec(name('norm.weight'), H),
-    };
+        ),
+      );
+    }
+    if (f.engine === 'stacked_transposed') {
+      return keep(tf.tidy(() => tf.stack(keys.map((k) => tf.transpose(matrix(name(k), shape))))));
+    }
+    return take(name(f.key), f, shape);
+  };
+
+  const L = c.numHiddenLayers;
+  const H = c.hiddenSize;
+  const P = c.hiddenSizePerLayerInput;
+  const total = L + 2;
+  try {
+    const global = Object.fromEntries(
+      Object.entries(GLOBAL_FIELDS).map(([field, key]) => {
+        const f = tensorFamily(key);
+        if (f.scope !== 'global') throw new Error(`${key} is not a model-level tensor`);
+        return [field, takeFamily(f)];
+      }),
+    ) as unknown as GlobalWeights;
     onProgress?.({ done: 1, total });
 
     const layers: LayerWeights[] = [];
     for (let l = 0; l < L; l++) {
-      const ln = (s: string) => layerTensorName(l, s, prefix);
-      const I = c.intermediateSize[l];
-      const consumer = config.layers[l].kv === 'consumer';
-      const clip = c.altupCoefClip;
-      const altup: AltUpWeights = {
-        routerNorm: vec(ln('altup.router_norm.weight'), H),
-        router: linearT(ln('altup.modality_router.weight'), N, H),
-        predict: linearT(ln('altup.prediction_coefs.weight'), N * N, N),
-        // transformers clamps correction_coefs to ±altup_coef_clip on every call, even at inference.
-        correct: keep(
-          tf.tidy(() => {
-            const w = tf.tensor2d(read(ln('altup.correction_coefs.weight'), [N, N]), [N, N]);
-            return tf.transpose(clip === null ? w : tf.clipByValue(w, -clip, clip));
-          }) as tf.Tensor2D,
-        ),
-        correctOutputScale: vec(ln('altup.correct_output_scale'), H),
-      };
+      const I = ffnOf(c, l);
       // Consumers' own k_proj/v_proj/k_norm may be present (Google's files) or absent (re-saves): never read.
-      layers.push({
-        q: linearT(ln('self_attn.q_proj.weight'), qDim, H),
-        k: consumer ? null : linearT(ln('self_attn.k_proj.weight'), kvDim, H),
-        v: consumer ? null : linearT(ln('self_attn.v_proj.weight'), kvDim, H),
-        qNorm: vec(ln('self_attn.q_norm.weight'), c.headDim),
-        kNorm: consumer ? null : vec(ln('self_attn.k_norm.weight'), c.headDim),
-        laurelLeft: linearT(ln('laurel.linear_left.weight'), c.laurelRank, H),
-        oProj: linearT(ln('self_attn.o_proj.weight'), H, qDim),
-        laurelRight: linearT(ln('laurel.linear_right.weight'), H, c.laurelRank),
-        postLaurelNorm: vec(ln('laurel.post_laurel_norm.weight'), H),
-        inputNorm: vec(ln('input_layernorm.weight'), H),
-        postAttnNorm: vec(ln('post_attention_layernorm.weight'), H),
-        preFfnNorm: vec(ln('pre_feedforward_layernorm.weight'), H),
-        postFfnNorm: vec(ln('post_feedforward_layernorm.weight'), H),
-        gate: linearT(ln('mlp.gate_proj.weight'), I, H),
-        up: linearT(ln('mlp.up_proj.weight'), I, H),
-        down: linearT(ln('mlp.down_proj.weight'), H, I),
-        altup,
-        pleGate: linearT(ln('per_layer_input_gate.weight'), P, H),
-        pleProj: linearT(ln('per_layer_projection.weight'), H, P),
-        postPleNorm: vec(ln('post_per_layer_input_norm.weight'), H),
-      });
+      const consumer = config.layers[l]?.kv === 'consumer';
+      const fields = (map: Record<string, string>) =>
+        Object.fromEntries(
+          Object.entries(map).map(([field, key]) => {
+            const f = tensorFamily(key);
+            if (f.scope !== 'layer') throw new Error(`${key} is not a per-layer tensor`);
+            if (f.kvOnly && consumer) return [field, null];
+            return [field, take(layerTensorName(l, key, prefix), f, f.shape(c, I))];
+          }),
+        );
+      const altup = fields(ALTUP_FIELDS) as unknown as AltUpWeights;
+      layers.push({ ...fields(LAYER_FIELDS), altup } as unknown as LayerWeights);
       onProgress?.({ done: l + 2, total });
     }
 
-    const embedName = name('embed_tokens.weight');
-    const pleName = name('embed_tokens_per_layer.weight');
+    // The host-resident tables: shapes checked here, rows read per batch.
+    const embedName = name(EMBED_KEY);
+    const pleName = name(PLE_KEY);
     const embInfo = ckpt.info(embedName);
-    if (embInfo.shape[0] !== c.vocabSize || embInfo.shape[1] !== H) {
+    const embShape = (tensorFamily(EMBED_KEY) as GlobalFamily).shape(c);
+    if (embInfo.shape.length !== 2 || embInfo.shape.some((d, i) => d !== embShape[i])) {
       throw new CheckpointError(
         ckpt.dir,
-        `${embedName} has shape [${embInfo.shape.join(', ')}], expected [${c.vocabSize}, ${H}]`,
+        `${embedName} has shape [${embInfo.shape.join(', ')}], expected [${embShape.join(', ')}]`,
       );
     }
     const pleInfo = ckpt.info(pleName);
     if (pleInfo.shape[1] !== L * P) {
       throw new CheckpointError(ckpt.dir, `${pleName} has ${pleInfo.shape[1]} columns, expected ${L * P}`);
     }
+    const pleRows = pleInfo.shape[0] ?? 0;
     const head = LmHead.load(c.vocabSize, H, c.finalLogitSoftcapping, maxTensorBytes, (a, b) =>
       ckpt.readFloat32(embedName, a, b),
     );
     bytes += head.bytes;
     onProgress?.({ done: total, total });
-    const host = new CheckpointTables(ckpt, embedName, pleName, H, P, L, pleInfo.shape[0]);
+    const host = new CheckpointTables(ckpt, embedName, pleName, H, P, L, pleRows);
     const dispose = () => {
       tf.dispose(owned);
       head.dispose();

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { parquetReadObjects } from 'hyparquet';
-import { parseCsv } from '../model/csv';
+import { parseCsv } from '../formats';
 import { EvalInputError, quote } from './errors';
 import { SUBJECTS, isSubject } from './subjects';
 

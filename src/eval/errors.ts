@@ -1,4 +1,4 @@
-import { UserInputError } from '../model/errors';
+import { UserInputError } from '../formats';
 
 /**
  * Bad evaluation input (data files, options, prediction files). The CLI prints `error: <message>` and exits 2,

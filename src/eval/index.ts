@@ -1,7 +1,6 @@
 // Public API of the MMLU evaluation stages (lm-evaluation-harness `mmlu` protocol).
 export { EvalInputError } from './errors';
 export { CATEGORIES, SUBJECTS, type Category, categoryOf } from './subjects';
-export { parseCsv, type CsvRecord } from '../model/csv';
 export {
   LETTERS,
   SPLITS,
@@ -26,6 +25,8 @@ export {
 export { type McNemarResult, mcnemarExact } from './compare';
 export type { ChoiceScorer } from './model';
 export {
+  RESULTS_VERSION,
+  type EvalRecord,
   type EvalResults,
   type EvaluateOptions,
   type Evaluation,
@@ -35,4 +36,5 @@ export {
   writePredictionsJsonl,
   writeResults,
 } from './run';
+export { EvalJournal, type JournalStart } from './journal';
 export { MMLU_ROW_COUNTS, checkMmluRowCounts, expectedMmluTotals } from './mmlu-counts';

@@ -1,5 +1,5 @@
 import { promises as fs } from 'node:fs';
-import { writeFileAtomically } from '../model/atomic';
+import { writeFileAtomically } from '../formats';
 import { LETTERS, type Letter, type MmluDataset, type MmluQuestion, questionsOf } from './dataset';
 import { EvalInputError, quote } from './errors';
 import type { ChoiceScorer } from './model';
@@ -35,7 +35,11 @@ export interface EvaluateOptions {
   done?: readonly QuestionPrediction[];
 }
 
+/** Version of the results record's layout; bumped when a field changes meaning or goes away. */
+export const RESULTS_VERSION = 1;
+
 export interface EvalResults extends Aggregate {
+  version: typeof RESULTS_VERSION;
   model: string | null;
   spec: unknown;
   dataset: { source: string; format: string };
@@ -55,6 +59,13 @@ export interface EvalResults extends Aggregate {
     /** Questions taken from an interrupted earlier run (`done`), not scored again. */
     resumed_questions: number;
   };
+}
+
+/** The results file `eval` writes: the evaluation plus how it was run. */
+export interface EvalRecord extends EvalResults {
+  backend: string;
+  /** The predictions JSONL written beside it, if any. */
+  predictions_file: string | null;
 }
 
 export interface Evaluation {
@@ -131,6 +142,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<Evaluation> {
 
   const seconds = (performance.now() - start) / 1000;
   const results: EvalResults = {
+    version: RESULTS_VERSION,
     model: opts.model ?? null,
     spec: opts.spec ?? null,
     dataset: { source: dataset.source, format: dataset.format },
@@ -185,7 +197,7 @@ function toPrediction(q: MmluQuestion, logprobs: readonly number[]): QuestionPre
   };
 }
 
-export function writeResults(target: string, results: EvalResults): Promise<void> {
+export function writeResults(target: string, results: EvalResults | EvalRecord): Promise<void> {
   return writeFileAtomically(target, JSON.stringify(results, null, 2) + '\n');
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mulberry32 } from '../model/random';
+import { mulberry32 } from '../formats';
 import { type MmluDataset, type Split } from './dataset';
 import { EvalInputError } from './errors';
 import { type Category, SUBJECTS, categoryOf, isCategory, isSubject } from './subjects';

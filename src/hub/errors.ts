@@ -1,7 +1,7 @@
 // Errors from the Hub. Access problems (gated, not found, bad token, bad revision) are the user's input:
 // one line, exit 2. Network failures that outlast the retries and corrupt transfers are not: one line,
 // exit 1, and the same command resumes later.
-import { UserInputError } from '../model/errors';
+import { UserInputError } from '../formats';
 
 /** The repository, revision, file or token the user named cannot be used. */
 export class HubAccessError extends UserInputError {

@@ -1,7 +1,7 @@
 // HTTP to the Hub: retries with backoff for transient failures (connection errors, dropped bodies,
 // 408/429/5xx), one-line errors for the rest (gated, not found, bad token), and positional reads of a
 // file through Range requests (`HttpByteSource`), resuming a dropped transfer where it stopped.
-import type { ByteSource } from '../model/byte-source';
+import type { ByteSource } from '../formats';
 import { HubAccessError, HubTransferError } from './errors';
 import { HubOptions, RepoRef, hubUrlOf, repoPage } from './repo';
 

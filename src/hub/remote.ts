@@ -4,9 +4,15 @@
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ByteRanges, CoalescingByteSource } from '../model/byte-source';
-import { CONFIG_FILE, Checkpoint, INDEX_FILE } from '../model/checkpoint';
-import { SafetensorsReader, TensorShard } from '../model/safetensors';
+import {
+  ByteRanges,
+  CONFIG_FILE,
+  Checkpoint,
+  CoalescingByteSource,
+  INDEX_FILE,
+  SafetensorsReader,
+  TensorShard,
+} from '../formats';
 import { CHECKPOINT_FILES, RepoSnapshot, downloadFiles, matchFiles, snapshotRepo } from './download';
 import { HubAccessError } from './errors';
 import { HttpByteSource } from './http';

@@ -1,8 +1,7 @@
 // The model card (README.md) written beside a slice: where it came from, what it is, how to remake it.
-import { PublishedConfig } from '../model/presets';
-import { LAYER_HEADER, layerRows, markdownTable, summaryRows } from './format';
+import { PublishedConfig, rangeList, runLength } from '../gemma3n';
+import { LAYER_HEADER, layerRows, markdownTable, summaryRows } from './summary';
 import { DEFAULT_MAX_SHARD_BYTES, SlicePlan } from './plan';
-import { rangeList, runLength } from './spec';
 
 export interface CardInput {
   readonly plan: SlicePlan;

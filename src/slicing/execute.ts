@@ -1,16 +1,22 @@
-// Executes a slice plan: streams the parent's shards into new shards, a few shards at once, each
-// through two reused buffers (the next chunk is read while the current one is written), then writes
-// the index, config, copied side files and the model card. Everything is built in a temporary
+// Executes a slice plan: streams the parent's tensors through the one sharded checkpoint writer, a few
+// shards at once, each through two reused buffers (the next chunk is read while the current one is
+// written), then writes the config, copied side files and the model card. Everything is built in a temporary
 // folder beside the output and renamed into place at the end, so a failure or an interrupt leaves
 // no partial output.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { Checkpoint, CheckpointTensor, CONFIG_FILE, INDEX_FILE } from '../model/checkpoint';
 import { isDeepStrictEqual } from 'node:util';
-import { dtypeBytes } from '../model/dtype';
-import { UserInputError } from '../model/errors';
-import { SafetensorsWriter, TensorShard, numel } from '../model/safetensors';
+import {
+  CONFIG_FILE,
+  Checkpoint,
+  CheckpointTensor,
+  TensorShard,
+  UserInputError,
+  dtypeBytes,
+  numel,
+  writeShardedCheckpoint,
+} from '../formats';
 import { editJsonObject } from './config-text';
 import { PlannedTensor, SlicePlan, SourceTensor } from './plan';
 
@@ -120,6 +126,12 @@ interface Chunk {
   };
 }
 
+function at<T>(xs: readonly T[], i: number): T {
+  const x = xs[i];
+  if (x === undefined) throw new RangeError(`plan entry ${i} is out of range`);
+  return x;
+}
+
 function rowBytesOf(t: PlannedTensor): number {
   return numel(t.sourceShape.slice(1)) * dtypeBytes(t.dtype);
 }
@@ -161,44 +173,32 @@ function compactColumns(buf: Uint8Array, cols: NonNullable<Chunk['cols']>): Uint
   return buf.subarray(0, dst);
 }
 
-async function writeShard(
-  file: string,
+/** A shard's bytes, double-buffered: the next read fills the other buffer while this chunk is written. */
+async function* shardBytes(
   tensors: readonly PlannedTensor[],
   ckpt: Checkpoint<TensorShard>,
-  buffers: [Uint8Array, Uint8Array],
+  buffers: readonly [Uint8Array, Uint8Array],
   chunk: number,
-  metadata: Record<string, string> | null,
-  step: (bytes: number) => void,
-): Promise<void> {
-  const writer = await SafetensorsWriter.create(file, tensors, metadata);
-  try {
-    const chunks = (function* () {
-      for (const t of tensors) yield* chunksOf(t, ckpt.get(t.source), chunk);
-    })();
-    const read = (c: Chunk, buf: Uint8Array) => {
-      const p = c.src.file.readRangeAsync(c.src.info, c.begin, c.length, buf);
-      // A read that fails while we are still writing must not count as an unhandled rejection.
-      p.catch(() => undefined);
-      return p;
-    };
-    let k = 0;
-    let cur = chunks.next();
-    let pending = cur.done ? null : read(cur.value, buffers[0]);
-    while (!cur.done && pending) {
-      const data = await pending;
-      const next = chunks.next();
-      // Overlap: the next read fills the other buffer while this one is compacted and written.
-      pending = next.done ? null : read(next.value, buffers[(k + 1) % 2]);
-      const out = cur.value.cols ? compactColumns(data, cur.value.cols) : data;
-      await writer.write(out);
-      step(out.byteLength);
-      cur = next;
-      k++;
-    }
-    await writer.close();
-  } catch (err) {
-    await writer.abort();
-    throw err;
+): AsyncGenerator<Uint8Array> {
+  const chunks = (function* () {
+    for (const t of tensors) yield* chunksOf(t, ckpt.get(t.source), chunk);
+  })();
+  const read = (c: Chunk, buf: Uint8Array) => {
+    const p = c.src.file.readRangeAsync(c.src.info, c.begin, c.length, buf);
+    // A read that fails while we are still writing must not count as an unhandled rejection.
+    p.catch(() => undefined);
+    return p;
+  };
+  let k = 0;
+  let cur = chunks.next();
+  let pending = cur.done ? null : read(cur.value, buffers[0]);
+  while (!cur.done && pending) {
+    const data = await pending;
+    const next = chunks.next();
+    pending = next.done ? null : read(next.value, buffers[(k + 1) % 2]);
+    yield cur.value.cols ? compactColumns(data, cur.value.cols) : data;
+    cur = next;
+    k++;
   }
 }
 
@@ -218,7 +218,7 @@ export async function executePlan(
   );
   await fsp.mkdir(tmp);
   opts.onTempDir?.(tmp);
-  // One controller stops every shard writer: the caller's signal, or the first failure.
+  // The caller's signal stops every shard writer (the writer itself stops the others on a failure).
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   opts.signal?.addEventListener('abort', onAbort);
@@ -234,49 +234,30 @@ export async function executePlan(
     for (const t of plan.tensors) if (t.op.kind === 'cols') size = Math.max(size, rowBytesOf(t));
     const metadata = ckpt.shards[0]?.metadata ?? { format: 'pt' };
     let done = 0;
-    const step = (n: number) => {
-      done += n;
-      opts.onProgress?.(done, plan.outputBytes);
-      checkAbort();
-    };
     // Shards are independent files: writing a few at once spreads the copying over several cores
     // and overlaps one shard's fsync with the others' writes. Each writer owns two buffers.
-    const queue = [...plan.shards];
-    const worker = async () => {
-      const buffers: [Uint8Array, Uint8Array] = [new Uint8Array(size), new Uint8Array(size)];
-      for (let shard = queue.shift(); shard; shard = queue.shift()) {
+    const buffers: [Uint8Array, Uint8Array][] = [];
+    const written = await writeShardedCheckpoint({
+      dir: tmp,
+      shards: plan.shards.map((s) => ({ file: s.file, tensors: s.tensors.map((i) => at(plan.tensors, i)) })),
+      data: (tensors, worker) => {
         checkAbort();
-        const tensors = shard.tensors.map((i) => plan.tensors[i]);
-        await writeShard(path.join(tmp, shard.file), tensors, ckpt, buffers, chunk, metadata, step);
-      }
-    };
-    const jobs = Math.max(1, Math.min(opts.concurrency ?? DEFAULT_CONCURRENCY, plan.shards.length));
-    const settled = await Promise.allSettled(
-      Array.from({ length: jobs }, () =>
-        worker().catch((err: unknown) => {
-          stop.abort();
-          throw err;
-        }),
-      ),
-    );
-    // Report the cause, not the SliceAbortedError it triggered in the other writers.
-    const errors = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
-    if (errors.length > 0) throw errors.find((e) => !(e instanceof SliceAbortedError)) ?? errors[0];
-
-    const weightMap: Record<string, string> = {};
-    const sorted = [...plan.tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const t of sorted) weightMap[t.name] = plan.shards[t.shard].file;
-    const index = {
-      metadata: {
-        total_size: plan.outputBytes,
-        total_parameters: plan.tensors.reduce((a, t) => a + numel(t.shape), 0),
+        const pair = (buffers[worker] ??= [new Uint8Array(size), new Uint8Array(size)]);
+        return shardBytes(tensors, ckpt, pair, chunk);
       },
-      weight_map: weightMap,
-    };
-    await fsp.writeFile(path.join(tmp, INDEX_FILE), JSON.stringify(index, null, 2) + '\n');
+      metadata,
+      concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
+      index: 'always',
+      indexMetadata: { total_parameters: plan.tensors.reduce((a, t) => a + numel(t.shape), 0) },
+      onChunk: (n) => {
+        done += n;
+        opts.onProgress?.(done, plan.outputBytes);
+        checkAbort();
+      },
+    });
     const parentConfig = await fsp.readFile(path.join(ckpt.dir, CONFIG_FILE), 'utf8');
     await fsp.writeFile(path.join(tmp, CONFIG_FILE), slicedConfigText(parentConfig, plan));
-    const files = [...plan.shards.map((s) => s.file), INDEX_FILE, CONFIG_FILE];
+    const files = [...written.files, CONFIG_FILE];
     for (const name of fs.readdirSync(ckpt.dir).sort()) {
       if (!SIDE_FILE_RE.test(name) || !fs.statSync(path.join(ckpt.dir, name)).isFile()) continue;
       // Content only: a read-only source file must not make the copy read-only.

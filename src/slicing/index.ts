@@ -1,26 +1,19 @@
-// Public API of Mix-n-Match slicing: spec parsing, pure planning, streaming execution.
-export {
-  SliceSpecError,
-  parseSpecFlags,
-  resolveSpec,
-  validateSpec,
-  parseSkipList,
-  parseWidthList,
-  parentBlocks,
-  expandBlocks,
-  findPreset,
-  readSpecFile,
-  runLength,
-  rangeList,
-  TRAINED_WIDTHS,
-} from './spec';
-export type { SpecFlags, ResolvedSpec } from './spec';
+// Mix-n-Match slicing: pure planning from the tensor table and the submodel, streaming execution through the
+// one sharded writer, the model card. Spec parsing lives in ../gemma3n.
 export { planSlice, SlicePlanError, DEFAULT_MAX_SHARD_BYTES } from './plan';
 export type { SlicePlan, PlannedTensor, PlannedShard, SliceOp, SourceTensor, LayerRow } from './plan';
-export { executePlan, sourceTensors, checkOutput, SliceOutputError, SliceAbortedError } from './execute';
+export {
+  executePlan,
+  sourceTensors,
+  checkOutput,
+  slicedConfigText,
+  SliceOutputError,
+  SliceAbortedError,
+} from './execute';
 export type { ExecuteOptions, ExecuteResult } from './execute';
+export { editJsonObject } from './config-text';
 export { renderCard, reproduceCommand } from './card';
-export { formatPlan } from './format';
+export { LAYER_HEADER, formatParams, layerRows, markdownTable, summaryRows } from './summary';
 export { sliceCheckpoint } from './run';
 export type { SliceOptions, SliceOutcome, OpenedParent } from './run';
 export { planReads } from './reads';

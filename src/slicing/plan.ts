@@ -1,14 +1,33 @@
 // A pure slice plan: from the parent's config, its tensor list and a spec, what every output tensor is
 // made of, which shard it lands in, and the new config. No I/O here, so plans are cheap to test and print.
-import { DType, dtypeBytes } from '../model/dtype';
-import { ModelConfig, parseConfig, withTextUpdates } from '../model/config';
-import { ParamBreakdown, textParams, withTowers } from '../model/accounting';
-import { UserInputError } from '../model/errors';
-import { MixNMatchSpec, keptLayers } from '../model/spec';
-import { detectTextPrefix } from '../model/tensors';
-import { NON_TEXT_PREFIXES } from '../model/inspect';
-import { numel } from '../model/safetensors';
-import { validateSpec } from './spec';
+// What happens to each tensor is the tensor table's `slice` column; which layers stay is the submodel's.
+import {
+  DEFAULT_MAX_SHARD_BYTES,
+  DType,
+  UserInputError,
+  dtypeBytes,
+  numel,
+  planShards,
+  shardFileName,
+} from '../formats';
+import {
+  GLOBAL_TENSORS,
+  NON_TEXT_PREFIXES,
+  LAYER_TENSORS,
+  MixNMatchSpec,
+  ModelConfig,
+  ParamBreakdown,
+  TensorFamily,
+  deriveSubmodel,
+  detectTextPrefix,
+  ffnOf,
+  globalKeys,
+  parseConfig,
+  parseLayerTensorName,
+  textParams,
+  withTextUpdates,
+  withTowers,
+} from '../gemma3n';
 
 /** The parent tensor does not have the shape its config implies. */
 export class SlicePlanError extends UserInputError {
@@ -92,10 +111,7 @@ export interface PlanOptions {
   readonly textOnly?: boolean;
 }
 
-export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
-
-const FFN_ROWS = new Set(['mlp.gate_proj.weight', 'mlp.up_proj.weight']);
-const FFN_COLS = 'mlp.down_proj.weight';
+export { DEFAULT_MAX_SHARD_BYTES };
 
 /** Merges sorted, touching ranges so each becomes one read or one copy. */
 function merge(ranges: [number, number][]): [number, number][] {
@@ -116,10 +132,6 @@ function expectShape(t: SourceTensor, want: readonly number[], why: string): voi
   }
 }
 
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
 /**
  * Plans a Mix-n-Match slice. `tensors` are the parent's tensors in the order they should be read
  * (shard by shard, by offset); output keeps that order so the executor reads sequentially.
@@ -131,123 +143,135 @@ export function planSlice(
   options: PlanOptions = {},
 ): SlicePlan {
   // Callers usually validated already (with their flag names); this guards direct API use.
-  validateSpec(parent, spec);
+  const submodel = deriveSubmodel(parent, spec);
   const c = parent.text;
   const L = c.numHiddenLayers;
   const P = c.hiddenSizePerLayerInput;
-  const kept = keptLayers(L, spec);
+  const kept = submodel.kept;
   const newIndex = new Map(kept.map((l, i) => [l, i]));
   const prefix = detectTextPrefix(tensors.map((t) => t.name));
-  const layerRe = new RegExp(`^${escapeRe(prefix)}layers\\.(\\d+)\\.(.+)$`);
-  const pleTable = `${prefix}embed_tokens_per_layer.weight`;
-  const pleProjection = `${prefix}per_layer_model_projection.weight`;
+  const layerFamilies = new Map<string, TensorFamily>(LAYER_TENSORS.map((f) => [f.key, f]));
+  const globalFamilies = new Map<string, TensorFamily>(
+    GLOBAL_TENSORS.flatMap((g) => globalKeys(g, c).map((k) => [prefix + k, g] as const)),
+  );
   const keptPleRanges = merge(kept.map((l) => [l * P, (l + 1) * P]));
   const skipsAny = kept.length < L;
 
   const planned: Omit<PlannedTensor, 'shard'>[] = [];
   const dropped: { name: string; reason: string }[] = [];
-  const add = (t: SourceTensor, name: string, op: SliceOp, shape: number[]) =>
+  const add = (t: SourceTensor, name: string, op: SliceOp, shape: readonly number[]) =>
     planned.push({
       name,
       source: t.name,
       dtype: t.dtype,
       sourceShape: t.shape,
-      shape,
+      shape: [...shape],
       op,
       bytes: numel(shape) * dtypeBytes(t.dtype),
     });
+  const copy = (t: SourceTensor, name = t.name) => add(t, name, { kind: 'copy' }, t.shape);
 
   for (const t of tensors) {
     if (options.textOnly && NON_TEXT_PREFIXES.some((p) => t.name.startsWith(p))) {
       dropped.push({ name: t.name, reason: 'text only' });
       continue;
     }
-    const m = layerRe.exec(t.name);
+    const m = parseLayerTensorName(t.name, prefix);
+    // Tensors the table does not know (vision, audio, extras) are copied byte for byte.
+    let family: TensorFamily | undefined;
+    let name = t.name;
+    let from = 0;
+    let to = 0;
+    let l = -1;
     if (m) {
-      const l = Number(m[1]);
-      const suffix = m[2];
+      l = m.layer;
       if (l >= L) throw new SlicePlanError(`${t.name}: layer ${l} is beyond the config's ${L} layers`);
       const n = newIndex.get(l);
       if (n === undefined) {
         dropped.push({ name: t.name, reason: `layer ${l} skipped` });
         continue;
       }
-      const name = `${prefix}layers.${n}.${suffix}`;
-      const from = c.intermediateSize[l];
-      const to = spec.ffn[n];
-      if (FFN_ROWS.has(suffix)) {
-        expectShape(t, [from, c.hiddenSize], `layer ${l} intermediate_size ${from}`);
-        if (to === from) add(t, name, { kind: 'copy' }, [...t.shape]);
-        else add(t, name, { kind: 'rows', ranges: [[0, to]] }, [to, t.shape[1]]);
-      } else if (suffix === FFN_COLS) {
-        expectShape(t, [c.hiddenSize, from], `layer ${l} intermediate_size ${from}`);
-        if (to === from) add(t, name, { kind: 'copy' }, [...t.shape]);
-        else add(t, name, { kind: 'cols', ranges: [[0, to]] }, [t.shape[0], to]);
-      } else {
-        add(t, name, { kind: 'copy' }, [...t.shape]);
-      }
-    } else if (t.name === pleTable) {
-      // Layer-major columns: layer l owns columns [l·P, (l+1)·P).
-      expectShape(t, [c.vocabSizePerLayerInput, L * P], 'vocab_size_per_layer_input × layers·P');
-      if (skipsAny) add(t, t.name, { kind: 'cols', ranges: keptPleRanges }, [t.shape[0], kept.length * P]);
-      else add(t, t.name, { kind: 'copy' }, [...t.shape]);
-    } else if (t.name === pleProjection) {
-      // Layer-major rows: layer l owns rows [l·P, (l+1)·P).
-      expectShape(t, [L * P, c.hiddenSize], 'layers·P × hidden_size');
-      if (skipsAny) add(t, t.name, { kind: 'rows', ranges: keptPleRanges }, [kept.length * P, t.shape[1]]);
-      else add(t, t.name, { kind: 'copy' }, [...t.shape]);
+      name = `${prefix}layers.${n}.${m.key}`;
+      from = ffnOf(c, l);
+      to = submodel.layers[n]?.ffn ?? from;
+      family = layerFamilies.get(m.key);
     } else {
-      add(t, t.name, { kind: 'copy' }, [...t.shape]);
+      family = globalFamilies.get(t.name);
+    }
+    const R = t.shape[0] ?? 0;
+    const C = t.shape[1] ?? 0;
+    // The table's shape for this tensor (global shapes ignore the width argument).
+    const want = () => (family?.scope === 'layer' ? family.shape(c, from) : (family?.shape(c) ?? []));
+    switch (family?.slice ?? 'copy') {
+      case 'copy':
+        copy(t, name);
+        break;
+      case 'ffn_rows':
+        expectShape(t, want(), `layer ${l} intermediate_size ${from}`);
+        if (to === from) copy(t, name);
+        else add(t, name, { kind: 'rows', ranges: [[0, to]] }, [to, C]);
+        break;
+      case 'ffn_cols':
+        expectShape(t, want(), `layer ${l} intermediate_size ${from}`);
+        if (to === from) copy(t, name);
+        else add(t, name, { kind: 'cols', ranges: [[0, to]] }, [R, to]);
+        break;
+      case 'ple_cols':
+        // Layer-major columns: layer l owns columns [l·P, (l+1)·P).
+        expectShape(t, want(), 'vocab_size_per_layer_input × layers·P');
+        if (skipsAny) add(t, name, { kind: 'cols', ranges: keptPleRanges }, [R, kept.length * P]);
+        else copy(t, name);
+        break;
+      case 'ple_rows':
+        // Layer-major rows: layer l owns rows [l·P, (l+1)·P).
+        expectShape(t, want(), 'layers·P × hidden_size');
+        if (skipsAny) add(t, name, { kind: 'rows', ranges: keptPleRanges }, [kept.length * P, C]);
+        else copy(t, name);
+        break;
     }
   }
 
   const maxShardBytes = options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
   if (!(maxShardBytes > 0))
     throw new SlicePlanError(`--max-shard-size: must be positive, got ${maxShardBytes}`);
-  const groups: number[][] = [];
-  let size = 0;
-  planned.forEach((t, i) => {
-    if (groups.length === 0 || (size + t.bytes > maxShardBytes && groups[groups.length - 1].length > 0)) {
-      groups.push([]);
-      size = 0;
-    }
-    groups[groups.length - 1].push(i);
-    size += t.bytes;
-  });
-  const pad = (n: number) => String(n).padStart(5, '0');
+  const groups = planShards(
+    planned.map((t, i) => ({ ...t, i })),
+    maxShardBytes,
+  );
   const shards: PlannedShard[] = groups.map((g, k) => ({
-    file: `model-${pad(k + 1)}-of-${pad(groups.length)}.safetensors`,
-    tensors: g,
-    bytes: g.reduce((a, i) => a + planned[i].bytes, 0),
+    file: shardFileName(k, groups.length),
+    tensors: g.map((t) => t.i),
+    bytes: g.reduce((a, t) => a + t.bytes, 0),
   }));
   const shardOf = new Map<number, number>();
-  groups.forEach((g, k) => g.forEach((i) => shardOf.set(i, k)));
-  const outTensors: PlannedTensor[] = planned.map((t, i) => ({ ...t, shard: shardOf.get(i)! }));
+  groups.forEach((g, k) => g.forEach((t) => shardOf.set(t.i, k)));
+  const outTensors: PlannedTensor[] = planned.map((t, i) => ({ ...t, shard: shardOf.get(i) ?? 0 }));
 
-  const skipped = new Set(spec.skip);
   const textUpdates: Record<string, unknown> = {
     num_hidden_layers: kept.length,
-    intermediate_size: [...spec.ffn],
-    layer_types: kept.map((l) => c.layerTypes[l]),
-    activation_sparsity_pattern: kept.map((l) => c.activationSparsityPattern[l]),
-    num_kv_shared_layers:
-      c.numKvSharedLayers - spec.skip.filter((s) => parent.layers[s].kv === 'consumer').length,
+    intermediate_size: submodel.layers.map((l) => l.ffn),
+    layer_types: submodel.layers.map((l) => l.type),
+    activation_sparsity_pattern: submodel.layers.map((l) => l.sparsity),
+    num_kv_shared_layers: submodel.numKvSharedLayers,
   };
   const config = withTextUpdates(parent, textUpdates);
   // The new config must load by the same rules as any other (lengths, KV sources).
   const childConfig = parseConfig(config, 'sliced config.json');
 
-  const layers: LayerRow[] = parent.layers.map((l) => ({
-    parent: l.index,
-    index: newIndex.get(l.index) ?? null,
-    type: l.type,
-    kv: l.kv,
-    parentWidth: l.ffn,
-    width: skipped.has(l.index) ? null : spec.ffn[newIndex.get(l.index)!],
-    sparsity: l.sparsity,
-  }));
+  const layers: LayerRow[] = parent.layers.map((l) => {
+    const n = newIndex.get(l.index);
+    return {
+      parent: l.index,
+      index: n ?? null,
+      type: l.type,
+      kv: l.kv,
+      parentWidth: l.ffn,
+      width: n === undefined ? null : (submodel.layers[n]?.ffn ?? null),
+      sparsity: l.sparsity,
+    };
+  });
   return {
-    spec: { skip: [...spec.skip], ffn: [...spec.ffn] },
+    spec: submodel.spec,
     kept,
     layers,
     tensors: outTensors,

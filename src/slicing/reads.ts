@@ -1,9 +1,7 @@
 // Which bytes of the parent a slice reads: per source shard, the byte ranges the executor will ask for,
 // coalesced where they touch. A remote parent fetches exactly these (and the README's "bytes saved"
 // figure comes from here). Pure: plan and tensor locations in, ranges out.
-import { ByteRanges, coalesceRanges, rangesBytes } from '../model/byte-source';
-import { dtypeBytes } from '../model/dtype';
-import { numel } from '../model/safetensors';
+import { ByteRanges, coalesceRanges, dtypeBytes, numel, rangesBytes } from '../formats';
 import { SlicePlan } from './plan';
 
 /** Where a source tensor's data lies: its shard and the absolute byte offset of its first byte. */

@@ -1,15 +1,11 @@
-// One slice from start to finish: read the parent, resolve the spec, plan, then either report or write.
+// One slice from start to finish: read the parent, resolve the spec, plan, then (unless a dry run) write.
 import * as path from 'node:path';
-import { Checkpoint } from '../model/checkpoint';
-import { loadConfig } from '../model/config';
-import type { ByteRanges } from '../model/byte-source';
-import type { TensorShard } from '../model/safetensors';
+import { ByteRanges, Checkpoint, TensorShard } from '../formats';
+import { ResolvedSpec, SpecFlags, loadConfig, resolveSpec } from '../gemma3n';
 import { renderCard } from './card';
 import { ExecuteResult, executePlan, sourceTensors } from './execute';
-import { formatPlan } from './format';
 import { SlicePlan, planSlice } from './plan';
 import { ReadPlan, planReads } from './reads';
-import { ResolvedSpec, SpecFlags, resolveSpec } from './spec';
 
 /**
  * A parent opened elsewhere (e.g. from the Hub): `dir` holds config.json and the side files, the
@@ -42,8 +38,6 @@ export interface SliceOutcome {
   readonly plan: SlicePlan;
   readonly reads: ReadPlan;
   readonly resolved: ResolvedSpec;
-  /** The --dry-run report (dry runs only). */
-  readonly report?: string;
   /** What was written (real runs only). */
   readonly result?: ExecuteResult;
 }
@@ -63,7 +57,7 @@ export async function sliceCheckpoint(opts: SliceOptions): Promise<SliceOutcome>
       const { file, info } = ckpt.get(name);
       return { shard: file.path, offset: file.dataOffset + info.begin };
     });
-    if (opts.dryRun) return { plan, reads, resolved, report: formatPlan(plan, opts.src, opts.out) };
+    if (opts.dryRun) return { plan, reads, resolved };
     for (const [shard, ranges] of reads.byShard) opts.parent?.expectReads?.(shardOf.get(shard)!, ranges);
     if (!opts.out) throw new Error('sliceCheckpoint: `out` is required unless dryRun');
     const card = renderCard({

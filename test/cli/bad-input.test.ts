@@ -2,7 +2,7 @@
 // expected: no stack traces on user error.
 import * as fs from 'fs';
 import * as path from 'path';
-import { encodeHeader } from '../../src/model/safetensors';
+import { encodeHeader } from '../../src/formats';
 import { runCli } from '../helpers/cli';
 import { describeIfShared, fixturesDir } from '../helpers/shared';
 import { tmpDir } from '../helpers/tmp';

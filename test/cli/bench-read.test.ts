@@ -1,8 +1,8 @@
 // dist/bench-read.js (scripts/bench-read.ts) must read every tensor byte of a checkpoint (sharded or single-file).
 import { spawnSync } from 'child_process';
 import * as path from 'path';
-import { Checkpoint } from '../../src/model/checkpoint';
-import { createRandomCheckpoint } from '../../src/model/random';
+import { Checkpoint } from '../../src/formats';
+import { createRandomCheckpoint } from '../../src/gemma3n';
 import { repoRoot } from '../helpers/cli';
 import { describeIfShared, fixturesDir } from '../helpers/shared';
 import { tmpDir } from '../helpers/tmp';
@@ -32,8 +32,8 @@ describeIfShared('dist/bench-read.js', () => {
       expect(r.code).toBe(0);
       const j = JSON.parse(r.stdout);
       expect(j).toMatchObject({ files: 8, tensors: want.tensors, bytes: want.bytes });
-      expect(j.bytesPerSecond).toBeGreaterThan(0);
-      expect(j.peakRssBytes).toBeGreaterThan(0);
+      expect(j.bytes_per_second).toBeGreaterThan(0);
+      expect(j.peak_rss_bytes).toBeGreaterThan(0);
     }
   });
 

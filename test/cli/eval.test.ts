@@ -3,7 +3,7 @@
 // few-shot prefix computed once per subject; the self-made mini-MMLU needs nothing from ../shared.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createRandomCheckpoint } from '../../src/model/random';
+import { createRandomCheckpoint } from '../../src/gemma3n';
 import { repoRoot, runCli } from '../helpers/cli';
 import { describeIfShared, fixturesDir, sharedDir } from '../helpers/shared';
 import { tmpDir } from '../helpers/tmp';
@@ -127,9 +127,9 @@ describe('eval and compare on a self-made checkpoint and mini-MMLU', () => {
     expect(c.code).toBe(0);
     const res = JSON.parse(c.stdout);
     expect(res.paired).toBe(6);
-    expect(res.bothCorrect + res.onlyA + res.onlyB + res.bothWrong).toBe(6);
-    expect(res.pValue).toBeGreaterThan(0);
-    expect(res.pValue).toBeLessThanOrEqual(1);
+    expect(res.both_correct + res.only_a + res.only_b + res.both_wrong).toBe(6);
+    expect(res.p_value).toBeGreaterThan(0);
+    expect(res.p_value).toBeLessThanOrEqual(1);
   });
 
   it('an interrupted run resumes from its journal and gives the same results', () => {

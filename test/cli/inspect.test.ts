@@ -18,21 +18,21 @@ describeIfShared('matformer-lab inspect', () => {
       type: 'full_attention',
       ffn: 16384,
       kv: 'producer',
-      kvSource: null,
+      kv_source: null,
     });
-    expect(j.layers[34]).toMatchObject({ kv: 'consumer', kvSource: 19, sparsity: 0 });
+    expect(j.layers[34]).toMatchObject({ kv: 'consumer', kv_source: 19, sparsity: 0 });
     expect(j.layers[0].sparsity).toBe(0.95);
     expect(j.params).toMatchObject({
       effective: 3980491248,
       embeddings: 537395200,
-      pleEmbeddings: 2348810240,
-      textTotal: 6866696688,
+      ple_embeddings: 2348810240,
+      text_total: 6866696688,
       total: null,
     });
     expect(j.checkpoint).toBeNull();
   });
 
-  test('--skip/--ffn and --preset show the submodel (spec parsing comes from src/slicing)', () => {
+  test('--skip/--ffn and --preset show the submodel (spec parsing comes from src/gemma3n)', () => {
     const cfg = path.join(fx('e4b-config'), 'config.json');
     const r = runCli(['inspect', cfg, '--skip', '20-24', '--ffn', '8192', '--json']);
     expect(r.code).toBe(0);
@@ -40,9 +40,9 @@ describeIfShared('matformer-lab inspect', () => {
     expect(j.layers).toHaveLength(30);
     expect(j.layers[20]).toMatchObject({
       index: 20,
-      parentIndex: 25,
+      parent_index: 25,
       kv: 'consumer',
-      kvSource: 18,
+      kv_source: 18,
       ffn: 8192,
     });
     expect(j.params.effective).toBe(1905495648);
@@ -54,8 +54,8 @@ describeIfShared('matformer-lab inspect', () => {
     // The published figure (2.54 B) is shown beside ours, not instead of it.
     expect(p.published).toEqual({
       name: 'Config for E2.54B (layer-level)',
-      effectiveParamsB: 2.54,
-      mmluPct: 55.4,
+      effective_params_b: 2.54,
+      mmlu_pct: 55.4,
     });
     const text = runCli(['inspect', cfg, '--preset', 'Config for E2.54B (layer-level)']).stdout;
     expect(text).toMatch(
@@ -66,14 +66,39 @@ describeIfShared('matformer-lab inspect', () => {
     expect(bad.stderr.split('\n').filter(Boolean)).toHaveLength(1);
   });
 
+  test('--blocks and --spec are the same submodel flags as every other command', () => {
+    const cfg = path.join(fx('e4b-config'), 'config.json');
+    const blocks = JSON.parse(
+      runCli(['inspect', cfg, '--blocks', '8192x3,16384x4', '--skip', '20-24', '--json']).stdout,
+    );
+    expect(blocks.layers).toHaveLength(30);
+    expect(blocks.layers.map((l: { ffn: number }) => l.ffn)).toEqual([
+      ...Array(15).fill(8192),
+      ...Array(15).fill(16384),
+    ]);
+    const dir = tmpDir('inspect-spec');
+    const specFile = path.join(dir, 'e2b.yaml');
+    fs.writeFileSync(specFile, 'skip: 20-24\nffn: 8192\n');
+    const viaSpec = runCli(['inspect', cfg, '--spec', specFile, '--json']);
+    expect(viaSpec.code).toBe(0);
+    const j = JSON.parse(viaSpec.stdout);
+    expect(j.params.effective).toBe(1905495648);
+    expect(j.spec.skip).toEqual([20, 21, 22, 23, 24]);
+    const bad = runCli(['inspect', cfg, '--blocks', '8192x2']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe(
+      'error: --blocks: 2 widths given but the parent has 7 blocks (each ends with a full-attention layer)\n',
+    );
+  });
+
   test('--json on a sharded checkpoint reports shards and the tensor check', () => {
     const r = runCli(['inspect', fx('tiny-e4b'), '--json']);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.checkpoint.shards).toHaveLength(8);
     expect(j.checkpoint.tensors).toBe(915);
-    expect(j.checkpoint).toMatchObject({ missing: [], unexpected: [], wrongShape: [] });
-    expect(j.params.total).toBeGreaterThan(j.params.textTotal);
+    expect(j.checkpoint).toMatchObject({ missing: [], unexpected: [], wrong_shape: [] });
+    expect(j.params.total).toBeGreaterThan(j.params.text_total);
   });
 
   test('the readable table', () => {
@@ -94,7 +119,7 @@ describeIfShared('matformer-lab inspect', () => {
     expect(r.stdout).toMatch(/859 tensors in \d+ file\(s\)/);
     expect(fs.existsSync(path.join(out, 'model.safetensors.index.json'))).toBe(true);
     const j = JSON.parse(runCli(['inspect', out, '--json']).stdout);
-    expect(j.checkpoint).toMatchObject({ missing: [], unexpected: [], wrongShape: [] });
+    expect(j.checkpoint).toMatchObject({ missing: [], unexpected: [], wrong_shape: [] });
     const again = runCli(args);
     expect(again.code).toBe(2);
     expect(again.stderr).toBe(`error: ${out}: exists and is not empty (pass --force to replace it)\n`);

@@ -126,7 +126,7 @@ describeIfShared(
       await expect(model.logits([[]])).rejects.toThrow(/empty token sequence/);
       expect(() => engine.view({ skip: [35], ffn: [] })).toThrow(/not a layer/);
       expect(() => engine.view({ skip: [], ffn: new Array(35).fill(512) })).toThrow(
-        /must be an integer in \[1, 256\]/,
+        /width 512 for layer 0 exceeds the parent's 256/,
       );
       expect(() => engine.view({ skip: [1], ffn: new Array(35).fill(256) })).toThrow(
         /35 FFN widths for 34 kept layers/,

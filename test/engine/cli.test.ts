@@ -1,7 +1,7 @@
 // The logits / generate / bench commands through the built CLI (dist/cli.js), as a user runs them.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SafetensorsFile } from '../../src/model/safetensors';
+import { SafetensorsFile } from '../../src/formats';
 import { runCli } from '../helpers/cli';
 import { describeIfShared } from '../helpers/shared';
 import { tmpDir } from '../helpers/tmp';
@@ -126,11 +126,11 @@ describeIfShared(
       expect(r.code).toBe(0);
       const b = JSON.parse(r.stdout);
       expect(b).toMatchObject({ backend: 'wasm', layers: 35, batch: 2, tokens: 16, decode: { steps: 3 } });
-      expect(b.prefill.tokensPerSecond).toBeGreaterThan(0);
-      expect(b.decode.tokensPerSecond).toBeGreaterThan(0);
+      expect(b.prefill.tokens_per_second).toBeGreaterThan(0);
+      expect(b.decode.tokens_per_second).toBeGreaterThan(0);
       // 35 layers of the tiny model: about 9 MiB of float32 weights, and a KV cache after 16 + 3 tokens.
-      expect(b.memory.weightBytes).toBeGreaterThan(5e6);
-      expect(b.memory.kvCacheBytes).toBeGreaterThan(0);
+      expect(b.memory.weight_bytes).toBeGreaterThan(5e6);
+      expect(b.memory.kv_cache_bytes).toBeGreaterThan(0);
     });
 
     it.each([

@@ -1,8 +1,8 @@
 // Fixture access and the parity metrics of fixtures/gemma3n/README.md, shared by the engine tests.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { MixNMatchSpec } from '../../src/model/spec';
-import { SafetensorsFile } from '../../src/model/safetensors';
+import type { MixNMatchSpec } from '../../src/gemma3n';
+import { SafetensorsFile } from '../../src/formats';
 import type { TextModel } from '../../src/engine';
 import { fixturesDir } from '../helpers/shared';
 

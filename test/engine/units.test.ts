@@ -13,10 +13,8 @@ import {
   ropeInvFreq,
   submodelConfig,
 } from '../../src/engine';
-import { Checkpoint } from '../../src/model/checkpoint';
-import { loadConfig } from '../../src/model/config';
-import { UserInputError } from '../../src/model/errors';
-import { writeSafetensors } from '../../src/model/safetensors';
+import { Checkpoint, UserInputError, writeSafetensors } from '../../src/formats';
+import { loadConfig } from '../../src/gemma3n';
 import * as fs from 'node:fs';
 import { describeIfShared } from '../helpers/shared';
 import { tmpDir } from '../helpers/tmp';

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { EvalInputError, loadMmlu, parseCsv, questionsOf, SPLITS, SUBJECTS } from '../../src/eval';
+import { parseCsv } from '../../src/formats';
+import { EvalInputError, loadMmlu, questionsOf, SPLITS, SUBJECTS } from '../../src/eval';
 import { MMLU_DATA, describeWith } from './helpers/shared';
 
 const fields = (text: string) => parseCsv(text, 'x.csv').map((r) => r.fields);

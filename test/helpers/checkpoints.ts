@@ -2,9 +2,8 @@
 // tests that need a checkpoint with something missing, misshapen or extra.
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadConfig } from '../../src/model/config';
-import { planTensors } from '../../src/model/random';
-import { TensorSpec, tensorBytes, writeSafetensors } from '../../src/model/safetensors';
+import { loadConfig, planTensors } from '../../src/gemma3n';
+import { TensorSpec, tensorBytes, writeSafetensors } from '../../src/formats';
 
 export async function writeEditedCheckpoint(
   configPath: string,

@@ -1,7 +1,5 @@
 // Builds dist/cli.js once per jest run so CLI tests exercise the same bundle users run.
 // Set MATFORMER_SKIP_BUILD=1 to reuse an existing build.
-/* global require, module, process, __dirname */
-/* eslint-disable @typescript-eslint/no-require-imports */
 const { execSync } = require('child_process');
 const path = require('path');
 

@@ -1,5 +1,4 @@
 // Prints one plain closing line ("jest: N passed, N failed, N skipped") that CI tooling can read.
-/* global process, module */
 class SummaryReporter {
   onRunComplete(_contexts, results) {
     const skipped = results.numPendingTests + results.numTodoTests;

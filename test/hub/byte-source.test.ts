@@ -8,9 +8,8 @@ import {
   FileByteSource,
   coalesceRanges,
   rangesBytes,
-} from '../../src/model/byte-source';
-import { Checkpoint } from '../../src/model/checkpoint';
-import { SafetensorsFile, SafetensorsReader, writeSafetensors } from '../../src/model/safetensors';
+} from '../../src/formats';
+import { Checkpoint, SafetensorsFile, SafetensorsReader, writeSafetensors } from '../../src/formats';
 import { tmpDir } from '../helpers/tmp';
 
 class MemorySource implements ByteSource {

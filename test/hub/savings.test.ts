@@ -1,7 +1,7 @@
 // The README's "bytes saved" figure for slicing E2B from the Hub is what a plan over the E4B inventory says.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { formatBytes } from '../../src/model/bytes';
+import { formatBytes } from '../../src/formats';
 import { repoRoot } from '../helpers/cli';
 import { describeIfShared, sharedDir } from '../helpers/shared';
 import { e2bSavings } from './savings';

@@ -1,10 +1,9 @@
 // What slicing E2B out of the published E4B reads from the Hub, computed from a plan over the E4B
 // tensor inventory (names, shapes, dtypes). The figure in the README comes from here.
 import * as fs from 'node:fs';
-import { parseConfig } from '../../src/model/config';
-import { dtypeBytes, isDType } from '../../src/model/dtype';
-import { numel } from '../../src/model/safetensors';
-import { SourceTensor, planReads, planSlice, resolveSpec } from '../../src/slicing';
+import { dtypeBytes, isDType, numel } from '../../src/formats';
+import { parseConfig, resolveSpec } from '../../src/gemma3n';
+import { SourceTensor, planReads, planSlice } from '../../src/slicing';
 
 export interface Savings {
   readonly parentBytes: number;

@@ -2,7 +2,7 @@
 // planned byte ranges fetched, and a result bit-identical to slicing the downloaded copy.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Checkpoint } from '../../src/model/checkpoint';
+import { Checkpoint } from '../../src/formats';
 import { runCliAsync } from '../helpers/cli';
 import { FakeHub, LoggedRequest, filesOf } from '../helpers/fake-hub';
 import { tmpDir } from '../helpers/tmp';
@@ -141,10 +141,11 @@ describe('inspect hf://', () => {
     expect(remote.stderr).toBe('');
     expect(remote.code).toBe(0);
     const local = await runCliAsync(['inspect', src, '--json']);
-    const strip = (j: Record<string, unknown>) => ({ ...j, source: null, configPath: null });
+    const strip = (j: Record<string, unknown>) => ({ ...j, source: null, config_path: null });
     const rj = JSON.parse(remote.stdout);
     expect(strip(rj)).toEqual(strip(JSON.parse(local.stdout)));
     expect(rj.source).toBe(`hf://${REPO}@${hub.commitOf('model', REPO)}`);
+    expect(rj.config_path).toBe(`hf://${REPO}@${hub.commitOf('model', REPO)}/config.json`);
     // Headers only: one read of at most 64 KiB per shard, far less than the weights.
     const shardBytes = hub.requests.filter((q) => q.path.startsWith('/cdn/')).map((q) => q.bytes);
     expect(shardBytes.length).toBe(3);

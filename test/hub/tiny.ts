@@ -2,7 +2,7 @@
 // weights in three shards, plus tokenizer and generation files.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createRandomCheckpoint } from '../../src/model/random';
+import { createRandomCheckpoint } from '../../src/gemma3n';
 import { repoRoot } from '../helpers/cli';
 
 export async function makeTinyCheckpoint(dir: string): Promise<string> {

@@ -2,11 +2,9 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Checkpoint, INDEX_FILE } from '../../src/model/checkpoint';
-import { loadConfig } from '../../src/model/config';
-import { CheckpointError, encodeHeader } from '../../src/model/safetensors';
-import { SliceAbortedError, executePlan, planSlice, sourceTensors } from '../../src/slicing';
-import { editJsonObject } from '../../src/slicing/config-text';
+import { Checkpoint, INDEX_FILE, CheckpointError, encodeHeader } from '../../src/formats';
+import { loadConfig } from '../../src/gemma3n';
+import { SliceAbortedError, executePlan, planSlice, sourceTensors, editJsonObject } from '../../src/slicing';
 import { cliPath } from '../helpers/cli';
 import { describeIfShared } from '../helpers/shared';
 import { copyCheckpoint, gemmaFixtures, leftovers, makeTempDir, manifestSlices, tensorDigests } from './util';

@@ -1,7 +1,6 @@
 // planSlice is pure: from a config, a tensor list and a spec, the ops, shards and new config.
-import { deriveKvRoles, parseConfig } from '../../src/model/config';
-import { expectedTextTensors } from '../../src/model/tensors';
-import { parseByteSize } from '../../src/model/bytes';
+import { deriveKvRoles, parseConfig, expectedTextTensors } from '../../src/gemma3n';
+import { parseByteSize } from '../../src/formats';
 import { SlicePlanError, SourceTensor, planSlice } from '../../src/slicing';
 import { configOf } from './util';
 

@@ -1,8 +1,8 @@
 // End to end through the built CLI: every slice of the shared manifest must come out bit-identical.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Checkpoint } from '../../src/model/checkpoint';
-import { loadConfig } from '../../src/model/config';
+import { Checkpoint } from '../../src/formats';
+import { loadConfig } from '../../src/gemma3n';
 import { runCli } from '../helpers/cli';
 import { describeIfShared } from '../helpers/shared';
 import { gemmaFixtures, leftovers, makeTempDir, manifestSlices, tensorDigests } from './util';

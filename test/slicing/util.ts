@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Checkpoint } from '../../src/model/checkpoint';
-import { parseConfig, ModelConfig } from '../../src/model/config';
+import { Checkpoint } from '../../src/formats';
+import { parseConfig, ModelConfig } from '../../src/gemma3n';
 import { fixturesDir } from '../helpers/shared';
 
 export const gemmaFixtures = (): string => path.join(fixturesDir(), 'gemma3n');

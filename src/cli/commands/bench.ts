@@ -1,8 +1,8 @@
 // `matformer-lab bench`: prefill and decode throughput of a checkpoint (or submodel) on a backend.
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
-import { MODEL_OPTIONS, type ModelFlags, openModel } from '../../engine/session';
-import { type BenchResult, runBench } from '../../engine/bench';
+import { UserInputError } from '../../formats';
+import { openModel, type BenchResult, runBench } from '../../engine';
+import { MODEL_OPTIONS, type ModelFlags, specFlags } from '../flags';
 
 interface BenchArgs extends ModelFlags {
   dir: string;
@@ -17,13 +17,13 @@ const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 function render(r: BenchResult): string {
   return [
-    `backend         ${r.backend} (${r.backendDetail})`,
-    `model           ${r.layers} layers, load ${r.loadSeconds.toFixed(1)} s`,
-    `prefill         batch ${r.batch} × ${r.tokens} tokens: ${r.prefill.seconds.toFixed(3)} s, ${r.prefill.tokensPerSecond.toFixed(1)} tokens/s`,
-    `decode          batch ${r.batch} × ${r.decode.steps} steps: ${(r.decode.secondsPerStep * 1000).toFixed(1)} ms/step, ${r.decode.tokensPerSecond.toFixed(1)} tokens/s`,
-    `weights         ${mb(r.memory.weightBytes)} on the backend`,
-    `kv cache        ${mb(r.memory.kvCacheBytes)} after decoding`,
-    `backend memory  ${mb(r.memory.backendBytes)} in ${r.memory.tensors} tensors (peak process RSS ${mb(r.memory.peakRssBytes)})`,
+    `backend         ${r.backend} (${r.backend_detail})`,
+    `model           ${r.layers} layers, load ${r.load_seconds.toFixed(1)} s`,
+    `prefill         batch ${r.batch} × ${r.tokens} tokens: ${r.prefill.seconds.toFixed(3)} s, ${r.prefill.tokens_per_second.toFixed(1)} tokens/s`,
+    `decode          batch ${r.batch} × ${r.decode.steps} steps: ${(r.decode.seconds_per_step * 1000).toFixed(1)} ms/step, ${r.decode.tokens_per_second.toFixed(1)} tokens/s`,
+    `weights         ${mb(r.memory.weight_bytes)} on the backend`,
+    `kv cache        ${mb(r.memory.kv_cache_bytes)} after decoding`,
+    `backend memory  ${mb(r.memory.backend_bytes)} in ${r.memory.tensors} tensors (peak process RSS ${mb(r.memory.peak_rss_bytes)})`,
   ].join('\n');
 }
 
@@ -61,9 +61,13 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
     const steps = argv['decode-tokens'];
     if (!Number.isInteger(steps) || steps < 0)
       throw new UserInputError(`--decode-tokens: ${steps} is not a non-negative integer`);
-    const opened = await openModel(argv.dir, argv, {
-      onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
-    });
+    const opened = await openModel(
+      argv.dir,
+      { submodel: specFlags(argv), backend: argv.backend },
+      {
+        onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
+      },
+    );
     try {
       const r = await runBench(opened, {
         batch: argv.batch,

@@ -2,7 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
+import { jsonText } from '../render/json';
+import { UserInputError } from '../../formats';
 import { type QuestionPrediction, mcnemarExact, readPredictionsJsonl } from '../../eval';
 
 interface CompareArgs {
@@ -65,7 +66,7 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
     const r = mcnemarExact(a.predictions, b.predictions, argv.alpha);
     if (r.paired === 0) throw new UserInputError(`${argv.a} and ${argv.b} share no questions`);
     if (argv.json) {
-      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      process.stdout.write(jsonText(r, 2) + '\n');
       return;
     }
     const pct = (x: number) => `${(x * 100).toFixed(2)}%`;

@@ -1,8 +1,7 @@
 // `matformer-lab create-random`: a random-weight checkpoint in the published layout, for tests and benchmarks.
 import type { CommandModule } from 'yargs';
-import { parseByteSize } from '../../model/bytes';
-import { createRandomCheckpoint } from '../../model/random';
-import { formatBytes } from '../../model/bytes';
+import { parseByteSize, formatBytes } from '../../formats';
+import { createRandomCheckpoint } from '../../gemma3n';
 
 interface CreateRandomArgs {
   config: string;

@@ -1,7 +1,7 @@
 // `matformer-lab download`: a checkpoint's files from the Hugging Face Hub, resumable and checksummed.
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { formatBytes } from '../../model/bytes';
+import { formatBytes } from '../../formats';
 import {
   CHECKPOINT_FILES,
   DownloadResult,

@@ -2,18 +2,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
-import { EngineScorer } from '../../engine';
+import { UserInputError } from '../../formats';
+import { EngineScorer, openModel } from '../../engine';
 import { ProgressBar } from '../progress';
-import { MODEL_OPTIONS, type ModelFlags, openModel } from '../../engine/session';
+import { MODEL_OPTIONS, type ModelFlags, specFlags } from '../flags';
 import {
+  EvalJournal,
+  type EvalRecord,
   type Progress,
-  type QuestionPrediction,
   type SubsetSpec,
   evaluate,
   loadMmlu,
   loadTokenizer,
-  readPredictionsJsonl,
   selectSubset,
   subsetId,
   writePredictionsJsonl,
@@ -34,15 +34,6 @@ interface EvalArgs extends ModelFlags {
   out: string;
   predictions?: string;
   resume: boolean;
-}
-
-/**
- * Scored questions are journaled beside --out as they come, one JSON line each, so an interrupted run loses
- * at most one batch: `--resume` scores only what the journal lacks. The name holds the subset id, so a journal
- * is never applied to another selection; it is removed once the results are written.
- */
-function journalPath(out: string, subsetId: string): string {
-  return path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.${subsetId}.partial.jsonl`);
 }
 
 const list = (s: string | undefined): string[] | undefined =>
@@ -142,28 +133,30 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     const subset = selectSubset(dataset, spec);
     if (subset.items.length === 0) throw new UserInputError('the subset flags select no questions');
     const tokenizer = await loadTokenizer(argv.dir);
-    const journal = journalPath(argv.out, subsetId(subset, argv.shots));
-    let done: QuestionPrediction[] = [];
-    if (argv.resume && fs.existsSync(journal)) {
-      // Complete lines only: an interruption can cut the last append short.
-      const text = fs.readFileSync(journal, 'utf8');
-      fs.writeFileSync(journal, text.slice(0, text.lastIndexOf('\n') + 1));
-      done = await readPredictionsJsonl(journal);
-      process.stderr.write(`resuming: ${done.length} questions already scored (${journal})\n`);
-    } else if (fs.existsSync(journal)) {
+    const { journal, done, discarded } = await EvalJournal.open(
+      argv.out,
+      subsetId(subset, argv.shots),
+      argv.resume,
+    );
+    if (argv.resume && done.length > 0) {
+      process.stderr.write(`resuming: ${done.length} questions already scored (${journal.file})\n`);
+    } else if (discarded) {
       process.stderr.write(
         'warning: starting over; an interrupted run of this subset is discarded (use --resume to continue it)\n',
       );
-      fs.rmSync(journal);
     }
     const {
       engine,
       model,
       spec: mnm,
       loadSeconds,
-    } = await openModel(argv.dir, argv, {
-      onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
-    });
+    } = await openModel(
+      argv.dir,
+      { submodel: specFlags(argv), backend: argv.backend },
+      {
+        onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
+      },
+    );
     try {
       process.stderr.write(
         `loaded ${argv.dir} on ${engine.backend.name} in ${loadSeconds.toFixed(1)} s; ${subset.items.length} questions, ${argv.shots}-shot\n`,
@@ -179,15 +172,18 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
         model: path.resolve(argv.dir),
         spec: mnm,
         onProgress: progress.update,
-        onPredictions: (batch) =>
-          fs.appendFileSync(journal, batch.map((p) => JSON.stringify(p) + '\n').join('')),
+        onPredictions: (batch) => journal.append(batch),
         done,
       });
       progress.bar.finish();
-      const record = { ...results, backend: engine.backend.name, predictions_file: argv.predictions ?? null };
+      const record: EvalRecord = {
+        ...results,
+        backend: engine.backend.name,
+        predictions_file: argv.predictions ?? null,
+      };
       if (argv.predictions) await writePredictionsJsonl(argv.predictions, predictions);
-      await writeResults(argv.out, record as typeof results);
-      fs.rmSync(journal, { force: true });
+      await writeResults(argv.out, record);
+      journal.remove();
       const o = results.overall;
       process.stdout.write(
         `accuracy ${(o.acc * 100).toFixed(2)}% (${o.correct}/${o.n}, 95% CI ${(o.ci[0] * 100).toFixed(1)}-${(o.ci[1] * 100).toFixed(1)}%); ` +

@@ -1,8 +1,9 @@
 // `matformer-lab generate`: greedy decoding with a KV cache, from a text prompt or token ids.
-import { type TextCodec, loadTokenizer } from '../../eval/tokenizer';
+import { type TextCodec, loadTokenizer } from '../../eval';
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
-import { MODEL_OPTIONS, type ModelFlags, openModel, parseIdList, stopTokenIds } from '../../engine/session';
+import { UserInputError } from '../../formats';
+import { openModel, parseIdList, stopTokenIds } from '../../engine';
+import { MODEL_OPTIONS, type ModelFlags, specFlags } from '../flags';
 
 interface GenerateArgs extends ModelFlags {
   dir: string;
@@ -45,9 +46,13 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     let codec: TextCodec | null = null;
     if (argv.prompt !== undefined) codec = await loadTokenizer(argv.dir);
     const prompt = argv.prompt !== undefined ? codec!.encode(argv.prompt, true) : parseIdList(argv.ids!);
-    const { engine, model } = await openModel(argv.dir, argv, {
-      onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
-    });
+    const { engine, model } = await openModel(
+      argv.dir,
+      { submodel: specFlags(argv), backend: argv.backend },
+      {
+        onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
+      },
+    );
     try {
       if (!codec) codec = await loadTokenizer(argv.dir).catch(() => null);
       const stopIds = argv['stop-at-eos'] ? stopTokenIds(argv.dir, engine.config) : [];

@@ -1,20 +1,17 @@
 // `matformer-lab inspect <dir>`: layers, KV sharing, parameter counts, and a tensor check of the weights.
-import { loadPublishedConfigs } from '../../model/presets';
-import type { CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
-import { loadConfig } from '../../model/config';
-import { formatReport, hasProblems, inspectConfig, resolveSource } from '../../model/inspect';
-import { parseSpecFlags } from '../../slicing';
+import type { Argv, CommandModule } from 'yargs';
+import { UserInputError } from '../../formats';
+import { hasProblems, inspectConfig, loadConfig, resolveSource, resolveSpec } from '../../gemma3n';
+import { SUBMODEL_OPTIONS, type SubmodelFlags, specFlags } from '../flags';
+import { formatReport } from '../render/inspect';
+import { jsonText } from '../render/json';
+import * as path from 'node:path';
 import { HubCheckpoint, isHfUri, openHubCheckpoint, parseHfUri } from '../../hub';
 import { hubOptions } from './download';
-import * as path from 'node:path';
 
-interface InspectArgs {
+interface InspectArgs extends SubmodelFlags {
   dir: string;
   json: boolean;
-  ffn?: string;
-  skip?: string;
-  preset?: string;
   token?: string;
 }
 
@@ -22,7 +19,7 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
   command: 'inspect <dir>',
   describe:
     'Show layers, KV sharing, parameter counts and a tensor check of a checkpoint folder or config.json',
-  builder: (y) =>
+  builder: (y: Argv<object>) =>
     y
       .positional('dir', {
         type: 'string',
@@ -35,18 +32,13 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
         describe: 'Hugging Face access token for hf:// (default: $HF_TOKEN)',
       })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
-      .option('ffn', {
-        type: 'string',
-        describe: 'FFN widths of a Mix-n-Match submodel to show the numbers for',
-      })
-      .option('skip', { type: 'string', describe: 'parent layers the submodel skips, e.g. 20-24' })
-      .option('preset', {
-        type: 'string',
-        describe: 'a published Mix-n-Match config, e.g. "Config for E2.98B (layer-level)"',
-      })
+      .options(SUBMODEL_OPTIONS)
       .example('$0 inspect ./gemma-3n-E4B', 'check a downloaded checkpoint')
       .example('$0 inspect hf://google/gemma-3n-E4B', 'check it on the Hub: config and shard headers only')
-      .example('$0 inspect ./e4b/config.json --skip 20-24 --ffn 8192', 'plan a submodel before downloading'),
+      .example(
+        '$0 inspect ./e4b/config.json --skip 20-24 --ffn 8192',
+        'plan a submodel before downloading',
+      ) as unknown as Argv<InspectArgs>,
   handler: async (argv) => {
     let hub: HubCheckpoint | null = null;
     try {
@@ -65,20 +57,18 @@ function inspectOne(argv: InspectArgs, hub: HubCheckpoint | null): void {
     ? { dir: hub.dir, configPath: path.join(hub.dir, 'config.json'), configOnly: false }
     : resolveSource(argv.dir);
   const cfg = loadConfig(src.configPath);
-  const spec =
-    argv.ffn !== undefined || argv.skip !== undefined || argv.preset !== undefined
-      ? parseSpecFlags({ ffn: argv.ffn, skip: argv.skip, preset: argv.preset }, cfg, (w) =>
-          process.stderr.write(`warning: ${w}\n`),
-        )
-      : undefined;
+  const flags = specFlags(argv);
+  const resolved = flags ? resolveSpec(flags, cfg) : null;
+  resolved?.warnings.forEach((w) => process.stderr.write(`warning: ${w}\n`));
+  const spec = resolved?.spec;
   const report = inspectConfig(cfg, src, { spec, checkpoint: hub?.ckpt, source: hub?.pinned });
   // Several published figures are not what their own widths count to: show theirs beside ours.
-  const pub = argv.preset ? loadPublishedConfigs().find((c) => c.name === argv.preset) : undefined;
+  const pub = resolved?.preset;
   const published = pub
     ? { name: pub.name, effectiveParamsB: pub.effectiveParamsB, mmluPct: pub.mmluPct }
     : null;
   if (argv.json) {
-    process.stdout.write(JSON.stringify({ ...report, published }, null, 2) + '\n');
+    process.stdout.write(jsonText({ ...report, published }, 2) + '\n');
   } else {
     process.stdout.write(formatReport(report));
     if (published) {

@@ -2,10 +2,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
-import { writeSafetensors } from '../../model/safetensors';
-import { writeAtomically } from '../../model/atomic';
-import { MODEL_OPTIONS, type ModelFlags, openModel, parseIdList } from '../../engine/session';
+import { UserInputError, writeSafetensors, writeAtomically } from '../../formats';
+import { openModel, parseIdList } from '../../engine';
+import { MODEL_OPTIONS, type ModelFlags, specFlags } from '../flags';
 
 interface LogitsArgs extends ModelFlags {
   dir: string;
@@ -41,9 +40,13 @@ export const logitsCommand: CommandModule<object, LogitsArgs> = {
     const ids = parseIdList(argv.ids);
     const outDir = path.dirname(path.resolve(argv.out));
     if (!fs.existsSync(outDir)) throw new UserInputError(`--out: folder ${outDir} does not exist`);
-    const { engine, model, loadSeconds } = await openModel(argv.dir, argv, {
-      onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
-    });
+    const { engine, model, loadSeconds } = await openModel(
+      argv.dir,
+      { submodel: specFlags(argv), backend: argv.backend },
+      {
+        onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
+      },
+    );
     try {
       const t0 = performance.now();
       const [logits] = await model.logits([ids]);

@@ -1,13 +1,10 @@
 // `matformer-lab slice`: write an exact Mix-n-Match submodel of a Gemma 3n checkpoint.
 import * as fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../model/errors';
-import { formatBytes } from '../../model/bytes';
-import { formatParams } from '../../slicing/format';
-import { parseByteSize } from '../../model/bytes';
+import { UserInputError, formatBytes, parseByteSize } from '../../formats';
+import { SliceAbortedError, formatParams, sliceCheckpoint } from '../../slicing';
 import { ProgressBar } from '../progress';
-import { sliceCheckpoint } from '../../slicing/run';
-import { SliceAbortedError } from '../../slicing/execute';
+import { formatPlan } from '../render/plan';
 import { HubCheckpoint, isHfUri, openHubCheckpoint, parseHfUri } from '../../hub';
 import { hubOptions } from './download';
 
@@ -144,8 +141,10 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
       const readLine =
         `reads ${formatBytes(reads.readBytes)} of the parent's ${formatBytes(outcome.plan.sourceBytes)} ` +
         `(${((100 * reads.readBytes) / Math.max(1, outcome.plan.sourceBytes)).toFixed(1)}%) in ${[...reads.byShard.values()].reduce((n, r) => n + r.length, 0)} byte ranges`;
-      if (outcome.report !== undefined) {
-        process.stdout.write(outcome.report + '\n' + readLine + '\n');
+      if (dryRun) {
+        process.stdout.write(
+          formatPlan(outcome.plan, hub ? hub.pinned : argv.src, argv.out) + '\n' + readLine + '\n',
+        );
         return;
       }
       (bar as ProgressBar | null)?.finish();

@@ -1,8 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { formatReport, inspect, inspectConfig, resolveSource } from '../../src/model/inspect';
-import { loadConfig } from '../../src/model/config';
-import { UserInputError } from '../../src/model/errors';
+import { inspect, inspectConfig, loadConfig, resolveSource } from '../../src/gemma3n';
+import { formatReport } from '../../src/cli/render/inspect';
+import { UserInputError } from '../../src/formats';
 import { describeIfShared, fixturesDir } from '../helpers/shared';
 import { tmpDir } from '../helpers/tmp';
 import { writeEditedCheckpoint } from '../helpers/checkpoints';

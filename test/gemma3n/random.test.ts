@@ -1,13 +1,24 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseByteSize } from '../../src/model/bytes';
-import { normalQuantile } from '../../src/model/normal';
-import { Checkpoint, INDEX_FILE, SINGLE_FILE } from '../../src/model/checkpoint';
-import { loadConfig, parseConfig, rawTextConfig } from '../../src/model/config';
-import { inspect } from '../../src/model/inspect';
-import { createRandomCheckpoint, planShards, planTensors, randomTensorChunks } from '../../src/model/random';
-import { tensorBytes } from '../../src/model/safetensors';
-import { UserInputError } from '../../src/model/errors';
+import {
+  planShards,
+  parseByteSize,
+  normalQuantile,
+  Checkpoint,
+  INDEX_FILE,
+  SINGLE_FILE,
+  tensorBytes,
+  UserInputError,
+} from '../../src/formats';
+import {
+  loadConfig,
+  parseConfig,
+  rawTextConfig,
+  inspect,
+  createRandomCheckpoint,
+  planTensors,
+  randomTensorChunks,
+} from '../../src/gemma3n';
 import { describeIfShared, fixturesDir } from '../helpers/shared';
 import { tmpDir } from '../helpers/tmp';
 

@@ -3,8 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { evaluate } from 'mathjs';
-import { UserInputError } from './errors';
-import { parseCsv } from './csv';
+import { UserInputError, parseCsv } from '../formats';
 
 export const PUBLISHED_CONFIGS_FILE = 'gemma3n-e4b-published.csv';
 

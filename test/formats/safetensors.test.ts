@@ -7,9 +7,16 @@ import {
   encodeHeader,
   writeSafetensors,
   numel,
-} from '../../src/model/safetensors';
-import { bf16ToF32, decodeFloat32, encodeFromFloat32, f16ToF32, f32ToBf16Bytes } from '../../src/model/dtype';
-import { Checkpoint, INDEX_FILE, parseIndex, validateShardName } from '../../src/model/checkpoint';
+  bf16ToF32,
+  decodeFloat32,
+  encodeFromFloat32,
+  f16ToF32,
+  f32ToBf16Bytes,
+  Checkpoint,
+  INDEX_FILE,
+  parseIndex,
+  validateShardName,
+} from '../../src/formats';
 import { describeIfShared, fixturesDir } from '../helpers/shared';
 import { tmpDir } from '../helpers/tmp';
 

@@ -1,12 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import {
-  PresetError,
-  evaluateWidth,
-  loadPublishedConfigs,
-  parsePublishedConfigs,
-} from '../../src/model/presets';
-import { parseCsv } from '../../src/model/csv';
+import { PresetError, evaluateWidth, loadPublishedConfigs, parsePublishedConfigs } from '../../src/gemma3n';
+import { parseCsv } from '../../src/formats';
 
 const HEADER = 'name,# Layers,# Effective Params (B),MMLU PT accuracy,FFN Hidden Dims,Layers Skipped';
 

@@ -1,14 +1,10 @@
 // Mix-n-Match specs from user input: CLI flags, a JSON/YAML spec file, the block-level form, or one of
-// Google's published configs. Every error names the flag (or file) it came from, on one line.
+// Google's published configs. Every error names the flag (or file) it came from, on one line; validation is
+// the submodel derivation's.
 import * as fs from 'node:fs';
-import { ModelConfig, deriveKvRoles } from '../model/config';
-import { UserInputError } from '../model/errors';
-import { PublishedConfig, evaluateWidth, loadPublishedConfigs } from '../model/presets';
-import { MixNMatchSpec, keptLayers } from '../model/spec';
-
-export class SliceSpecError extends UserInputError {
-  override name = 'SliceSpecError';
-}
+import type { ModelConfig } from './config';
+import { PublishedConfig, evaluateWidth, loadPublishedConfigs } from './presets';
+import { MixNMatchSpec, SpecError, Submodel, deriveSubmodel, keptLayers } from './submodel';
 
 /** A list as flags or spec files give it: `"8192x2,16384"`, a single number, or an array of either. */
 export type ListInput = string | number | readonly (string | number)[];
@@ -28,7 +24,9 @@ export interface SpecFlags {
 
 export interface ResolvedSpec {
   readonly spec: MixNMatchSpec;
-  readonly warnings: string[];
+  /** The validated submodel the spec describes. */
+  readonly submodel: Submodel;
+  readonly warnings: readonly string[];
   /** Where the skip list and the widths came from (a flag, file or preset), for messages. */
   readonly skipFrom: string;
   readonly ffnFrom: string;
@@ -36,10 +34,6 @@ export interface ResolvedSpec {
   readonly preset?: PublishedConfig;
 }
 
-/** Widths Gemma 3n E4B's MatFormer training covered; other widths work but are untested. */
-export const TRAINED_WIDTHS = { min: 8192, max: 16384 } as const;
-/** hidden_size of the full-size Gemma 3n family (E2B/E4B); tiny test models use other sizes. */
-const FULL_SIZE_HIDDEN = 2048;
 /** Guards `WxN` against typos such as `8192x200000` allocating huge arrays. */
 const MAX_REPEAT = 100_000;
 
@@ -64,9 +58,7 @@ function toItems(value: ListInput, flag: string): string[] {
     if (typeof v === 'number') items.push(String(v));
     else if (typeof v === 'string') items.push(...v.split(','));
     else
-      throw new SliceSpecError(
-        `${flag}: expected numbers or a comma-separated string, got ${JSON.stringify(v)}`,
-      );
+      throw new SpecError(`${flag}: expected numbers or a comma-separated string, got ${JSON.stringify(v)}`);
   }
   return items.map((s) => s.trim());
 }
@@ -78,17 +70,15 @@ export function parseSkipList(value: ListInput, numLayers: number, flag = '--ski
   const out: number[] = [];
   for (const item of items) {
     const m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(item);
-    if (!m) throw new SliceSpecError(`${flag}: "${item}" is not a layer index or range like 20-24`);
+    if (!m) throw new SpecError(`${flag}: "${item}" is not a layer index or range like 20-24`);
     const a = Number(m[1]);
     const b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a) throw new SliceSpecError(`${flag}: range "${item}" runs backwards`);
+    if (b < a) throw new SpecError(`${flag}: range "${item}" runs backwards`);
     for (let i = a; i <= b; i++) {
       if (i >= numLayers) {
-        throw new SliceSpecError(
-          `${flag}: layer ${i} does not exist (the parent has layers 0-${numLayers - 1})`,
-        );
+        throw new SpecError(`${flag}: layer ${i} does not exist (the parent has layers 0-${numLayers - 1})`);
       }
-      if (out.includes(i)) throw new SliceSpecError(`${flag}: layer ${i} is listed twice`);
+      if (out.includes(i)) throw new SpecError(`${flag}: layer ${i} is listed twice`);
       out.push(i);
     }
   }
@@ -99,20 +89,18 @@ export function parseSkipList(value: ListInput, numLayers: number, flag = '--ski
 export function parseWidthList(value: ListInput, flag = '--ffn'): number[] {
   const out: number[] = [];
   for (const item of toItems(value, flag)) {
-    if (item === '') throw new SliceSpecError(`${flag}: empty entry in the width list`);
+    if (item === '') throw new SpecError(`${flag}: empty entry in the width list`);
     const m = /^(.+?)\s*[x×]\s*(\d+)$/i.exec(item);
     const expr = m ? m[1] : item;
     const count = m ? Number(m[2]) : 1;
     if (count < 1 || count > MAX_REPEAT) {
-      throw new SliceSpecError(`${flag}: repeat count in "${item}" must be between 1 and ${MAX_REPEAT}`);
+      throw new SpecError(`${flag}: repeat count in "${item}" must be between 1 and ${MAX_REPEAT}`);
     }
     let width: number;
     try {
       width = evaluateWidth(expr);
     } catch (err) {
-      throw new SliceSpecError(
-        `${flag}: "${item}" is not a width (${(err as Error).message.split('\n')[0]})`,
-      );
+      throw new SpecError(`${flag}: "${item}" is not a width (${(err as Error).message.split('\n')[0]})`);
     }
     for (let i = 0; i < count; i++) out.push(width);
   }
@@ -142,7 +130,7 @@ export function expandBlocks(value: ListInput, layerTypes: readonly string[], fl
   const widths = parseWidthList(value, flag);
   const blocks = parentBlocks(layerTypes);
   if (widths.length !== blocks.length) {
-    throw new SliceSpecError(
+    throw new SpecError(
       `${flag}: ${widths.length} widths given but the parent has ${blocks.length} blocks (each ends with a full-attention layer)`,
     );
   }
@@ -153,7 +141,7 @@ export function expandBlocks(value: ListInput, layerTypes: readonly string[], fl
 
 /** Picks the kept layers' widths from a list given per parent layer, per kept layer, or as one width. */
 function widthsForKept(widths: number[], numLayers: number, skip: readonly number[], flag: string): number[] {
-  const kept = keptLayers(numLayers, { skip, ffn: [] });
+  const kept = keptLayers(numLayers, { skip });
   if (widths.length === 1) return kept.map(() => widths[0]);
   if (widths.length === kept.length) return widths;
   if (widths.length === numLayers) return kept.map((l) => widths[l]);
@@ -161,7 +149,7 @@ function widthsForKept(widths: number[], numLayers: number, skip: readonly numbe
     kept.length === numLayers
       ? `1 or ${numLayers} (one per layer)`
       : `1, ${numLayers} (one per parent layer) or ${kept.length} (one per kept layer)`;
-  throw new SliceSpecError(`${flag}: ${widths.length} widths given; expected ${expected}`);
+  throw new SpecError(`${flag}: ${widths.length} widths given; expected ${expected}`);
 }
 
 export function findPreset(
@@ -176,7 +164,7 @@ export function findPreset(
     configs.find((c) => norm(c.name) === want) ??
     configs.find((c) => norm(c.name) === `config for ${want}`);
   if (!hit) {
-    throw new SliceSpecError(
+    throw new SpecError(
       `${flag}: no published config named "${name}"; known: ${configs.map((c) => `"${c.name}"`).join(', ')}`,
     );
   }
@@ -209,7 +197,7 @@ export function readSpecFile(file: string): FileSpec {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new SliceSpecError(`${flag}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    throw new SpecError(`${flag}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
   const isYaml = /\.ya?ml$/i.test(file);
   let data: unknown;
@@ -217,31 +205,28 @@ export function readSpecFile(file: string): FileSpec {
     data = isYaml ? loadYaml(text) : JSON.parse(text);
   } catch (err) {
     const what = isYaml ? 'YAML' : 'JSON';
-    throw new SliceSpecError(`${flag}: not valid ${what} (${(err as Error).message.split('\n')[0]})`);
+    throw new SpecError(`${flag}: not valid ${what} (${(err as Error).message.split('\n')[0]})`);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw new SliceSpecError(`${flag}: expected an object with "skip" and "ffn" (or "blocks", "preset")`);
+    throw new SpecError(`${flag}: expected an object with "skip" and "ffn" (or "blocks", "preset")`);
   }
   const out: FileSpec = {};
   for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
     const field = SPEC_FILE_KEYS[key];
     if (!field) {
-      throw new SliceSpecError(
-        `${flag}: unknown key "${key}" (known: ${Object.keys(SPEC_FILE_KEYS).join(', ')})`,
-      );
+      throw new SpecError(`${flag}: unknown key "${key}" (known: ${Object.keys(SPEC_FILE_KEYS).join(', ')})`);
     }
     if (field === 'comment' || value === null) continue;
-    if (field in out) throw new SliceSpecError(`${flag}: "${key}" repeats a field given under another name`);
+    if (field in out) throw new SpecError(`${flag}: "${key}" repeats a field given under another name`);
     if (field === 'preset') {
-      if (typeof value !== 'string') throw new SliceSpecError(`${flag}: "preset" must be a config name`);
+      if (typeof value !== 'string') throw new SpecError(`${flag}: "preset" must be a config name`);
       out.preset = value;
     } else {
       const ok =
         typeof value === 'string' ||
         typeof value === 'number' ||
         (Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number'));
-      if (!ok)
-        throw new SliceSpecError(`${flag}: "${key}" must be a list of numbers or a string like "8192x20"`);
+      if (!ok) throw new SpecError(`${flag}: "${key}" must be a list of numbers or a string like "8192x20"`);
       out[field] = value as ListInput;
     }
   }
@@ -259,7 +244,7 @@ export function resolveSpec(flags: SpecFlags, parent: ModelConfig): ResolvedSpec
   let file: FileSpec = {};
   let fileFlag = '';
   if (given(flags.preset) && given(flags.specFile)) {
-    throw new SliceSpecError('--preset: cannot be combined with --spec (put "preset" in the file instead)');
+    throw new SpecError('--preset: cannot be combined with --spec (put "preset" in the file instead)');
   }
   if (given(flags.specFile)) {
     file = readSpecFile(flags.specFile!);
@@ -277,7 +262,7 @@ export function resolveSpec(flags: SpecFlags, parent: ModelConfig): ResolvedSpec
       ['blocks', file.blocks],
     ].filter(([, v]) => given(v));
     if (others.length > 0) {
-      throw new SliceSpecError(`${presetFlag}: a published config fixes every layer; drop ${others[0][0]}`);
+      throw new SpecError(`${presetFlag}: a published config fixes every layer; drop ${others[0][0]}`);
     }
     return fromPreset(findPreset(presetName, loadPublishedConfigs(), presetFlag), parent, presetFlag);
   }
@@ -297,7 +282,7 @@ export function resolveSpec(flags: SpecFlags, parent: ModelConfig): ResolvedSpec
     blocks: ListInput | undefined,
   ) => {
     if (given(ffn) && given(blocks)) {
-      throw new SliceSpecError(`${blocksLabel}: cannot be combined with ${ffnLabel} (both set the widths)`);
+      throw new SpecError(`${blocksLabel}: cannot be combined with ${ffnLabel} (both set the widths)`);
     }
     if (given(ffn)) return { from: ffnLabel, widths: parseWidthList(ffn!, ffnLabel) };
     if (given(blocks)) {
@@ -311,98 +296,31 @@ export function resolveSpec(flags: SpecFlags, parent: ModelConfig): ResolvedSpec
       widths: [...parent.text.intermediateSize],
     };
   const ffn = widthsForKept(widths, L, skip, ffnFrom);
-  const spec = { skip, ffn };
-  const warnings = validateSpec(parent, spec, skipFrom, ffnFrom);
-  return { spec, warnings, skipFrom, ffnFrom };
+  const submodel = deriveSubmodel(parent, { skip, ffn }, { skipFrom, ffnFrom });
+  return { spec: submodel.spec, submodel, warnings: submodel.warnings, skipFrom, ffnFrom };
 }
 
 function fromPreset(preset: PublishedConfig, parent: ModelConfig, flag: string): ResolvedSpec {
   const L = parent.text.numHiddenLayers;
   const presetParent = preset.layers + preset.skip.length;
   if (presetParent !== L) {
-    throw new SliceSpecError(
+    throw new SpecError(
       `${flag}: "${preset.name}" is defined for a ${presetParent}-layer E4B parent; this checkpoint has ${L} layers`,
     );
   }
   const spec = { skip: [...preset.skip], ffn: [...preset.ffn] };
   if (spec.skip.some((s) => s >= L))
-    throw new SliceSpecError(`${flag}: "${preset.name}" skips a layer beyond ${L - 1}`);
+    throw new SpecError(`${flag}: "${preset.name}" skips a layer beyond ${L - 1}`);
   const label = `${flag} "${preset.name}"`;
-  const warnings = validateSpec(parent, spec, label, label);
-  return { spec, warnings, skipFrom: label, ffnFrom: label, preset };
-}
-
-/**
- * Checks a spec against its parent; throws SliceSpecError on the first problem and returns warnings.
- * KV roles come from the parent's layer_types and num_kv_shared_layers, never from fixed indices.
- */
-export function validateSpec(
-  parent: ModelConfig,
-  spec: MixNMatchSpec,
-  skipFrom = '--skip',
-  ffnFrom = '--ffn',
-): string[] {
-  const L = parent.text.numHiddenLayers;
-  const seen = new Set<number>();
-  for (const s of spec.skip) {
-    if (!Number.isInteger(s) || s < 0 || s >= L) {
-      throw new SliceSpecError(`${skipFrom}: layer ${s} does not exist (the parent has layers 0-${L - 1})`);
-    }
-    if (seen.has(s)) throw new SliceSpecError(`${skipFrom}: layer ${s} is listed twice`);
-    seen.add(s);
-  }
-  const kept = keptLayers(L, spec);
-  if (kept.length === 0) throw new SliceSpecError(`${skipFrom}: every layer is skipped; keep at least one`);
-  if (spec.ffn.length !== kept.length) {
-    throw new SliceSpecError(`${ffnFrom}: ${spec.ffn.length} widths for ${kept.length} kept layers`);
-  }
-
-  // A consumer reads the K/V of its producer; dropping a producer that still has readers breaks them.
-  for (const s of spec.skip) {
-    if (parent.layers[s].kv !== 'producer') continue;
-    const readers = parent.layers.filter((l) => l.kvSource === s && !seen.has(l.index)).map((l) => l.index);
-    if (readers.length > 0) {
-      throw new SliceSpecError(
-        `${skipFrom}: layer ${s} is a KV producer (consumers ${readers.join(', ')} read it); it cannot be skipped`,
-      );
-    }
-  }
-  // The sliced model re-derives roles from its own layer_types and num_kv_shared_layers: every kept
-  // consumer must still find its parent producer there.
-  const newIndex = new Map(kept.map((l, i) => [l, i]));
-  const skippedConsumers = spec.skip.filter((s) => parent.layers[s].kv === 'consumer').length;
-  const child = deriveKvRoles(
-    kept.map((l) => parent.text.layerTypes[l]),
-    parent.text.numKvSharedLayers - skippedConsumers,
-  );
-  for (const l of kept) {
-    const want = parent.layers[l].kvSource;
-    const got = child.sources[newIndex.get(l)!];
-    if ((want === null ? null : newIndex.get(want)) !== got) {
-      throw new SliceSpecError(
-        `${skipFrom}: after skipping, layer ${l} would read K/V from ${got === null ? 'nowhere' : `layer ${kept[got]}`} instead of ${want === null ? 'its own' : `layer ${want}`}`,
-      );
-    }
-  }
-
-  const warnings: string[] = [];
-  const untrained: string[] = [];
-  spec.ffn.forEach((w, k) => {
-    const l = kept[k];
-    const max = parent.text.intermediateSize[l];
-    if (!Number.isSafeInteger(w) || w < 1) {
-      throw new SliceSpecError(`${ffnFrom}: width ${w} for layer ${l} must be a positive integer`);
-    }
-    if (w > max)
-      throw new SliceSpecError(`${ffnFrom}: width ${w} for layer ${l} exceeds the parent's ${max}`);
-    if (w < TRAINED_WIDTHS.min || w > TRAINED_WIDTHS.max) untrained.push(`${l}:${w}`);
-  });
-  if (parent.text.hiddenSize === FULL_SIZE_HIDDEN && untrained.length > 0) {
-    warnings.push(
-      `${ffnFrom}: widths outside ${TRAINED_WIDTHS.min}..${TRAINED_WIDTHS.max} (only those were trained) on layers ${untrained.join(', ')}`,
-    );
-  }
-  return warnings;
+  const submodel = deriveSubmodel(parent, spec, { skipFrom: label, ffnFrom: label });
+  return {
+    spec: submodel.spec,
+    submodel,
+    warnings: submodel.warnings,
+    skipFrom: label,
+    ffnFrom: label,
+    preset,
+  };
 }
 
 /** Resolves flags to a spec; warnings (e.g. untrained widths) go to `onWarning`. */

@@ -10,10 +10,12 @@ import {
   encodeHeader,
   numel,
   parseHeader,
-} from '../../src/model/safetensors';
-import { DTYPES, DType, dtypeBytes } from '../../src/model/dtype';
-import { parseIndex } from '../../src/model/checkpoint';
-import { ConfigError, parseConfig } from '../../src/model/config';
+  DTYPES,
+  DType,
+  dtypeBytes,
+  parseIndex,
+} from '../../src/formats';
+import { ConfigError, parseConfig } from '../../src/gemma3n';
 import { tmpDir } from '../helpers/tmp';
 
 const DTYPE_NAMES = Object.keys(DTYPES) as DType[];

@@ -1,9 +1,9 @@
 // Parameter accounting (§5.1 of the architecture doc): what MatFormer Lab reports as "effective"
 // parameters, i.e. transformers' num_parameters(exclude_embeddings=True) of the text model, which
-// counts the unused K/V weights of KV-shared layers as 4.53 does.
-import { TextConfig } from './config';
-import { MixNMatchSpec, identitySpec, keptLayers } from './spec';
-import { TEXT_PREFIX } from './tensors';
+// counts the unused K/V weights of KV-shared layers as 4.53 does. Counted from the tensor table.
+import type { TextConfig } from './config';
+import { MixNMatchSpec, identitySpec, keptLayers } from './submodel';
+import { GLOBAL_TENSORS, LAYER_TENSORS, ParamClass, TEXT_PREFIX, globalKeys } from './tensors';
 
 export interface ParamBreakdown {
   /** Text parameters without the two embedding tables (MatFormer Lab's "effective" figure). */
@@ -21,42 +21,22 @@ export interface ParamBreakdown {
   readonly layers: number;
 }
 
-/** Parameters of one decoder layer except its MLP, plus its slice of per_layer_model_projection. */
-export function perLayerFixedParams(c: TextConfig): number {
-  const H = c.hiddenSize;
-  const N = c.altupNumInputs;
-  const attn =
-    H * c.numAttentionHeads * c.headDim +
-    2 * H * c.numKeyValueHeads * c.headDim +
-    c.numAttentionHeads * c.headDim * H +
-    2 * c.headDim;
-  const norms = 4 * H;
-  const altup = H + N * N + N * N * N + N * H + H;
-  const laurel = 2 * H * c.laurelRank + H;
-  const ple = 2 * H * c.hiddenSizePerLayerInput + H;
-  return attn + norms + altup + laurel + ple + c.hiddenSizePerLayerInput * H;
-}
+const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
-export function globalParams(c: TextConfig): number {
-  const H = c.hiddenSize;
-  return 2 * (c.altupNumInputs - 1) * H * H + H + c.hiddenSizePerLayerInput;
-}
-
-export function mlpParams(c: TextConfig, width: number): number {
-  return 3 * c.hiddenSize * width;
-}
-
-/** Text parameters of the parent, or of a Mix-n-Match submodel of it, from the config alone. */
+/** Text parameters of the parent, or of a Mix-n-Match submodel of it, from the config and the tensor table. */
 export function textParams(
   c: TextConfig,
   spec: MixNMatchSpec = identitySpec(c.intermediateSize),
 ): ParamBreakdown {
   const kept = keptLayers(c.numHiddenLayers, spec);
-  const fixed = perLayerFixedParams(c);
-  let effective = globalParams(c);
-  for (let k = 0; k < kept.length; k++) effective += fixed + mlpParams(c, spec.ffn[k]);
-  const embeddings = c.vocabSize * c.hiddenSize;
-  const pleEmbeddings = c.vocabSizePerLayerInput * c.hiddenSizePerLayerInput * kept.length;
+  // Model-level tensors shaped for the submodel: the PLE table and projection keep one block per kept layer.
+  const child: TextConfig = { ...c, numHiddenLayers: kept.length };
+  const sums: Record<ParamClass, number> = { effective: 0, embeddings: 0, ple_embeddings: 0 };
+  for (const g of GLOBAL_TENSORS) sums[g.params] += globalKeys(g, child).length * numel(g.shape(child));
+  spec.ffn.forEach((width) => {
+    for (const t of LAYER_TENSORS) sums[t.params] += numel(t.shape(c, width));
+  });
+  const { effective, embeddings, ple_embeddings: pleEmbeddings } = sums;
   return {
     effective,
     embeddings,

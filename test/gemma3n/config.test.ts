@@ -8,7 +8,7 @@ import {
   rawTextConfig,
   serializeConfig,
   withTextUpdates,
-} from '../../src/model/config';
+} from '../../src/gemma3n';
 import { describeIfShared, fixturesDir } from '../helpers/shared';
 import { tmpDir } from '../helpers/tmp';
 

@@ -1,21 +1,13 @@
-// Human-readable renderings of a slice plan: the --dry-run report and the model card share these.
-import { formatBytes } from '../model/bytes';
+// The rows that describe a slice plan, shared by the model card and the CLI's --dry-run report.
+import { formatBytes } from '../formats';
+import { rangeList, runLength } from '../gemma3n';
 import { SlicePlan } from './plan';
-import { rangeList, runLength } from './spec';
 
 /** `1,905,495,648 (1.91 B)`: exact, plus the rounding Google's table uses. */
 export function formatParams(n: number | null): string {
   if (n === null) return 'n/a';
   const short = n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : '';
   return short ? `${n.toLocaleString('en-US')} (${short})` : n.toLocaleString('en-US');
-}
-
-/** Fixed-width text table (first column left-aligned, the rest right-aligned). */
-export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
 /** Markdown table. */
@@ -58,30 +50,4 @@ export function summaryRows(plan: SlicePlan): string[][] {
     ['all params (with vision/audio)', formatParams(parent.total), formatParams(child.total)],
     ['tensor bytes', formatBytes(plan.sourceBytes), formatBytes(plan.outputBytes)],
   ];
-}
-
-/** The --dry-run report. */
-export function formatPlan(plan: SlicePlan, srcDir: string, outDir: string | undefined): string {
-  const ops = { copy: 0, rows: 0, cols: 0 };
-  let renamed = 0;
-  for (const t of plan.tensors) {
-    ops[t.op.kind]++;
-    if (t.name !== t.source) renamed++;
-  }
-  return [
-    `slice plan: ${srcDir} -> ${outDir ?? '(no --out)'}`,
-    '',
-    table(['', 'parent', 'slice'], summaryRows(plan)),
-    '',
-    `tensors: ${plan.tensors.length} written (${ops.copy} copied byte for byte, ${ops.rows} row-sliced, ` +
-      `${ops.cols} column-sliced; ${renamed} renamed), ${plan.dropped.length} dropped`,
-    `shards: ${plan.shards.map((s) => `${s.file} ${formatBytes(s.bytes)}`).join(', ')}`,
-    `config: ${Object.entries(plan.textUpdates)
-      .map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.length} entries]` : JSON.stringify(v)}`)
-      .join(', ')}`,
-    '',
-    table(LAYER_HEADER, layerRows(plan)),
-    '',
-    'dry run: nothing written',
-  ].join('\n');
 }

@@ -4,15 +4,20 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { UserInputError } from './errors';
-import { normalQuantile } from './normal';
+import {
+  CONFIG_FILE,
+  DEFAULT_MAX_SHARD_BYTES,
+  TensorSpec,
+  UserInputError,
+  mulberry32,
+  normalQuantile,
+  planShards,
+  shardFileName,
+  tensorBytes,
+  writeShardedCheckpoint,
+} from '../formats';
 import { ModelConfig, loadConfig } from './config';
-import { SafetensorsWriter, TensorSpec, encodeHeader, tensorBytes } from './safetensors';
-import { TEXT_PREFIX, expectedTextTensors } from './tensors';
-import { CONFIG_FILE, INDEX_FILE, SINGLE_FILE } from './checkpoint';
-
-/** Hugging Face's default shard limit is 5 GB (decimal). */
-export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
+import { RandomFill, TEXT_PREFIX, expectedTextTensors } from './tensors';
 const CHUNK_VALUES = 2 * 1024 * 1024; // 4 MB of bf16 per write
 
 export interface CreateRandomOptions {
@@ -47,15 +52,20 @@ export interface PlannedTensor extends TensorSpec {
   readonly init: Init;
 }
 
-/** Distribution by tensor role, chosen so a random model runs with sane activations. */
-export function initFor(name: string, shape: readonly number[]): Init {
-  if (/(^|\.)(prediction_coefs|correction_coefs)\.weight$/.test(name)) return { mean: 0, std: 0.1 };
-  if (shape.length === 1) return { mean: 1, std: 0.1 }; // norm scales and altup.correct_output_scale
-  if (name.endsWith('embed_tokens_per_layer.weight')) return { mean: 0, std: 1 };
-  if (/(^|\.)(embed_tokens|embedding)\.weight$/.test(name)) return { mean: 0, std: 0.5 };
+/** The table's fill for a text tensor: mean + std · N(0, 1), `fan_in` = std 1/√(in features). */
+function initOf(fill: RandomFill, shape: readonly number[]): Init {
+  if (fill !== 'fan_in') return fill;
   const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
   return { mean: 0, std: 1 / Math.sqrt(Math.max(1, fanIn)) };
 }
+
+/** The vision/audio embedders that stand in for the towers (not text tensors, so not in the table). */
+const TOWER_FILL: Record<string, RandomFill> = {
+  'embedding.weight': { mean: 0, std: 0.5 },
+  'hard_embedding_norm.weight': { mean: 1, std: 0.1 },
+  'soft_embedding_norm.weight': { mean: 1, std: 0.1 },
+  'embedding_projection.weight': 'fan_in',
+};
 
 function positiveInt(raw: Record<string, unknown> | undefined, key: string): number | null {
   const v = raw?.[key];
@@ -69,10 +79,11 @@ function positiveInt(raw: Record<string, unknown> | undefined, key: string): num
 export function planTensors(cfg: ModelConfig): PlannedTensor[] {
   const c = cfg.text;
   const prefix = cfg.multimodal ? TEXT_PREFIX : 'model.';
-  const specs: { name: string; shape: number[] }[] = expectedTextTensors(c, new Set(), prefix).map((t) => ({
-    name: t.name,
-    shape: t.shape,
-  }));
+  const specs: { name: string; shape: number[]; init: Init }[] = expectedTextTensors(
+    c,
+    new Set(),
+    prefix,
+  ).map((t) => ({ name: t.name, shape: t.shape, init: initOf(t.family.fill, t.shape) }));
   if (cfg.multimodal) {
     const towers: [string, Record<string, unknown> | undefined][] = [
       ['vision', cfg.raw.vision_config as Record<string, unknown> | undefined],
@@ -83,42 +94,21 @@ export function planTensors(cfg: ModelConfig): PlannedTensor[] {
       if (hidden === null) continue;
       const vocab = positiveInt(sub, 'vocab_size') ?? 128;
       const p = `model.embed_${kind}.`;
-      specs.push(
-        { name: `${p}embedding.weight`, shape: [vocab, hidden] },
-        { name: `${p}hard_embedding_norm.weight`, shape: [hidden] },
-        { name: `${p}soft_embedding_norm.weight`, shape: [hidden] },
-        { name: `${p}embedding_projection.weight`, shape: [c.hiddenSize, hidden] },
-      );
+      const shapes: Record<string, number[]> = {
+        'embedding.weight': [vocab, hidden],
+        'hard_embedding_norm.weight': [hidden],
+        'soft_embedding_norm.weight': [hidden],
+        'embedding_projection.weight': [c.hiddenSize, hidden],
+      };
+      for (const [key, shape] of Object.entries(shapes)) {
+        const fill = TOWER_FILL[key] ?? 'fan_in';
+        specs.push({ name: p + key, shape, init: initOf(fill, shape) });
+      }
     }
   }
   // safetensors (Python) writes a file's tensors sorted by name when all share a dtype.
   specs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return specs.map((s) => ({ ...s, dtype: 'BF16' as const, init: initFor(s.name, s.shape) }));
-}
-
-/** Greedy split in order, like transformers' save_pretrained: a tensor larger than the limit gets its own shard. */
-export function planShards<T extends TensorSpec>(tensors: readonly T[], maxShardBytes: number): T[][] {
-  const shards: T[][] = [];
-  let cur: T[] = [];
-  let size = 0;
-  for (const t of tensors) {
-    const n = tensorBytes(t);
-    if (cur.length > 0 && size + n > maxShardBytes) {
-      shards.push(cur);
-      cur = [];
-      size = 0;
-    }
-    cur.push(t);
-    size += n;
-  }
-  if (cur.length > 0) shards.push(cur);
-  return shards;
-}
-
-export function shardFileName(i: number, n: number): string {
-  if (n === 1) return SINGLE_FILE;
-  const pad = (k: number) => String(k).padStart(5, '0');
-  return `model-${pad(i + 1)}-of-${pad(n)}.safetensors`;
+  return specs.map((s) => ({ ...s, dtype: 'BF16' as const }));
 }
 
 // --- deterministic random numbers ---------------------------------------------------------------
@@ -132,18 +122,6 @@ export function tensorSeed(seed: number, name: string): number {
   }
   h ^= Math.floor(seed / 2 ** 32);
   return h >>> 0;
-}
-
-/** mulberry32: tiny, fast, good enough for weights; period 2^32. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
 }
 
 const tables = new Map<string, Uint16Array>();
@@ -211,38 +189,6 @@ function isNonEmptyDir(p: string): boolean {
   }
 }
 
-async function writeShard(
-  file: string,
-  tensors: readonly PlannedTensor[],
-  seed: number,
-  sparse: boolean,
-  buf: Uint16Array,
-) {
-  const metadata = { format: 'pt' };
-  if (sparse) {
-    // Header only, then extend the file: the data section is one hole that reads back as zeros.
-    const { bytes } = encodeHeader(tensors, metadata);
-    const total = tensors.reduce((s, t) => s + tensorBytes(t), 0);
-    const fh = await fsp.open(file, 'w');
-    try {
-      await fh.write(bytes, 0, bytes.length, 0);
-      await fh.truncate(bytes.length + total);
-    } finally {
-      await fh.close();
-    }
-    return;
-  }
-  const w = await SafetensorsWriter.create(file, tensors, metadata);
-  try {
-    for (const t of tensors)
-      for (const chunk of randomTensorChunks(seed, t, buf.length, buf)) await w.write(chunk);
-    await w.close();
-  } catch (err) {
-    await w.abort();
-    throw err;
-  }
-}
-
 /** Builds the checkpoint in a temporary folder beside `out` and renames it into place at the end. */
 export async function createRandomCheckpoint(opts: CreateRandomOptions): Promise<CreateRandomResult> {
   const cfg = loadConfig(opts.config);
@@ -272,30 +218,19 @@ export async function createRandomCheckpoint(opts: CreateRandomOptions): Promise
   }
   try {
     const tensors = planTensors(cfg);
-    const shards = planShards(tensors, maxShard);
-    const names = shards.map((_, i) => shardFileName(i, shards.length));
+    const groups = planShards(tensors, maxShard);
     const buf = new Uint16Array(CHUNK_VALUES);
-    const weightMap: Record<string, string> = {};
-    let totalSize = 0;
-    for (let i = 0; i < shards.length; i++) {
-      await writeShard(path.join(tmp, names[i]), shards[i], seed, Boolean(opts.sparse), buf);
-      let bytes = 0;
-      for (const t of shards[i]) {
-        weightMap[t.name] = names[i];
-        bytes += tensorBytes(t);
-      }
-      totalSize += bytes;
-      opts.onShard?.(names[i], bytes);
-    }
-    if (shards.length > 1) {
-      const sorted = Object.fromEntries(
-        Object.keys(weightMap)
-          .sort()
-          .map((k) => [k, weightMap[k]]),
-      );
-      const index = { metadata: { total_size: totalSize }, weight_map: sorted };
-      await fsp.writeFile(path.join(tmp, INDEX_FILE), JSON.stringify(index, null, 2) + '\n');
-    }
+    const { files, totalSize } = await writeShardedCheckpoint({
+      dir: tmp,
+      shards: groups.map((g, i) => ({ file: shardFileName(i, groups.length, true), tensors: g })),
+      data: function* (shard) {
+        for (const t of shard) yield* randomTensorChunks(seed, t, buf.length, buf);
+      },
+      sparse: Boolean(opts.sparse),
+      index: 'when_sharded',
+      onShard: opts.onShard,
+    });
+    const names = files.slice(0, groups.length);
     // The config is copied byte for byte: it is the user's file, unknown keys and style included.
     // Same bytes, fresh permissions (a copy of a read-only config would stay read-only).
     await fsp.writeFile(path.join(tmp, CONFIG_FILE), await fsp.readFile(configPath));

@@ -1,7 +1,7 @@
 // Gemma 3n text configuration: parse both published styles, normalise, derive per-layer facts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UserInputError } from './errors';
+import { UserInputError } from '../formats';
 
 export class ConfigError extends UserInputError {
   override name = 'ConfigError';

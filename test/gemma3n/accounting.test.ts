@@ -1,8 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadConfig } from '../../src/model/config';
-import { textParams } from '../../src/model/accounting';
-import { loadPublishedConfigs, parsePublishedConfigs } from '../../src/model/presets';
+import { loadConfig, textParams, loadPublishedConfigs, parsePublishedConfigs } from '../../src/gemma3n';
 import { describeIfShared, fixturesDir, sharedDir } from '../helpers/shared';
 
 const cfgPath = (name: string) => path.join(fixturesDir(), 'gemma3n', name, 'config.json');

@@ -1,11 +1,11 @@
 // Spec parsing and validation: flags, files, blocks, presets, and every one-line error.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { textParams } from '../../src/model/accounting';
-import { loadPublishedConfigs } from '../../src/model/presets';
-import { UserInputError } from '../../src/model/errors';
+import { UserInputError } from '../../src/formats';
 import {
-  SliceSpecError,
+  SpecError,
+  loadPublishedConfigs,
+  textParams,
   expandBlocks,
   parentBlocks,
   parseSkipList,
@@ -14,8 +14,8 @@ import {
   rangeList,
   resolveSpec,
   runLength,
-} from '../../src/slicing';
-import { configOf, makeTempDir } from './util';
+} from '../../src/gemma3n';
+import { configOf, makeTempDir } from '../slicing/util';
 
 const e4b = configOf();
 const tiny = configOf({ hidden_size: 64, intermediate_size: 256, num_hidden_layers: 35 });
@@ -24,13 +24,13 @@ function specError(fn: () => unknown): string {
   try {
     fn();
   } catch (err) {
-    expect(err).toBeInstanceOf(SliceSpecError);
+    expect(err).toBeInstanceOf(SpecError);
     expect(err).toBeInstanceOf(UserInputError);
     const msg = (err as Error).message;
     expect(msg).not.toContain('\n');
     return msg;
   }
-  throw new Error('expected a SliceSpecError');
+  throw new Error('expected a SpecError');
 }
 
 describe('parseSkipList', () => {
