@@ -2,8 +2,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 // The layering of src/ (README, "Layout"): each folder may import only the folders listed for it, and only
-// through their index.ts. formats and hub are the ground; nothing imports cli. sweep, export and report are
-// planned folders, ruled here already.
+// through their index.ts. formats is the ground; hub (the Hub client) stands on formats alone; nothing
+// imports cli. sweep, export and report are planned folders, ruled here already.
 const FOLDERS = [
   'formats',
   'hub',

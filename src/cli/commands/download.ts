@@ -27,7 +27,10 @@ export function hubOptions(token: string | undefined): HubOptions {
 
 export const hubFlags = {
   revision: { type: 'string', default: 'main', describe: 'branch, tag or commit' },
-  token: { type: 'string', describe: 'Hugging Face access token (default: $HF_TOKEN)' },
+  token: {
+    type: 'string',
+    describe: 'Hugging Face access token, for gated or private repositories (default: $HF_TOKEN)',
+  },
   force: { type: 'boolean', describe: 'replace existing files that differ from the Hub' },
 } as const;
 

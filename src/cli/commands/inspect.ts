@@ -7,7 +7,7 @@ import { formatReport } from '../render/inspect';
 import { jsonText } from '../render/json';
 import * as path from 'node:path';
 import { HubCheckpoint, isHfUri, openHubCheckpoint, parseHfUri } from '../../hub';
-import { hubOptions } from './download';
+import { hubFlags, hubOptions } from './download';
 
 interface InspectArgs extends SubmodelFlags {
   dir: string;
@@ -27,10 +27,7 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
         describe:
           'checkpoint folder, config.json, or hf://owner/repo[@revision] (reads config and shard headers only)',
       })
-      .option('token', {
-        type: 'string',
-        describe: 'Hugging Face access token for hf:// (default: $HF_TOKEN)',
-      })
+      .option('token', hubFlags.token)
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
       .options(SUBMODEL_OPTIONS)
       .example('$0 inspect ./gemma-3n-E4B', 'check a downloaded checkpoint')

@@ -6,7 +6,7 @@ import { SliceAbortedError, formatParams, sliceCheckpoint } from '../../slicing'
 import { ProgressBar } from '../progress';
 import { formatPlan } from '../render/plan';
 import { HubCheckpoint, isHfUri, openHubCheckpoint, parseHfUri } from '../../hub';
-import { hubOptions } from './download';
+import { hubFlags, hubOptions } from './download';
 
 interface SliceArgs {
   src: string;
@@ -68,10 +68,7 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
       .option('dry-run', { type: 'boolean', describe: 'print the plan, write nothing' })
       .option('force', { type: 'boolean', describe: 'replace an existing output folder' })
       .option('text-only', { type: 'boolean', describe: 'leave out the vision and audio towers' })
-      .option('token', {
-        type: 'string',
-        describe: 'Hugging Face access token for hf:// (default: $HF_TOKEN)',
-      })
+      .option('token', hubFlags.token)
       .example('$0 slice ./gemma-3n-E4B --out ./e2b --preset "Config for official E2B Model"', '')
       .example('$0 slice ./gemma-3n-E4B --out ./mix --skip 20-24 --ffn 8192x20,16384x10', '')
       .example('$0 slice ./gemma-3n-E4B --blocks 8192x3,16384x4 --dry-run', '')
