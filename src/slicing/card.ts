@@ -20,18 +20,28 @@ export function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:=,+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** The `slice` command that cuts `spec` from `srcDir` into `outDir`, spelled out (widths run-length coded). */
+export function sliceCommandLine(
+  srcDir: string,
+  outDir: string,
+  spec: { readonly skip: readonly number[]; readonly ffn: readonly number[] },
+  maxShardBytes?: number,
+): string {
+  const args = ['matformer-lab', 'slice', srcDir, '--out', outDir];
+  if (spec.skip.length > 0) args.push('--skip', rangeList(spec.skip));
+  args.push('--ffn', runLength(spec.ffn));
+  if (maxShardBytes !== undefined && maxShardBytes !== DEFAULT_MAX_SHARD_BYTES) {
+    args.push('--max-shard-size', String(maxShardBytes));
+  }
+  return args.map(shellQuote).join(' ');
+}
+
 /** A command that reproduces this slice exactly, with the spec spelled out (not the preset name). */
 export function reproduceCommand(
   input: Pick<CardInput, 'plan' | 'srcDir' | 'outDir' | 'maxShardBytes'>,
 ): string {
-  const args = ['matformer-lab', 'slice', input.srcDir, '--out', input.outDir];
-  if (input.plan.spec.skip.length > 0) args.push('--skip', rangeList(input.plan.spec.skip));
-  args.push('--ffn', runLength(input.plan.spec.ffn));
-  if (input.plan.textOnly) args.push('--text-only');
-  if (input.maxShardBytes !== undefined && input.maxShardBytes !== DEFAULT_MAX_SHARD_BYTES) {
-    args.push('--max-shard-size', String(input.maxShardBytes));
-  }
-  return args.map(shellQuote).join(' ');
+  const cmd = sliceCommandLine(input.srcDir, input.outDir, input.plan.spec, input.maxShardBytes);
+  return input.plan.textOnly ? `${cmd} --text-only` : cmd;
 }
 
 export function renderCard(input: CardInput): string {

@@ -12,7 +12,7 @@ export {
 } from './execute';
 export type { ExecuteOptions, ExecuteResult } from './execute';
 export { editJsonObject } from './config-text';
-export { renderCard, reproduceCommand } from './card';
+export { renderCard, reproduceCommand, shellQuote, sliceCommandLine } from './card';
 export { LAYER_HEADER, formatParams, layerRows, markdownTable, summaryRows } from './summary';
 export { sliceCheckpoint } from './run';
 export type { SliceOptions, SliceOutcome, OpenedParent } from './run';

@@ -85,7 +85,7 @@ describe('eval and compare on a self-made checkpoint and mini-MMLU', () => {
     dir = tmpDir();
     ckpt = path.join(dir, 'demo');
     await createRandomCheckpoint({
-      config: path.join(repoRoot, 'configs/demo/config.json'),
+      config: path.join(repoRoot, 'configs/tiny/config.json'),
       out: ckpt,
       seed: 3,
     });

@@ -10,6 +10,7 @@ import { evalCommand } from './eval';
 import { compareCommand } from './compare';
 import { downloadCommand } from './download';
 import { downloadDataCommand } from './download-data';
+import { reportCommand } from './report';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -23,4 +24,5 @@ export const commands: CommandModule<any, any>[] = [
   compareCommand,
   downloadCommand,
   downloadDataCommand,
+  reportCommand,
 ];

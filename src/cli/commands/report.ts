@@ -1,0 +1,114 @@
+// `matformer-lab report`: one self-contained HTML page of a sweep's results (or of a few eval results files).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { UserInputError, formatBytes, writeFileAtomically } from '../../formats';
+import { loadConfig, loadPublishedConfigs } from '../../gemma3n';
+import {
+  type SweepResults,
+  fileSafeName,
+  isEvalResults,
+  isSweepResults,
+  loadPlotlyBundle,
+  parseEvalResults,
+  parseSweepResults,
+  renderReport,
+  selectRun,
+  sweepResultsFromEvals,
+} from '../../report';
+import { version } from '../../../package.json';
+
+/** Where reports go unless --out says otherwise (git-ignored, beside reports/README.md). */
+export const DEFAULT_REPORTS_DIR = 'reports';
+
+interface ReportArgs {
+  inputs: string[];
+  run?: string;
+  out?: string;
+  force: boolean;
+}
+
+function readJson(file: string): unknown {
+  if (!fs.existsSync(file)) throw new UserInputError(`${file}: no such file`);
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    throw new UserInputError(
+      `${file}: not JSON; expected the output of \`results --json\` or an eval results file`,
+    );
+  }
+}
+
+/** The report's input: one `results --json` file, or eval results files of one checkpoint and subset. */
+export function loadReportInput(files: readonly string[]): SweepResults {
+  const jsons = files.map((f) => ({ file: f, json: readJson(f) }));
+  const first = jsons[0]!;
+  if (isSweepResults(first.json)) {
+    if (jsons.length > 1)
+      throw new UserInputError(
+        `${jsons[1]!.file}: give one \`results --json\` file (or several eval results files)`,
+      );
+    return parseSweepResults(first.json, first.file);
+  }
+  const evals = jsons.map(({ file, json }) => {
+    if (!isEvalResults(json))
+      throw new UserInputError(`${file}: expected the output of \`results --json\` or an eval results file`);
+    return parseEvalResults(json, file);
+  });
+  const model = evals[0]!.model;
+  if (!fs.existsSync(path.join(model, 'config.json')))
+    throw new UserInputError(
+      `${evals[0]!.file}: its model ${model} has no config.json (needed for parameter counts)`,
+    );
+  const presets = loadPublishedConfigs();
+  return sweepResultsFromEvals(evals, loadConfig(model).text, { toolVersion: version, presets });
+}
+
+export const reportCommand: CommandModule<object, ReportArgs> = {
+  command: 'report <inputs..>',
+  describe: 'Write a self-contained HTML report (frontier, per-layer widths, table) of sweep or eval results',
+  builder: (y: Argv<object>) =>
+    y
+      .positional('inputs', {
+        type: 'string',
+        array: true,
+        demandOption: true,
+        describe: '`results --json` output, or one or more eval results files of one checkpoint',
+      })
+      .option('run', { type: 'string', describe: 'run id to show (default: the last run)' })
+      .option('out', {
+        alias: 'o',
+        type: 'string',
+        describe: `HTML file to write (default: ${DEFAULT_REPORTS_DIR}/report-<run>.html)`,
+      })
+      .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out' })
+      .example('$0 report results.json --out sweep.html', 'a sweep, from `results --json`')
+      .example(
+        '$0 report parent.json e2b.json mix.json',
+        'eval results of submodels of one checkpoint',
+      ) as unknown as Argv<ReportArgs>,
+  handler: async (argv) => {
+    const results = loadReportInput(argv.inputs);
+    const run = selectRun(results, argv.run);
+    const out = argv.out ?? path.join(DEFAULT_REPORTS_DIR, `report-${fileSafeName(String(run.id))}.html`);
+    if (fs.existsSync(out) && !argv.force)
+      throw new UserInputError(`${out}: exists (pass --force to replace it)`);
+    if (argv.out === undefined) fs.mkdirSync(DEFAULT_REPORTS_DIR, { recursive: true });
+    else if (!fs.existsSync(path.dirname(path.resolve(out))))
+      throw new UserInputError(`--out: folder ${path.dirname(path.resolve(out))} does not exist`);
+    const html = renderReport(results, {
+      runId: run.id,
+      published: loadPublishedConfigs(),
+      plotlyJs: loadPlotlyBundle(),
+      generatedAt: new Date().toISOString(),
+    });
+    await writeFileAtomically(out, html);
+    const mine = results.candidates.filter(
+      (c) => c.run_id === undefined || String(c.run_id) === String(run.id),
+    );
+    process.stdout.write(
+      `wrote ${out} (${formatBytes(Buffer.byteLength(html))}): run ${String(run.id)}, ${mine.length} candidates, ` +
+        `${mine.filter((c) => c.pareto).length} on the frontier\n`,
+    );
+  },
+};
