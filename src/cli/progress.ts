@@ -1,5 +1,7 @@
-// A one-line progress bar on stderr for long commands (slice: bytes and MB/s; eval: questions and q/s). On a
-// terminal it redraws in place; elsewhere (logs, CI, tests) it prints a plain line now and then.
+// Progress bars on stderr for long commands (slice: bytes and MB/s; eval: questions and q/s; sweep: overall
+// and per round), drawn by cli-progress. On a terminal they redraw in place; elsewhere (logs, CI, tests) a
+// plain line comes now and then.
+import { MultiBar, Presets, SingleBar, type Options } from 'cli-progress';
 import { formatBytes } from '../formats';
 
 export interface ProgressOptions {
@@ -15,54 +17,92 @@ function byteStats(done: number, total: number, seconds: number): string {
   return `${formatBytes(done)}/${formatBytes(total)} ${(done / seconds / 1e6).toFixed(0)} MB/s`;
 }
 
+function barOptions(opts: ProgressOptions, format: string): Options {
+  return {
+    stream: opts.stream ?? process.stderr,
+    format,
+    barsize: 30,
+    hideCursor: false,
+    // The commands handle Ctrl-C themselves (slice removes its temporary folder, sweep stops after a batch).
+    gracefulExit: false,
+    clearOnComplete: false,
+    // Off a terminal: a plain line every few seconds, never the first instant (short runs stay quiet).
+    noTTYOutput: true,
+    notTTYSchedule: (opts.plainEverySeconds ?? 10) * 1000,
+    etaBuffer: 50,
+    fps: 10,
+  };
+}
+
 export class ProgressBar {
-  private readonly stream: NodeJS.WriteStream;
-  private readonly tty: boolean;
+  private readonly bar: SingleBar;
   private readonly started = Date.now();
-  private last = 0;
-  private drawn = false;
+  /** Off a terminal the bar starts only once the work has run a while: short runs print nothing. */
+  private running = false;
+  private readonly quietMs: number;
 
   constructor(
     private readonly total: number,
     private readonly opts: ProgressOptions = {},
   ) {
-    this.stream = opts.stream ?? process.stderr;
-    this.tty = Boolean(this.stream.isTTY);
+    const label = opts.label ?? 'slicing';
+    this.quietMs = (opts.stream ?? process.stderr).isTTY ? 0 : (opts.plainEverySeconds ?? 10) * 1000;
+    this.bar = new SingleBar(
+      barOptions(opts, `${label} [{bar}] {percentage}% {stats} ETA {eta_formatted}`),
+      Presets.legacy,
+    );
+    if (this.quietMs === 0) this.start();
   }
 
-  private line(done: number): string {
-    const secs = Math.max((Date.now() - this.started) / 1000, 1e-3);
-    const frac = this.total > 0 ? done / this.total : 1;
-    const eta = done > 0 ? Math.max(0, ((this.total - done) * secs) / done) : 0;
-    const label = this.opts.label ?? 'slicing';
-    const stats = `${(frac * 100).toFixed(0).padStart(3)}% ${(this.opts.stats ?? byteStats)(done, this.total, secs)}`;
-    if (!this.tty) return `${label}: ${stats}`;
-    const width = 30;
-    const fill = Math.round(frac * width);
-    return `${label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${stats} ETA ${eta.toFixed(0)}s`;
+  private start(): void {
+    this.bar.start(Math.max(this.total, 1), 0, { stats: '' });
+    this.running = true;
   }
 
   update(done: number): void {
-    const now = Date.now();
-    const every = this.tty ? 100 : (this.opts.plainEverySeconds ?? 10) * 1000;
-    if (now - this.last < every && done < this.total) return;
-    if (!this.tty && done >= this.total) return; // the final line comes from finish()
-    this.last = now;
-    if (this.tty) {
-      this.stream.write(`\r${this.line(done)}\x1b[K`);
-      this.drawn = true;
-    } else if (now - this.started >= every) {
-      this.stream.write(`${this.line(done)}\n`);
-    }
+    const ms = Date.now() - this.started;
+    if (!this.running && ms < this.quietMs) return;
+    if (!this.running) this.start();
+    this.bar.update(done, {
+      stats: (this.opts.stats ?? byteStats)(done, this.total, Math.max(ms / 1000, 1e-3)),
+    });
   }
 
-  /** Ends the bar: a final line on a TTY, nothing extra elsewhere (the caller prints a summary). */
+  /** Ends the bar (its last state stays on a terminal). */
   finish(): void {
-    if (this.tty && this.drawn) this.stream.write(`\r${this.line(this.total)}\x1b[K\n`);
+    if (this.running) this.bar.stop();
+    this.running = false;
   }
 
-  /** Clears a half-drawn bar before an error message. */
+  /** Ends a half-drawn bar before an error message. */
   clear(): void {
-    if (this.tty && this.drawn) this.stream.write('\r\x1b[K');
+    this.finish();
+  }
+}
+
+/** Several bars redrawn together: one overall, one for the part in progress (a sweep's round). */
+export class ProgressBars {
+  private readonly multi: MultiBar;
+
+  constructor(opts: ProgressOptions = {}) {
+    this.multi = new MultiBar(
+      barOptions(opts, '{label} [{bar}] {percentage}% {value}/{total} {stats} ETA {eta_formatted}'),
+      Presets.legacy,
+    );
+  }
+
+  add(
+    label: string,
+    total: number,
+  ): { update: (done: number, stats?: string) => void; setTotal: (n: number) => void } {
+    const bar = this.multi.create(Math.max(total, 1), 0, { label: label.padEnd(8), stats: '' });
+    return {
+      update: (done, stats = '') => bar.update(done, { stats }),
+      setTotal: (n) => bar.setTotal(Math.max(n, 1)),
+    };
+  }
+
+  stop(): void {
+    this.multi.stop();
   }
 }

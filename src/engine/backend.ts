@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // the node build), and then no cpu backend would be registered.
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 import { UserInputError } from '../formats';
+import { setTileFamily } from './kernels/bf16-matmul';
 
 export const BACKEND_CHOICES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -177,6 +178,7 @@ async function useWebGpu(requireHardware: boolean): Promise<BackendInfo | string
       return 'the TF.js webgpu backend did not register (no navigator.gpu)';
   }
   if (!(await activate('webgpu'))) return 'the TF.js webgpu backend failed to initialise';
+  setTileFamily(facts.software);
   const detail = `${facts.description || facts.device || facts.vendor}${facts.software ? ' (software)' : ''}`;
   return { name: 'webgpu', detail, maxBindingBytes: webgpuBindingLimit() };
 }

@@ -1,6 +1,8 @@
 // Throughput measurement: one warm-up pass (shader compilation, JIT), then a timed prefill of B×T random
 // tokens and timed greedy decode steps on its KV cache.
 import * as tf from '@tensorflow/tfjs-core';
+import { type PhaseProfile, profilePhase } from './profile';
+import { EngineScorer } from './scorer';
 import type { OpenedModel } from './session';
 
 export interface BenchOptions {
@@ -8,6 +10,8 @@ export interface BenchOptions {
   tokens: number;
   decodeSteps: number;
   seed: number;
+  /** Also profile one prefill, the decode steps and one MMLU-shaped batch, op by op. */
+  profile?: boolean;
 }
 
 export interface BenchResult {
@@ -26,6 +30,8 @@ export interface BenchResult {
     tensors: number;
     peak_rss_bytes: number;
   };
+  /** With `profile`: prefill, decode and mmlu_batch, per op kind. */
+  profile?: PhaseProfile[];
 }
 
 /** Deterministic prompt ids in [3, maxId) (skips pad/eos/bos), from a small LCG. */
@@ -76,6 +82,7 @@ export async function runBench(opened: OpenedModel, opts: BenchOptions): Promise
   await pass(Math.min(2, opts.decodeSteps));
   const r = await pass(opts.decodeSteps);
   const steps = opts.decodeSteps;
+  const profile = opts.profile ? await profileAll(opened, prompts, opts) : undefined;
   return {
     backend: engine.backend.name,
     backend_detail: engine.backend.detail,
@@ -96,5 +103,47 @@ export async function runBench(opened: OpenedModel, opts: BenchOptions): Promise
       tensors: r.tensors,
       peak_rss_bytes: peakRss,
     },
+    ...(profile ? { profile } : {}),
   };
+}
+
+/**
+ * The three shapes that matter: a prefill of the bench batch, its decode steps, and an MMLU batch (the first
+ * prompt as a shared few-shot prefix, then `batch` suffixes of a quarter of its length scored against it).
+ * Each runs once unprofiled first so shader compilation is not profiled.
+ */
+async function profileAll(
+  opened: OpenedModel,
+  prompts: number[][],
+  opts: BenchOptions,
+): Promise<PhaseProfile[]> {
+  const { model } = opened;
+  const out: PhaseProfile[] = [];
+  const cache = model.newCache(opts.batch);
+  try {
+    let next: number[] = [];
+    out.push(await profilePhase('prefill', async () => (next = await model.nextTokens(prompts, cache))));
+    if (opts.decodeSteps > 0) {
+      out.push(
+        await profilePhase('decode', async () => {
+          for (let i = 0; i < opts.decodeSteps; i++)
+            next = await model.nextTokens(
+              next.map((t) => [t]),
+              cache,
+            );
+        }),
+      );
+    }
+  } finally {
+    cache.dispose();
+  }
+  const suffixLength = Math.max(1, Math.floor(opts.tokens / 4));
+  const suffixes = benchPrompts(opts.batch, suffixLength + 1, opened.engine.maxTextId, opts.seed + 1).map(
+    (s) => s.slice(1),
+  );
+  const choices = [3, 4, 5, 6];
+  const scorer = new EngineScorer(model, { groupSize: opts.batch });
+  await scorer.scoreSuffixes(prompts[0]!, suffixes, choices);
+  out.push(await profilePhase('mmlu_batch', () => scorer.scoreSuffixes(prompts[0]!, suffixes, choices)));
+  return out;
 }

@@ -3,7 +3,7 @@
 // not column indices, so right padding, ragged batches and a trimmed sliding window all use one rule:
 // key s is visible to query t iff pos_s ≤ pos_t and, on sliding layers, pos_t − pos_s < window.
 import * as tf from '@tensorflow/tfjs-core';
-import type { AttentionKind, KvSharing, LayerPlan } from './gemma3n';
+import type { AttentionKind, KvSharing, LayerPlan, PastKv } from './gemma3n';
 
 /** Key position of a padded (invalid) column: larger than any real position, so never ≤ a query's. */
 export const PAD_KEY_POSITION = 1 << 30;
@@ -178,5 +178,22 @@ export class KvCache {
 
   private check(): void {
     if (this.disposed) throw new Error('KV cache used after dispose()');
+  }
+}
+
+/**
+ * The K/V a paused batch-1 prefix forward published, seen by a batch of B rows that continue it: each read
+ * repeats the prefix along the batch axis (inside the reading layer's tidy, so it lives for that layer only).
+ */
+export class PrefixPast implements PastKv {
+  constructor(
+    private readonly kv: KvSharing,
+    private readonly batch: number,
+  ) {}
+
+  past(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } {
+    const { k, v } = this.kv.read(layer);
+    if (this.batch === 1) return { k, v };
+    return { k: tf.tile(k, [this.batch, 1, 1, 1]), v: tf.tile(v, [this.batch, 1, 1, 1]) };
   }
 }

@@ -3,7 +3,15 @@
 // tf.slice copies of the full-width ones). Batches are right-padded with explicit positions and masks.
 import * as tf from '@tensorflow/tfjs-core';
 import { Checkpoint, UserInputError } from '../formats';
-import { type MixNMatchSpec, type ModelConfig, deriveSubmodel, identitySpec, loadConfig } from '../gemma3n';
+import {
+  type MixNMatchSpec,
+  type ModelConfig,
+  deriveSubmodel,
+  identitySpec,
+  loadConfig,
+  maxPositionEmbeddings,
+  textVocabLimit,
+} from '../gemma3n';
 import {
   type BackendChoice,
   type BackendInfo,
@@ -11,15 +19,19 @@ import {
   initBackend,
   releaseIdleBuffers,
 } from './backend';
-import { KvCache, PAD_KEY_POSITION, buildMasks } from './cache';
+import { KvCache, PAD_KEY_POSITION, PrefixPast, buildMasks } from './cache';
 import {
   type DecoderInputs,
+  type ForwardState,
   Gemma3nText,
   type Gemma3nTextConfig,
   type LayerPlan,
   type LayerWeights,
+  disposeForwardState,
+  type SparsityStd,
 } from './gemma3n';
 import type { RestrictedRow } from './head';
+import type { LinearWeight } from './kernels/linear';
 import { type LoadProgress, type ParentWeights, loadParentWeights } from './weights';
 
 export type TokenBatch = readonly (readonly number[])[];
@@ -30,8 +42,16 @@ export interface EngineLoadOptions {
   onProgress?: (p: LoadProgress) => void;
 }
 
+/** What every backend computes in (bf16/f16 weights are decoded exactly): recorded with results and journals. */
+export const ENGINE_PRECISION = 'float32';
+
 /** Keeps every single tensor (LM-head chunk, logits tile) at most this large, and under the binding limit. */
 const MAX_TENSOR_BYTES = 1 << 30;
+
+export interface ViewOptions {
+  /** Gaussian top-k standard deviation: 'population' (transformers, the default) or 'sample' (llama.cpp). */
+  readonly sparsityStd?: SparsityStd;
+}
 
 export class Engine {
   private readonly views = new Set<TextModel>();
@@ -58,10 +78,9 @@ export class Engine {
         config,
         Math.min(MAX_TENSOR_BYTES, backend.maxBindingBytes),
         opts.onProgress,
+        backend.name === 'webgpu',
       );
-      const vision = config.raw.vision_config as { vocab_offset?: unknown } | undefined;
-      const offset = typeof vision?.vocab_offset === 'number' ? vision.vocab_offset : Infinity;
-      return new Engine(dir, config, backend, weights, ckpt, Math.min(config.text.vocabSize, offset));
+      return new Engine(dir, config, backend, weights, ckpt, textVocabLimit(config));
     } catch (e) {
       ckpt.close();
       throw e;
@@ -69,9 +88,9 @@ export class Engine {
   }
 
   /** The parent itself (no spec) or a Mix-n-Match submodel of it. Dispose views you no longer need. */
-  view(spec?: MixNMatchSpec): TextModel {
+  view(spec?: MixNMatchSpec, opts: ViewOptions = {}): TextModel {
     if (this.disposed) throw new Error('engine used after dispose()');
-    const v = new TextModel(this, spec ?? identitySpec(this.config.text.intermediateSize));
+    const v = new TextModel(this, spec ?? identitySpec(this.config.text.intermediateSize), opts);
     this.views.add(v);
     return v;
   }
@@ -94,7 +113,11 @@ export class Engine {
  * The decoder config of a submodel: the kept layers, widths and KV roles of the one submodel derivation (what
  * a sliced checkpoint's config says, §5.2), in the shape the forward pass wants.
  */
-export function submodelConfig(config: ModelConfig, spec: MixNMatchSpec): Gemma3nTextConfig {
+export function submodelConfig(
+  config: ModelConfig,
+  spec: MixNMatchSpec,
+  opts: ViewOptions = {},
+): Gemma3nTextConfig {
   const t = config.text;
   const submodel = deriveSubmodel(config, spec);
   const layers: LayerPlan[] = submodel.layers.map((l) => ({
@@ -104,6 +127,7 @@ export function submodelConfig(config: ModelConfig, spec: MixNMatchSpec): Gemma3
     kvRole: l.kv,
     kvSource: l.kvSource,
     sparsity: l.sparsity,
+    sparsityStd: opts.sparsityStd ?? 'population',
     ffn: l.ffn,
   }));
   return {
@@ -140,38 +164,39 @@ export interface GenerateOptions {
 export class TextModel {
   readonly cfg: Gemma3nTextConfig;
   readonly decoder: Gemma3nText;
-  /** FFN weights sliced for this view (the rest is shared with the parent). */
-  private readonly owned: tf.Tensor[] = [];
+  /** FFN weights narrowed for this view (float32 copies; packed bf16 views own nothing). */
+  private readonly owned: LinearWeight[] = [];
   private disposed = false;
 
   constructor(
     readonly engine: Engine,
     readonly spec: MixNMatchSpec,
+    opts: ViewOptions = {},
   ) {
-    this.cfg = submodelConfig(engine.config, spec);
+    this.cfg = submodelConfig(engine.config, spec, opts);
     const parent = engine.weights;
     try {
       const layers: LayerWeights[] = this.cfg.layers.map((plan) => {
         const w = parent.layers[plan.parentIndex];
-        if (plan.ffn === w.down.shape[0]) return w;
+        if (plan.ffn === w.down.inFeatures) return w;
         // MatFormer prefix slice: gate/up keep their first I' outputs, down its first I' inputs.
         const I = plan.ffn;
-        const gate = tf.slice(w.gate, [0, 0], [-1, I]);
-        const up = tf.slice(w.up, [0, 0], [-1, I]);
-        const down = tf.slice(w.down, [0, 0], [I, -1]);
+        const gate = w.gate.prefix(w.gate.inFeatures, I);
+        const up = w.up.prefix(w.up.inFeatures, I);
+        const down = w.down.prefix(I, w.down.outFeatures);
         this.owned.push(gate, up, down);
         return { ...w, gate, up, down };
       });
       this.decoder = new Gemma3nText(this.cfg, parent.global, layers, parent.host);
     } catch (e) {
-      tf.dispose(this.owned);
+      for (const w of this.owned) w.dispose();
       throw e;
     }
   }
 
-  /** Bytes this view added on top of the parent (its narrowed FFN copies). */
+  /** Bytes this view added on top of the parent (its narrowed float32 FFN copies; 0 when packed). */
   get extraBytes(): number {
-    return this.owned.reduce((n, t) => n + t.size * 4, 0);
+    return this.owned.reduce((n, w) => n + w.bytes, 0);
   }
 
   newCache(batch = 1): KvCache {
@@ -187,14 +212,56 @@ export class TextModel {
       throw new Error(`the KV cache holds ${cache.batch} sequences but ${batch.length} were given`);
     }
     const max = this.engine.maxTextId;
-    for (const seq of batch) {
+    const limit = maxPositionEmbeddings(this.engine.config);
+    for (const [b, seq] of batch.entries()) {
       if (seq.length === 0) throw new UserInputError('empty token sequence');
+      const end = (cache ? cache.nextPos[b]! : 0) + seq.length;
+      if (end > limit) {
+        throw new UserInputError(
+          `a sequence of ${end} tokens exceeds the model's max_position_embeddings (${limit})`,
+        );
+      }
       for (const id of seq) {
         if (!Number.isInteger(id) || id < 0 || id >= max) {
           throw new UserInputError(`token id ${id} is outside the text vocabulary [0, ${max})`);
         }
       }
     }
+  }
+
+  /**
+   * Runs the decoder over a right-padded batch and returns the final hidden rows at `rows` (flat indices
+   * b·T + t), as one [N, H] tensor the caller disposes. The cache, if any, is advanced.
+   */
+  /** Padded ids, RoPE positions and key positions of a batch whose rows start at `start(b)`. */
+  private batchInputs(
+    batch: TokenBatch,
+    start: (b: number) => number,
+  ): { B: number; T: number; ids: Int32Array; positions: Int32Array; keyPos: Int32Array } {
+    const B = batch.length;
+    const T = Math.max(...batch.map((s) => s.length));
+    const ids = new Int32Array(B * T).fill(this.cfg.padTokenId);
+    const positions = new Int32Array(B * T);
+    const keyPos = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      const seq = batch[b];
+      for (let t = 0; t < T; t++) {
+        const m = b * T + t;
+        positions[m] = start(b) + t;
+        if (t < seq.length) {
+          ids[m] = seq[t];
+          keyPos[m] = start(b) + t;
+        } else {
+          keyPos[m] = PAD_KEY_POSITION;
+        }
+      }
+    }
+    return { B, T, ids, positions, keyPos };
+  }
+
+  /** Masks repeated per head on cpu (see buildMasks). */
+  private get maskHeads(): number {
+    return tf.getBackend() === 'cpu' ? this.cfg.numHeads : 1;
   }
 
   /**
@@ -208,26 +275,8 @@ export class TextModel {
   ): Promise<tf.Tensor2D> {
     this.check(batch, cache);
     releaseIdleBuffers();
-    const B = batch.length;
-    const T = Math.max(...batch.map((s) => s.length));
-    const ids = new Int32Array(B * T).fill(this.cfg.padTokenId);
-    const positions = new Int32Array(B * T);
-    const keyPos = new Int32Array(B * T);
-    for (let b = 0; b < B; b++) {
-      const start = cache ? cache.nextPos[b] : 0;
-      const seq = batch[b];
-      for (let t = 0; t < T; t++) {
-        const m = b * T + t;
-        positions[m] = start + t;
-        if (t < seq.length) {
-          ids[m] = seq[t];
-          keyPos[m] = start + t;
-        } else {
-          keyPos[m] = PAD_KEY_POSITION;
-        }
-      }
-    }
-    const heads = tf.getBackend() === 'cpu' ? this.cfg.numHeads : 1;
+    const { B, T, ids, positions, keyPos } = this.batchInputs(batch, (b) => (cache ? cache.nextPos[b] : 0));
+    const heads = this.maskHeads;
     const masks = cache
       ? cache.masks(positions, keyPos, T, heads)
       : buildMasks(positions, keyPos, B, T, T, 0, this.cfg.slidingWindow, heads);
@@ -249,6 +298,67 @@ export class TextModel {
     const out = tf.gather(h, picked) as tf.Tensor2D;
     h.dispose();
     return out;
+  }
+
+  /**
+   * Begins a forward of `batch` and pauses it before the first layer (see `PausedForward`). With `after`, the
+   * rows continue that batch-1 prefix: positions start after it and every row attends to its K/V.
+   */
+  beginPaused(batch: TokenBatch, after?: PausedForward): PausedForward {
+    this.check(batch, null);
+    if (after && after.batch !== 1) throw new Error('a paused prefix must be a single sequence');
+    releaseIdleBuffers();
+    const P = after ? after.lengths[0] : 0;
+    const { B, T, ids, positions, keyPos } = this.batchInputs(batch, () => P);
+    const S = P + T;
+    const all = new Int32Array(B * S);
+    for (let b = 0; b < B; b++) {
+      for (let s = 0; s < P; s++) all[b * S + s] = s;
+      all.set(keyPos.subarray(b * T, (b + 1) * T), b * S + P);
+    }
+    const masks = buildMasks(positions, all, B, T, S, 0, this.cfg.slidingWindow, this.maskHeads);
+    try {
+      const state = this.decoder.begin({ shape: { B, T }, ids, positions, masks });
+      return new PausedForward(
+        this.engine,
+        state,
+        masks,
+        batch.map((s) => s.length),
+        after ?? null,
+      );
+    } catch (e) {
+      tf.dispose([masks.full, masks.sliding]);
+      throw e;
+    }
+  }
+
+  /**
+   * Runs this view's layers [p.done, to) on a paused forward, returning a new one (`p` stays usable). Its first
+   * p.done layers must be this view's too. A batch begun after a prefix needs that prefix advanced to ≥ `to`.
+   */
+  advancePaused(p: PausedForward, to: number, prefix?: PausedForward): PausedForward {
+    if (this.disposed) throw new Error('model view used after dispose()');
+    if (p.engine !== this.engine) throw new Error('the paused forward belongs to another engine');
+    if ((prefix ?? null) !== null && prefix!.done < to) throw new Error('the prefix is behind the batch');
+    const past = prefix ? new PrefixPast(prefix.state.kv, p.batch) : null;
+    return p.next(this.decoder.advance(p.state, to, past));
+  }
+
+  /** The restricted head at each row's last token of a paused forward that ran all of this view's layers. */
+  async restrictedLast(p: PausedForward, vocabIds: readonly number[]): Promise<RestrictedRow[]> {
+    const T = p.state.root.shape.T;
+    const h = tf.tidy(() => {
+      const all = this.decoder.finish(p.state);
+      return tf.gather(
+        all,
+        p.lengths.map((n, b) => b * T + n - 1),
+      ) as tf.Tensor2D;
+    });
+    try {
+      return await this.engine.weights.head.restricted(h, vocabIds);
+    } finally {
+      h.dispose();
+    }
   }
 
   /** Full soft-capped logits [len, V] of every sequence (host arrays, row-major). */
@@ -303,11 +413,11 @@ export class TextModel {
     h.dispose();
   }
 
-  /** Greedy next token after each sequence (advancing the cache if given). */
+  /** Greedy next text token after each sequence (advancing the cache if given). */
   async nextTokens(batch: TokenBatch, cache?: KvCache): Promise<number[]> {
     const h = await this.hidden(batch, cache ?? null, (T) => batch.map((s, b) => b * T + s.length - 1));
     try {
-      return [...(await this.engine.weights.head.argmax(h))];
+      return [...(await this.engine.weights.head.argmax(h, this.engine.maxTextId))];
     } finally {
       h.dispose();
     }
@@ -357,9 +467,57 @@ export class TextModel {
 
   dispose(): void {
     if (this.disposed) return;
-    tf.dispose(this.owned);
+    for (const w of this.owned) w.dispose();
     this.decoder.dispose();
     this.engine.forget(this);
     this.disposed = true;
+  }
+}
+
+/**
+ * A forward paused between layers. A sweep begins one on the parent view and advances it on each candidate
+ * view, branching where candidates' layer plans part, so layers candidates share run once. Dispose every
+ * state advanced from a `beginPaused` one before that one (it owns the inputs they all read).
+ */
+export class PausedForward {
+  /** @internal */
+  constructor(
+    readonly engine: Engine,
+    /** @internal */
+    readonly state: ForwardState,
+    private readonly masks: Readonly<Record<'full' | 'sliding', tf.Tensor4D>> | null,
+    /** Real (unpadded) length of each row. */
+    readonly lengths: readonly number[],
+    /** The prefix this batch continues, if any. */
+    readonly after: PausedForward | null,
+  ) {}
+
+  get batch(): number {
+    return this.lengths.length;
+  }
+
+  /** Layers run so far. */
+  get done(): number {
+    return this.state.done;
+  }
+
+  /** Real tokens of the batch (what one layer evaluates, padding excluded). */
+  get tokens(): number {
+    return this.lengths.reduce((a, b) => a + b, 0);
+  }
+
+  /** Bytes of activations this state holds (streams and its own K/V, an estimate for memory caps). */
+  get bytes(): number {
+    return (this.state.streams.all.size + this.state.streams.active.size) * 4;
+  }
+
+  /** @internal */
+  next(state: ForwardState): PausedForward {
+    return new PausedForward(this.engine, state, null, this.lengths, this.after);
+  }
+
+  dispose(): void {
+    disposeForwardState(this.state);
+    if (this.masks) tf.dispose([this.masks.full, this.masks.sliding]);
   }
 }

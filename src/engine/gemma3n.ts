@@ -6,6 +6,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { normalQuantile } from '../formats';
 import type { KvCache } from './cache';
+import type { LinearWeight } from './kernels/linear';
+import { altupCorrect, altupPredict } from './kernels/altup';
+import { ownKernels } from './kernels/register';
+import { fusedGeluGate, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
 
 // ---------------------------------------------------------------------------------------------------------
 // Config: what the forward pass of one (sub)model needs. Built from the parent's TextConfig and a spec.
@@ -21,8 +25,15 @@ export interface LayerPlan {
   readonly kvSource: number | null;
   readonly kvRole: 'producer' | 'consumer' | 'independent';
   readonly sparsity: number;
+  /**
+   * Standard deviation of the Gaussian top-k: 'population' (divide by N, transformers) or 'sample'
+   * (divide by N-1, llama.cpp's `gaussian_topk`), to compare against a GGUF runtime.
+   */
+  readonly sparsityStd: SparsityStd;
   readonly ffn: number;
 }
+
+export type SparsityStd = 'population' | 'sample';
 
 export interface Gemma3nTextConfig {
   readonly hiddenSize: number;
@@ -77,6 +88,7 @@ export function byRow<T extends tf.Tensor>(
 
 /** x / sqrt(mean(x², last) + eps) · w — divide (not rsqrt) and `w`, not `1 + w` (§3.1). */
 export function rmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor1D | null, eps: number): T {
+  if (ownKernels()) return fusedRmsNorm(x, w, eps);
   const ms = tf.mean(tf.square(x), -1, true);
   const y = byRow(tf.div, x, tf.sqrt(tf.add(ms, eps)));
   return (w ? tf.mul(y, w) : y) as T;
@@ -95,9 +107,9 @@ export function geluTanh<T extends tf.Tensor>(x: T): T {
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as T;
 }
 
-/** x @ W for x [..., in] and W [in, out]. */
-function linear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  return tf.matMul(x, w);
+/** x @ W for x [M, in] and W [in, out] (float32, or a LinearWeight: packed bf16 on webgpu). */
+function linear(x: tf.Tensor2D, w: tf.Tensor2D | LinearWeight): tf.Tensor2D {
+  return w instanceof tf.Tensor ? tf.matMul(x, w) : w.apply(x);
 }
 
 /** Scales each token so its RMS equals `target` (AltUp's magnitude matching, ε = 1e-5 on the mean square). */
@@ -198,34 +210,34 @@ export interface AltUpWeights {
 }
 
 export interface LayerWeights {
-  readonly q: tf.Tensor2D;
+  readonly q: LinearWeight;
   /** k, v, k_norm: absent on consumers (their own K/V weights are never used, §3.7). */
-  readonly k: tf.Tensor2D | null;
-  readonly v: tf.Tensor2D | null;
+  readonly k: LinearWeight | null;
+  readonly v: LinearWeight | null;
   readonly qNorm: tf.Tensor1D;
   readonly kNorm: tf.Tensor1D | null;
-  readonly laurelLeft: tf.Tensor2D;
-  readonly oProj: tf.Tensor2D;
-  readonly laurelRight: tf.Tensor2D;
+  readonly laurelLeft: LinearWeight;
+  readonly oProj: LinearWeight;
+  readonly laurelRight: LinearWeight;
   readonly postLaurelNorm: tf.Tensor1D;
   readonly inputNorm: tf.Tensor1D;
   readonly postAttnNorm: tf.Tensor1D;
   readonly preFfnNorm: tf.Tensor1D;
   readonly postFfnNorm: tf.Tensor1D;
   /** gate_proj / up_proj at this submodel's width I: [H, I]. */
-  readonly gate: tf.Tensor2D;
-  readonly up: tf.Tensor2D;
+  readonly gate: LinearWeight;
+  readonly up: LinearWeight;
   /** down_proj transposed: [I, H]. */
-  readonly down: tf.Tensor2D;
+  readonly down: LinearWeight;
   readonly altup: AltUpWeights;
-  readonly pleGate: tf.Tensor2D;
-  readonly pleProj: tf.Tensor2D;
+  readonly pleGate: LinearWeight;
+  readonly pleProj: LinearWeight;
   readonly postPleNorm: tf.Tensor1D;
 }
 
 export interface GlobalWeights {
   /** per_layer_model_projection transposed, all parent layers: [H, L·P]. */
-  readonly pleModelProj: tf.Tensor2D;
+  readonly pleModelProj: LinearWeight;
   readonly pleProjNorm: tf.Tensor1D;
   /** altup_projections 0..N-2 fused and transposed: [H, (N-1)·H]. */
   readonly altupIn: tf.Tensor2D;
@@ -307,7 +319,14 @@ export class AltUp {
   predict(s: Streams): Streams {
     const { altupN: N } = this.cfg;
     const M = s.active.shape[0];
-    const c = tf.reshape(linear(this.modalities(s.active), this.w.predict), [M, N, N]) as tf.Tensor3D;
+    const coefs = linear(this.modalities(s.active), this.w.predict);
+    if (ownKernels()) {
+      return {
+        all: altupPredict(s.all, coefs, false) as tf.Tensor3D,
+        active: altupPredict(s.all, coefs, true) as tf.Tensor2D,
+      };
+    }
+    const c = tf.reshape(coefs, [M, N, N]) as tf.Tensor3D;
     const all = tf.add(tf.matMul(c, s.all), s.all) as tf.Tensor3D;
     const c0 = tf.slice(c, [0, 0, 0], [M, 1, N]);
     const active = tf.add(tf.reshape(tf.matMul(c0, s.all), [M, -1]), s.active) as tf.Tensor2D;
@@ -321,7 +340,14 @@ export class AltUp {
   correct(pred: Streams, act: tf.Tensor2D): Streams {
     const { altupN: N } = this.cfg;
     const M = act.shape[0];
-    const d = tf.reshape(tf.add(linear(this.modalities(act), this.w.correct), 1), [M, N, 1]) as tf.Tensor3D;
+    const coefs = linear(this.modalities(act), this.w.correct);
+    if (ownKernels()) {
+      return {
+        all: altupCorrect(pred.all, pred.active, act, coefs, false) as tf.Tensor3D,
+        active: altupCorrect(pred.all, pred.active, act, coefs, true) as tf.Tensor2D,
+      };
+    }
+    const d = tf.reshape(tf.add(coefs, 1), [M, N, 1]) as tf.Tensor3D;
     const innovation = tf.reshape(tf.sub(act, pred.active), [M, 1, -1]) as tf.Tensor3D;
     const all = tf.add(pred.all, tf.matMul(d, innovation)) as tf.Tensor3D;
     const d0 = tf.slice(d, [0, 0, 0], [M, 1, 1]);
@@ -352,19 +378,31 @@ export class Laurel {
 
 /**
  * Per-forward K/V store for always-share semantics: producers publish their full (cache + new) K/V, consumers
- * read them; consumers never compute K/V of their own.
+ * read them; consumers never compute K/V of their own. A fork reads through to its parent, so a paused forward
+ * can be continued along several branches (a sweep's candidates) without copying the K/V of the shared layers.
  */
 export class KvSharing {
   private readonly kv = new Map<number, { k: tf.Tensor4D; v: tf.Tensor4D }>();
+
+  constructor(private readonly parent: KvSharing | null = null) {}
 
   publish(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): void {
     this.kv.set(layer, { k: tf.keep(k), v: tf.keep(v) });
   }
 
   read(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } {
-    const e = this.kv.get(layer);
+    const e = this.kv.get(layer) ?? this.parent?.find(layer);
     if (!e) throw new Error(`K/V of layer ${layer} read before it was computed`);
     return e;
+  }
+
+  private find(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | undefined {
+    return this.kv.get(layer) ?? this.parent?.find(layer);
+  }
+
+  /** A store for the next layers: reads fall back to this one, which must outlive it. */
+  fork(): KvSharing {
+    return new KvSharing(this);
   }
 
   /** Hands the K/V of `layer` over (the cache keeps it); it is no longer disposed here. */
@@ -374,10 +412,16 @@ export class KvSharing {
     return e;
   }
 
+  /** Frees this store's own K/V (not its parent's). */
   dispose(): void {
     for (const { k, v } of this.kv.values()) tf.dispose([k, v]);
     this.kv.clear();
   }
+}
+
+/** Past K/V a forward attends to besides its own tokens: a KV cache, or a paused prefix forward (sweeps). */
+export interface PastKv {
+  past(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | undefined;
 }
 
 /** What attention needs besides its input: rope tables, masks and the K/V of this forward. */
@@ -389,7 +433,7 @@ export interface AttentionContext {
   /** Additive masks [B, 1 or A, T, S] for full and sliding layers (S = keys visible to this forward). */
   readonly masks: Readonly<Record<AttentionKind, tf.Tensor4D>>;
   readonly kv: KvSharing;
-  readonly cache: KvCache | null;
+  readonly cache: PastKv | null;
 }
 
 export class Attention {
@@ -408,18 +452,29 @@ export class Attention {
     const rope = ctx.rope.get(plan.ropeTheta)!;
     const heads = (x: tf.Tensor2D, count: number) => tf.reshape(x, [B, T, count, D]) as tf.Tensor4D;
 
-    // Queries always use this layer's own q_proj/q_norm and the token's true position (§6.2).
-    const qn = rmsNorm(heads(linear(n, w.q), A), w.qNorm, eps);
-    const q = tf.transpose(applyRope(qn, rope.q, ctx.rotateHalf), [0, 2, 1, 3]);
+    // Queries always use this layer's own q_proj/q_norm and the token's true position (§6.2). Norm, RoPE
+    // and the move of heads before tokens are one program on webgpu.
+    const own = ownKernels();
+    const q = own
+      ? fusedNormRope(heads(linear(n, w.q), A), w.qNorm, eps, rope.q)
+      : tf.transpose(
+          applyRope(rmsNorm(heads(linear(n, w.q), A), w.qNorm, eps), rope.q, ctx.rotateHalf),
+          [0, 2, 1, 3],
+        );
 
     let k: tf.Tensor4D;
     let v: tf.Tensor4D;
     if (plan.kvRole === 'consumer') {
       ({ k, v } = ctx.kv.read(plan.kvSource!));
     } else {
-      const kn = rmsNorm(heads(linear(n, w.k!), Kh), w.kNorm, eps);
-      const kNew = tf.transpose(applyRope(kn, rope.k, ctx.rotateHalf), [0, 2, 1, 3]);
-      const vNew = tf.transpose(rmsNorm(heads(linear(n, w.v!), Kh), null, eps), [0, 2, 1, 3]);
+      const kx = heads(linear(n, w.k!), Kh);
+      const vx = heads(linear(n, w.v!), Kh);
+      const kNew = own
+        ? fusedNormRope(kx, w.kNorm, eps, rope.k)
+        : tf.transpose(applyRope(rmsNorm(kx, w.kNorm, eps), rope.k, ctx.rotateHalf), [0, 2, 1, 3]);
+      const vNew = own
+        ? fusedNormRope(vx, null, eps, null)
+        : tf.transpose(rmsNorm(vx, null, eps), [0, 2, 1, 3]);
       const past = ctx.cache?.past(this.index);
       k = past ? tf.concat([past.k, kNew], 2) : kNew;
       v = past ? tf.concat([past.v, vNew], 2) : vNew;
@@ -453,10 +508,21 @@ export class Mlp {
   /** down(gelu(sparsify(gate·x)) ⊙ up·x); the width is whatever this (sub)model's weights hold. */
   forward(x: tf.Tensor2D): tf.Tensor2D {
     let gate = linear(x, this.w.gate);
+    if (ownKernels()) {
+      return linear(
+        fusedGeluGate(gate, linear(x, this.w.up), this.plan.sparsity > 0 ? this.z : 0),
+        this.w.down,
+      );
+    }
     if (this.plan.sparsity > 0) {
-      // Gaussian top-k: shift by mean + z·std (population std over this width), then relu (§3.5).
+      // Gaussian top-k: shift by mean + z·std (population std over this width by default), then relu (§3.5).
       const mean = tf.mean(gate, -1, true);
-      const std = tf.sqrt(tf.mean(tf.square(byRow(tf.sub, gate, mean)), -1, true));
+      let variance = tf.mean(tf.square(byRow(tf.sub, gate, mean)), -1, true);
+      if (this.plan.sparsityStd === 'sample') {
+        const n = gate.shape[1];
+        variance = tf.mul(variance, n / (n - 1));
+      }
+      const std = tf.sqrt(variance);
       gate = tf.relu(byRow(tf.sub, gate, tf.add(mean, tf.mul(std, this.z))));
     }
     return linear(tf.mul(geluTanh(gate), linear(x, this.w.up)), this.w.down);
@@ -495,7 +561,8 @@ export class DecoderLayer {
     const mlp = this.mlp.forward(rmsNorm(h1, w.preFfnNorm, cfg.eps));
     const act = tf.add(h1, rmsNorm(mlp, w.postFfnNorm, cfg.eps)) as tf.Tensor2D;
     const corr = this.altup.correct(pred, act);
-    const gated = tf.mul(geluTanh(linear(this.altup.scaledActive(corr), w.pleGate)), ple) as tf.Tensor2D;
+    const gate = linear(this.altup.scaledActive(corr), w.pleGate);
+    const gated = ownKernels() ? fusedGeluGate(gate, ple, 0) : (tf.mul(geluTanh(gate), ple) as tf.Tensor2D);
     const q = rmsNorm(linear(gated, w.pleProj), w.postPleNorm, cfg.eps);
     // [1, N, 1]·[M, 1, H] (batch-broadcast outer product): q on streams 1.., exact zeros on stream 0.
     const all = tf.add(
@@ -584,53 +651,148 @@ export class Gemma3nText {
    * commits the new key positions); without one, K/V live for this forward only. Returns hidden [M, H] (kept).
    */
   forward(inp: DecoderInputs, cache: KvCache | null): tf.Tensor2D {
+    const start = this.begin(inp);
+    let end: ForwardState | null = null;
+    try {
+      end = this.advance(start, this.layers.length, cache);
+      if (cache) cache.absorb(end.kv);
+      return this.finish(end);
+    } finally {
+      if (end) disposeForwardState(end);
+      disposeForwardState(start);
+    }
+  }
+
+  /**
+   * The part of a forward before the first layer: embeddings, per-layer inputs, RoPE tables, AltUp streams.
+   * The state can be continued by any decoder of the same parent whose layers are among this one's (a sweep
+   * begins on the parent and continues on its candidates).
+   */
+  begin(inp: DecoderInputs): ForwardState {
     const { cfg } = this;
-    const M = inp.shape.B * inp.shape.T;
     const { e, tok } = this.embed(inp.ids);
     const rope = new Map<number, RopeTables>();
-    const kv = new KvSharing();
-    let streams: Streams | null = null;
-    let ple: tf.Tensor3D | null = null;
     try {
       const heads = { q: cfg.numHeads, k: cfg.numKvHeads };
       for (const theta of this.thetas)
         rope.set(theta, ropeTables(inp.positions, inp.shape, theta, cfg.headDim, heads));
-      ple = tf.tidy(() => this.ple.forward(e, tok));
-      streams = tf.tidy(() => this.initialStreams(e));
-      const ctx: AttentionContext = {
-        shape: inp.shape,
-        rope,
-        rotateHalf: this.rotateHalf,
-        masks: inp.masks,
-        kv,
-        cache,
-      };
-      for (let i = 0; i < this.layers.length; i++) {
+      const ple = tf.tidy(() => this.ple.forward(e, tok));
+      const pleRow = new Map(cfg.layers.map((l, i) => [l.parentIndex, i]));
+      const streams = tf.tidy(() => this.initialStreams(e));
+      const root: ForwardRoot = { shape: inp.shape, masks: inp.masks, rope, ple, pleRow };
+      return { root, done: 0, plans: [], streams, kv: new KvSharing(), owner: true };
+    } catch (err) {
+      for (const r of rope.values()) tf.dispose([r.q.cos, r.q.sin, r.k.cos, r.k.sin]);
+      throw err;
+    } finally {
+      tf.dispose([e, tok]);
+    }
+  }
+
+  /**
+   * Runs layers [state.done, to) of this decoder on `state`, which is left intact (a branch point keeps it for
+   * its other branches). The layers before must be exactly this decoder's: sharing them is then exact.
+   */
+  advance(state: ForwardState, to: number, past: PastKv | null): ForwardState {
+    const { cfg } = this;
+    const { root } = state;
+    const M = root.shape.B * root.shape.T;
+    if (to < state.done || to > this.layers.length) throw new RangeError(`cannot advance to layer ${to}`);
+    state.plans.forEach((p, i) => {
+      if (!samePlan(p, cfg.layers[i]))
+        throw new Error(`layer ${i} of this decoder differs from the paused forward's`);
+    });
+    const ctx: AttentionContext = {
+      shape: root.shape,
+      rope: root.rope,
+      rotateHalf: this.rotateHalf,
+      masks: root.masks,
+      kv: state.kv.fork(),
+      cache: past,
+    };
+    let streams = state.streams;
+    try {
+      for (let i = state.done; i < to; i++) {
         const layer = this.layers[i];
+        const row = root.pleRow.get(layer.plan.parentIndex);
+        if (row === undefined || !root.rope.has(layer.plan.ropeTheta))
+          throw new Error(`the paused forward has no inputs for parent layer ${layer.plan.parentIndex}`);
         const prev: Streams = streams;
         // One tidy per layer: everything but the new streams (and published K/V) is freed here.
         streams = tf.tidy(() => {
-          const pleL = tf.reshape(tf.slice(ple!, [i, 0, 0], [1, M, cfg.pleDim]), [
+          const pleL = tf.reshape(tf.slice(root.ple, [row, 0, 0], [1, M, cfg.pleDim]), [
             M,
             cfg.pleDim,
           ]) as tf.Tensor2D;
           return layer.forward(prev, pleL, ctx);
         });
-        tf.dispose([prev.all, prev.active]);
+        if (prev !== state.streams) tf.dispose([prev.all, prev.active]);
       }
-      if (cache) cache.absorb(kv);
-      const final = streams;
-      return tf.tidy(() => this.collapse(final));
-    } finally {
-      tf.dispose([e, tok]);
-      if (ple) ple.dispose();
-      if (streams) tf.dispose([streams.all, streams.active]);
-      for (const r of rope.values()) tf.dispose([r.q.cos, r.q.sin, r.k.cos, r.k.sin]);
-      kv.dispose();
+    } catch (err) {
+      if (streams !== state.streams) tf.dispose([streams.all, streams.active]);
+      ctx.kv.dispose();
+      throw err;
     }
+    if (streams === state.streams) streams = { all: tf.clone(streams.all), active: tf.clone(streams.active) };
+    const plans = [...state.plans, ...cfg.layers.slice(state.done, to)];
+    return { root, done: to, plans, streams, kv: ctx.kv, owner: false };
+  }
+
+  /** Collapses the streams of a forward that ran every layer: hidden [M, H] (kept). */
+  finish(state: ForwardState): tf.Tensor2D {
+    if (state.done !== this.layers.length)
+      throw new Error(`finish after ${state.done} of ${this.layers.length} layers`);
+    return tf.tidy(() => this.collapse(state.streams));
   }
 
   dispose(): void {
     tf.dispose([this.pleStreams, this.rotateHalf]);
   }
+}
+
+/** What every state grown from one `begin` shares: owned by the first state (free it last). */
+export interface ForwardRoot {
+  readonly shape: BatchShape;
+  /** The caller's masks (not owned). */
+  readonly masks: Readonly<Record<AttentionKind, tf.Tensor4D>>;
+  readonly rope: ReadonlyMap<number, RopeTables>;
+  /** Per-layer inputs [L', M, P] of the beginning decoder's layers, row `pleRow.get(parentIndex)`. */
+  readonly ple: tf.Tensor3D;
+  readonly pleRow: ReadonlyMap<number, number>;
+}
+
+/** A forward paused after `done` layers (whose plans are `plans`): its streams and the K/V published so far. */
+export interface ForwardState {
+  readonly root: ForwardRoot;
+  readonly done: number;
+  readonly plans: readonly LayerPlan[];
+  readonly streams: Streams;
+  /** K/V of this state's own layers; reads fall through to the states it was advanced from. */
+  readonly kv: KvSharing;
+  /** True for `begin`'s state, which owns the root. */
+  readonly owner: boolean;
+}
+
+/** Frees a state's streams and own K/V (and, for `begin`'s state, the root): after every state advanced from it. */
+export function disposeForwardState(s: ForwardState): void {
+  tf.dispose([s.streams.all, s.streams.active]);
+  s.kv.dispose();
+  if (s.owner) {
+    s.root.ple.dispose();
+    for (const r of s.root.rope.values()) tf.dispose([r.q.cos, r.q.sin, r.k.cos, r.k.sin]);
+  }
+}
+
+/** Two layer plans compute the same function of the same inputs. */
+export function samePlan(a: LayerPlan, b: LayerPlan | undefined): boolean {
+  return (
+    b !== undefined &&
+    a.parentIndex === b.parentIndex &&
+    a.kind === b.kind &&
+    a.ropeTheta === b.ropeTheta &&
+    a.kvSource === b.kvSource &&
+    a.kvRole === b.kvRole &&
+    a.sparsity === b.sparsity &&
+    a.ffn === b.ffn
+  );
 }

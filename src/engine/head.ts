@@ -4,13 +4,14 @@
 // combined on the host, so no [T, vocab] tensor is ever created.
 import * as tf from '@tensorflow/tfjs-core';
 import { byRow } from './gemma3n';
+import { LinearWeight } from './kernels/linear';
 
 export interface HeadChunk {
   /** First vocabulary id of the chunk. */
   readonly start: number;
   readonly rows: number;
-  /** Eᵀ columns [start, start + rows): [H, rows]. */
-  readonly w: tf.Tensor2D;
+  /** Eᵀ columns [start, start + rows): [H, rows] (float32 or packed bf16). */
+  readonly w: LinearWeight;
 }
 
 export interface RestrictedRow {
@@ -40,6 +41,7 @@ export class LmHead {
     softcap: number | null,
     maxBytes: number,
     rows: (start: number, end: number) => Float32Array,
+    packBf16 = false,
   ): LmHead {
     const total = vocabSize * hiddenSize * 4;
     const n = Math.max(1, Math.ceil(total / maxBytes));
@@ -48,7 +50,7 @@ export class LmHead {
     try {
       for (let start = 0; start < vocabSize; start += per) {
         const count = Math.min(per, vocabSize - start);
-        const w = tf.tidy(() => tf.transpose(tf.tensor2d(rows(start, start + count), [count, hiddenSize])));
+        const w = LinearWeight.fromTorch(rows(start, start + count), count, hiddenSize, packBf16);
         chunks.push({ start, rows: count, w });
       }
     } catch (e) {
@@ -81,7 +83,7 @@ export class LmHead {
     const out = new Float32Array(N * V);
     for (const [a, b] of this.blocks(N)) {
       for (const c of this.chunks) {
-        const tile = tf.tidy(() => this.cap(tf.matMul(tf.slice(h, [a, 0], [b - a, -1]), c.w)));
+        const tile = tf.tidy(() => this.cap(c.w.apply(tf.slice(h, [a, 0], [b - a, -1]))));
         const data = (await tile.data()) as Float32Array;
         tile.dispose();
         for (let r = 0; r < b - a; r++)
@@ -91,15 +93,22 @@ export class LmHead {
     return out;
   }
 
-  /** Greedy ids (first maximum, like torch.argmax) for each row of h [N, H]. */
-  async argmax(h: tf.Tensor2D): Promise<Int32Array> {
+  /**
+   * Greedy ids (first maximum, like torch.argmax) for each row of h [N, H], among ids below `limit` (the text
+   * vocabulary: vision/audio ids are never picked, so generation never emits a token it cannot feed back).
+   */
+  async argmax(h: tf.Tensor2D, limit = this.vocabSize): Promise<Int32Array> {
     const N = h.shape[0];
     const best = new Float64Array(N).fill(-Infinity);
     const ids = new Int32Array(N);
     for (const [a, b] of this.blocks(N)) {
       for (const c of this.chunks) {
+        const cols = Math.min(c.rows, limit - c.start);
+        if (cols <= 0) continue;
         const [mx, am] = tf.tidy(() => {
-          const z = this.cap(tf.matMul(tf.slice(h, [a, 0], [b - a, -1]), c.w));
+          const full = this.cap(c.w.apply(tf.slice(h, [a, 0], [b - a, -1])));
+          // Cut the [rows, chunk] logits, not the weights: a few rows, not a copy of the head.
+          const z = cols === c.rows ? full : tf.slice(full, [0, 0], [-1, cols]);
           return [tf.max(z, 1), tf.argMax(z, 1)];
         });
         const [mv, iv] = await Promise.all([mx.data(), am.data()]);
@@ -141,7 +150,7 @@ export class LmHead {
           }
         });
         const [mx, se, sel] = tf.tidy(() => {
-          const z = this.cap(tf.matMul(tf.slice(h, [a, 0], [b - a, -1]), c.w));
+          const z = this.cap(c.w.apply(tf.slice(h, [a, 0], [b - a, -1])));
           const m = tf.max(z, 1, true);
           const s = tf.sum(tf.exp(byRow(tf.sub, z, m)), 1);
           const chosen = local.length > 0 ? tf.gather(z, local, 1) : null;
@@ -174,7 +183,7 @@ export class LmHead {
   }
 
   get bytes(): number {
-    return this.vocabSize * this.hiddenSize * 4;
+    return this.chunks.reduce((n, c) => n + c.w.bytes, 0);
   }
 
   dispose(): void {

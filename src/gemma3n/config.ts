@@ -1,7 +1,7 @@
 // Gemma 3n text configuration: parse both published styles, normalise, derive per-layer facts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UserInputError } from '../formats';
+import { UserInputError, fileProblem } from '../formats';
 
 export class ConfigError extends UserInputError {
   override name = 'ConfigError';
@@ -105,6 +105,9 @@ function positive(file: string, o: Json, key: string, dflt: number): number {
   return v;
 }
 
+const MAX_LAYERS = 4096;
+const MAX_ALTUP_INPUTS = 64;
+
 function defaultLayerTypes(n: number): LayerType[] {
   return Array.from({ length: n }, (_, i) => ((i + 1) % 5 === 0 ? 'full_attention' : 'sliding_attention'));
 }
@@ -118,7 +121,10 @@ export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
     throw new ConfigError(file, `model_type ${JSON.stringify(mt)} is not Gemma 3n (expected gemma3n_text)`);
   }
   const L = num(file, t, 'num_hidden_layers', undefined, true);
-  if (L < 1) throw new ConfigError(file, '"num_hidden_layers" must be at least 1');
+  // The bound keeps a corrupt value from allocating per-layer lists of absurd length (Gemma 3n has 30-35).
+  if (L < 1 || L > MAX_LAYERS) {
+    throw new ConfigError(file, `"num_hidden_layers" must be between 1 and ${MAX_LAYERS}, got ${L}`);
+  }
 
   const listOfLength = <T>(key: string, value: unknown, check: (x: unknown) => x is T, what: string): T[] => {
     if (!Array.isArray(value) || !value.every(check)) {
@@ -198,6 +204,10 @@ export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
     );
   }
   const altupN = dim(file, t, 'altup_num_inputs', 4);
+  // Each AltUp input has its own projection tensors; Gemma 3n uses 4.
+  if (altupN > MAX_ALTUP_INPUTS) {
+    throw new ConfigError(file, `"altup_num_inputs" must be at most ${MAX_ALTUP_INPUTS}, got ${altupN}`);
+  }
   const active = num(file, t, 'altup_active_idx', 0, true);
   if (active < 0 || active >= altupN) {
     throw new ConfigError(file, `"altup_active_idx" (${active}) must be below altup_num_inputs (${altupN})`);
@@ -299,6 +309,8 @@ function deriveLayers(text: TextConfig, file: string): { layers: LayerFacts[]; f
 }
 
 export function readConfigFile(filePath: string): ModelConfig {
+  const problem = fileProblem(filePath);
+  if (problem) throw new ConfigError(filePath, problem);
   let text: string;
   try {
     text = fs.readFileSync(filePath, 'utf8');
@@ -341,4 +353,20 @@ export function withTextUpdates(cfg: ModelConfig, updates: Json): Json {
 
 export function serializeConfig(json: Json): string {
   return JSON.stringify(json, null, 2) + '\n';
+}
+
+/** Ids at or above this are not text tokens (the vision/audio ids of a multimodal vocabulary). */
+export function textVocabLimit(cfg: ModelConfig): number {
+  const vision = cfg.raw.vision_config as { vocab_offset?: unknown } | undefined;
+  const offset = typeof vision?.vocab_offset === 'number' ? vision.vocab_offset : Infinity;
+  return Math.min(cfg.text.vocabSize, offset);
+}
+
+/** transformers' Gemma3nTextConfig default for max_position_embeddings. */
+const DEFAULT_MAX_POSITIONS = 32768;
+
+/** Longest sequence (prompt + generated tokens) the model takes: text_config.max_position_embeddings. */
+export function maxPositionEmbeddings(cfg: ModelConfig): number {
+  const v = rawTextConfig(cfg).max_position_embeddings;
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : DEFAULT_MAX_POSITIONS;
 }

@@ -261,6 +261,19 @@ function hasAnyWeights(dir: string): boolean {
   }
 }
 
+/**
+ * One line about missing or wrong-shape text tensors, or null when there are none: what inspect exits 2 with
+ * and what every command that reads the weights (slice) refuses a broken checkpoint with.
+ */
+export function tensorProblems(ck: CheckpointReport): string | null {
+  if (ck.missing.length === 0 && ck.wrongShape.length === 0) return null;
+  const first = ck.missing[0] ?? ck.wrongShape[0]!.name;
+  return (
+    `checkpoint does not match its config: ${ck.missing.length} missing and ${ck.wrongShape.length} ` +
+    `wrong-shape text tensors (first: ${first})`
+  );
+}
+
 /** True when the checkpoint lacks required text tensors or has wrong shapes. */
 export function hasProblems(r: InspectReport): boolean {
   return r.checkpoint !== null && (r.checkpoint.missing.length > 0 || r.checkpoint.wrongShape.length > 0);

@@ -1,15 +1,17 @@
 // Random Gemma 3n checkpoints in the published Hugging Face layout, for tests and I/O benchmarks at any
 // size. Values are bf16 and deterministic per (seed, tensor name), so the shard layout does not change
 // them. Data are generated in fixed-size chunks: a 16 GB E4B needs only one chunk buffer in memory.
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   CONFIG_FILE,
   DEFAULT_MAX_SHARD_BYTES,
+  InterruptedError,
+  OutputGuard,
   TensorSpec,
   UserInputError,
   mulberry32,
+  naming,
   normalQuantile,
   planShards,
   shardFileName,
@@ -32,6 +34,10 @@ export interface CreateRandomOptions {
   readonly force?: boolean;
   /** Called after each shard is written. */
   readonly onShard?: (file: string, bytes: number) => void;
+  /** Aborting stops after the current chunk; the temporary folder is removed (InterruptedError). */
+  readonly signal?: AbortSignal;
+  /** One line per stale temporary or lock of a dead run removed beside the output. */
+  readonly onNotice?: (line: string) => void;
 }
 
 export interface CreateRandomResult {
@@ -181,14 +187,6 @@ export function* randomTensorChunks(
 
 // --- writing -------------------------------------------------------------------------------------
 
-function isNonEmptyDir(p: string): boolean {
-  try {
-    return fs.readdirSync(p).length > 0;
-  } catch {
-    return false;
-  }
-}
-
 /** Builds the checkpoint in a temporary folder beside `out` and renames it into place at the end. */
 export async function createRandomCheckpoint(opts: CreateRandomOptions): Promise<CreateRandomResult> {
   const cfg = loadConfig(opts.config);
@@ -199,37 +197,41 @@ export async function createRandomCheckpoint(opts: CreateRandomOptions): Promise
   const maxShard = opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
   if (!Number.isSafeInteger(maxShard) || maxShard <= 0)
     throw new UserInputError(`--max-shard-size must be a positive integer`);
-  const out = path.resolve(opts.out);
-  if (fs.existsSync(out)) {
-    if (!fs.statSync(out).isDirectory()) throw new UserInputError(`${out}: exists and is not a folder`);
-    if (isNonEmptyDir(out) && !opts.force) {
-      throw new UserInputError(`${out}: exists and is not empty (pass --force to replace it)`);
-    }
-  }
-  const parent = path.dirname(out);
-  let tmp: string;
+  const tensors = planTensors(cfg);
+  const groups = planShards(tensors, maxShard);
+  const totalBytes = tensors.reduce((n, t) => n + tensorBytes(t), 0);
+  await fsp.mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
+  // Refuses an --out holding the config, an existing one without --force, a concurrent writer, a read-only or
+  // full target; removes temporaries of dead runs.
+  const guard = OutputGuard.acquire({
+    outputs: [{ flag: '--out', path: opts.out, kind: 'folder', bytes: opts.sparse ? 0 : totalBytes }],
+    inputs: [{ flag: '--config', path: opts.config }],
+    force: opts.force,
+    onNotice: opts.onNotice,
+  });
   try {
-    await fsp.mkdir(parent, { recursive: true });
-    tmp = await fsp.mkdtemp(path.join(parent, `.${path.basename(out)}.tmp-`));
-    // mkdtemp makes a private (0700) folder; the finished checkpoint should be readable like any other.
-    await fsp.chmod(tmp, 0o755);
-  } catch (err) {
-    throw new UserInputError(`${parent}: cannot create the output folder here (${errnoText(err)})`);
-  }
-  try {
-    const tensors = planTensors(cfg);
-    const groups = planShards(tensors, maxShard);
+    const out = guard.path('--out');
+    const tmp = guard.temp('--out');
+    // Readable like any other folder (umask permitting), unlike a mkdtemp one.
+    await fsp.mkdir(tmp, { mode: 0o755 });
     const buf = new Uint16Array(CHUNK_VALUES);
-    const { files, totalSize } = await writeShardedCheckpoint({
-      dir: tmp,
-      shards: groups.map((g, i) => ({ file: shardFileName(i, groups.length, true), tensors: g })),
-      data: function* (shard) {
-        for (const t of shard) yield* randomTensorChunks(seed, t, buf.length, buf);
-      },
-      sparse: Boolean(opts.sparse),
-      index: 'when_sharded',
-      onShard: opts.onShard,
-    });
+    const { files, totalSize } = await naming(tmp, () =>
+      writeShardedCheckpoint({
+        dir: tmp,
+        shards: groups.map((g, i) => ({ file: shardFileName(i, groups.length, true), tensors: g })),
+        data: function* (shard) {
+          for (const t of shard) {
+            for (const chunk of randomTensorChunks(seed, t, buf.length, buf)) {
+              checkAborted(opts.signal);
+              yield chunk;
+            }
+          }
+        },
+        sparse: Boolean(opts.sparse),
+        index: 'when_sharded',
+        onShard: opts.onShard,
+      }),
+    );
     const names = files.slice(0, groups.length);
     // The config is copied byte for byte: it is the user's file, unknown keys and style included.
     // Same bytes, fresh permissions (a copy of a read-only config would stay read-only).
@@ -238,22 +240,16 @@ export async function createRandomCheckpoint(opts: CreateRandomOptions): Promise
       path.join(tmp, 'generation_config.json'),
       JSON.stringify(generationConfig(cfg), null, 2) + '\n',
     );
-    if (fs.existsSync(out)) await fsp.rm(out, { recursive: true, force: true });
-    await fsp.rename(tmp, out);
+    checkAborted(opts.signal);
+    guard.commit('--out', tmp);
     return { dir: out, shards: names, tensors: tensors.length, totalSize };
-  } catch (err) {
-    await fsp.rm(tmp, { recursive: true, force: true });
-    // A full disk or a permission problem is the user's to fix, not a crash.
-    if (!(err instanceof UserInputError) && (err as NodeJS.ErrnoException).code) {
-      throw new UserInputError(`${out}: could not write the checkpoint (${errnoText(err)})`);
-    }
-    throw err;
+  } finally {
+    guard.release();
   }
 }
 
-function errnoText(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e.message ? e.message.split('\n')[0] : String(err);
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new InterruptedError('create-random interrupted; no output written');
 }
 
 function generationConfig(cfg: ModelConfig): Record<string, unknown> {

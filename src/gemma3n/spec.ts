@@ -2,6 +2,7 @@
 // Google's published configs. Every error names the flag (or file) it came from, on one line; validation is
 // the submodel derivation's.
 import * as fs from 'node:fs';
+import { fileProblem } from '../formats';
 import type { ModelConfig } from './config';
 import { PublishedConfig, evaluateWidth, loadPublishedConfigs } from './presets';
 import { MixNMatchSpec, SpecError, Submodel, deriveSubmodel, keptLayers } from './submodel';
@@ -140,7 +141,12 @@ export function expandBlocks(value: ListInput, layerTypes: readonly string[], fl
 }
 
 /** Picks the kept layers' widths from a list given per parent layer, per kept layer, or as one width. */
-function widthsForKept(widths: number[], numLayers: number, skip: readonly number[], flag: string): number[] {
+export function widthsForKept(
+  widths: number[],
+  numLayers: number,
+  skip: readonly number[],
+  flag: string,
+): number[] {
   const kept = keptLayers(numLayers, { skip });
   if (widths.length === 1) return kept.map(() => widths[0]);
   if (widths.length === kept.length) return widths;
@@ -193,6 +199,8 @@ function loadYaml(text: string): unknown {
 /** Reads a JSON or YAML spec file (`.yaml`/`.yml` as YAML, anything else as JSON). */
 export function readSpecFile(file: string): FileSpec {
   const flag = `--spec ${file}`;
+  const problem = fileProblem(file);
+  if (problem) throw new SpecError(`${flag}: ${problem}`);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');

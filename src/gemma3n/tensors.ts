@@ -35,10 +35,16 @@ export type ParamClass = 'effective' | 'embeddings' | 'ple_embeddings';
 /** How create-random draws a tensor's values: mean + std · N(0, 1); `fan_in` = std 1/√(in features). */
 export type RandomFill = { readonly mean: number; readonly std: number } | 'fan_in';
 
-/** GGUF tensor name (`blk.{i}.` for layer tensors) and the transform on export; filled in by the exporter. */
+/**
+ * The tensor in GGUF as llama.cpp's converter (`Gemma3NModel`) writes it: its name (after `blk.{i}.` for
+ * layer tensors), how it is made (`pad_vocab`: zero rows appended up to vocab_size; `stack`: the family's
+ * k entries stacked along a new first axis), and whether it stays F32 whatever the export dtype (1-D
+ * tensors, norms, the AltUp coefficient matrices). Norms are stored as they are (no +1 shift in Gemma 3n).
+ */
 export interface GgufColumn {
   readonly name: string;
-  readonly transform?: string;
+  readonly transform?: 'pad_vocab' | 'stack';
+  readonly f32?: true;
 }
 
 interface FamilyBase {
@@ -77,7 +83,7 @@ function layer(
   role: string,
   shape: LayerFamily['shape'],
   engine: EngineTake,
-  more: Partial<Pick<LayerFamily, 'slice' | 'kvOnly' | 'fill'>> = {},
+  more: Partial<Pick<LayerFamily, 'slice' | 'kvOnly' | 'fill' | 'gguf'>> = {},
 ): LayerFamily {
   const fill = more.fill ?? (engine === 'vector' ? NORM : 'fan_in');
   return {
@@ -101,74 +107,113 @@ export const LAYER_TENSORS: readonly LayerFamily[] = [
     'attention query',
     (c) => [c.numAttentionHeads * c.headDim, c.hiddenSize],
     'transposed',
+    { gguf: { name: 'attn_q.weight' } },
   ),
   layer(
     'self_attn.k_proj.weight',
     'attention key',
     (c) => [c.numKeyValueHeads * c.headDim, c.hiddenSize],
     'transposed',
-    { kvOnly: true },
+    { kvOnly: true, gguf: { name: 'attn_k.weight' } },
   ),
   layer(
     'self_attn.v_proj.weight',
     'attention value',
     (c) => [c.numKeyValueHeads * c.headDim, c.hiddenSize],
     'transposed',
-    { kvOnly: true },
+    { kvOnly: true, gguf: { name: 'attn_v.weight' } },
   ),
   layer(
     'self_attn.o_proj.weight',
     'attention output',
     (c) => [c.hiddenSize, c.numAttentionHeads * c.headDim],
     'transposed',
+    { gguf: { name: 'attn_output.weight' } },
   ),
-  layer('self_attn.q_norm.weight', 'query RMSNorm', (c) => [c.headDim], 'vector'),
-  layer('self_attn.k_norm.weight', 'key RMSNorm', (c) => [c.headDim], 'vector', { kvOnly: true }),
-  layer('mlp.gate_proj.weight', 'FFN gate', (c, f) => [f, c.hiddenSize], 'transposed', { slice: 'ffn_rows' }),
-  layer('mlp.up_proj.weight', 'FFN up', (c, f) => [f, c.hiddenSize], 'transposed', { slice: 'ffn_rows' }),
-  layer('mlp.down_proj.weight', 'FFN down', (c, f) => [c.hiddenSize, f], 'transposed', { slice: 'ffn_cols' }),
-  layer('input_layernorm.weight', 'pre-attention RMSNorm', (c) => [c.hiddenSize], 'vector'),
-  layer('post_attention_layernorm.weight', 'post-attention RMSNorm', (c) => [c.hiddenSize], 'vector'),
-  layer('pre_feedforward_layernorm.weight', 'pre-FFN RMSNorm', (c) => [c.hiddenSize], 'vector'),
-  layer('post_feedforward_layernorm.weight', 'post-FFN RMSNorm', (c) => [c.hiddenSize], 'vector'),
-  layer('altup.correct_output_scale', 'AltUp output scale', (c) => [c.hiddenSize], 'vector'),
+  layer('self_attn.q_norm.weight', 'query RMSNorm', (c) => [c.headDim], 'vector', {
+    gguf: { name: 'attn_q_norm.weight', f32: true },
+  }),
+  layer('self_attn.k_norm.weight', 'key RMSNorm', (c) => [c.headDim], 'vector', {
+    kvOnly: true,
+    gguf: { name: 'attn_k_norm.weight', f32: true },
+  }),
+  layer('mlp.gate_proj.weight', 'FFN gate', (c, f) => [f, c.hiddenSize], 'transposed', {
+    slice: 'ffn_rows',
+    gguf: { name: 'ffn_gate.weight' },
+  }),
+  layer('mlp.up_proj.weight', 'FFN up', (c, f) => [f, c.hiddenSize], 'transposed', {
+    slice: 'ffn_rows',
+    gguf: { name: 'ffn_up.weight' },
+  }),
+  layer('mlp.down_proj.weight', 'FFN down', (c, f) => [c.hiddenSize, f], 'transposed', {
+    slice: 'ffn_cols',
+    gguf: { name: 'ffn_down.weight' },
+  }),
+  layer('input_layernorm.weight', 'pre-attention RMSNorm', (c) => [c.hiddenSize], 'vector', {
+    gguf: { name: 'attn_norm.weight', f32: true },
+  }),
+  layer('post_attention_layernorm.weight', 'post-attention RMSNorm', (c) => [c.hiddenSize], 'vector', {
+    gguf: { name: 'post_attention_norm.weight', f32: true },
+  }),
+  layer('pre_feedforward_layernorm.weight', 'pre-FFN RMSNorm', (c) => [c.hiddenSize], 'vector', {
+    gguf: { name: 'ffn_norm.weight', f32: true },
+  }),
+  layer('post_feedforward_layernorm.weight', 'post-FFN RMSNorm', (c) => [c.hiddenSize], 'vector', {
+    gguf: { name: 'post_ffw_norm.weight', f32: true },
+  }),
+  layer('altup.correct_output_scale', 'AltUp output scale', (c) => [c.hiddenSize], 'vector', {
+    gguf: { name: 'altup_correct_scale.weight', f32: true },
+  }),
   layer(
     'altup.correction_coefs.weight',
     'AltUp correction',
     (c) => [c.altupNumInputs, c.altupNumInputs],
     'clipped_transposed',
-    { fill: COEF },
+    { fill: COEF, gguf: { name: 'altup_correct_coef.weight', f32: true } },
   ),
   layer(
     'altup.prediction_coefs.weight',
     'AltUp prediction',
     (c) => [c.altupNumInputs ** 2, c.altupNumInputs],
     'transposed',
-    { fill: COEF },
+    { fill: COEF, gguf: { name: 'altup_predict_coef.weight', f32: true } },
   ),
   layer(
     'altup.modality_router.weight',
     'AltUp router',
     (c) => [c.altupNumInputs, c.hiddenSize],
     'transposed',
+    { gguf: { name: 'altup_router.weight' } },
   ),
-  layer('altup.router_norm.weight', 'AltUp router RMSNorm', (c) => [c.hiddenSize], 'vector'),
-  layer('laurel.linear_left.weight', 'LAuReL down', (c) => [c.laurelRank, c.hiddenSize], 'transposed'),
-  layer('laurel.linear_right.weight', 'LAuReL up', (c) => [c.hiddenSize, c.laurelRank], 'transposed'),
-  layer('laurel.post_laurel_norm.weight', 'LAuReL RMSNorm', (c) => [c.hiddenSize], 'vector'),
+  layer('altup.router_norm.weight', 'AltUp router RMSNorm', (c) => [c.hiddenSize], 'vector', {
+    gguf: { name: 'altup_router_norm.weight', f32: true },
+  }),
+  layer('laurel.linear_left.weight', 'LAuReL down', (c) => [c.laurelRank, c.hiddenSize], 'transposed', {
+    gguf: { name: 'laurel_l.weight' },
+  }),
+  layer('laurel.linear_right.weight', 'LAuReL up', (c) => [c.hiddenSize, c.laurelRank], 'transposed', {
+    gguf: { name: 'laurel_r.weight' },
+  }),
+  layer('laurel.post_laurel_norm.weight', 'LAuReL RMSNorm', (c) => [c.hiddenSize], 'vector', {
+    gguf: { name: 'laurel_post_norm.weight', f32: true },
+  }),
   layer(
     'per_layer_input_gate.weight',
     'PLE gate',
     (c) => [c.hiddenSizePerLayerInput, c.hiddenSize],
     'transposed',
+    { gguf: { name: 'inp_gate.weight' } },
   ),
   layer(
     'per_layer_projection.weight',
     'PLE projection',
     (c) => [c.hiddenSize, c.hiddenSizePerLayerInput],
     'transposed',
+    { gguf: { name: 'proj.weight' } },
   ),
-  layer('post_per_layer_input_norm.weight', 'PLE RMSNorm', (c) => [c.hiddenSize], 'vector'),
+  layer('post_per_layer_input_norm.weight', 'PLE RMSNorm', (c) => [c.hiddenSize], 'vector', {
+    gguf: { name: 'post_norm.weight', f32: true },
+  }),
 ];
 
 function global(
@@ -176,7 +221,7 @@ function global(
   role: string,
   shape: GlobalFamily['shape'],
   engine: EngineTake,
-  more: Partial<Pick<GlobalFamily, 'slice' | 'fill' | 'params' | 'count'>> = {},
+  more: Partial<Pick<GlobalFamily, 'slice' | 'fill' | 'params' | 'count' | 'gguf'>> = {},
 ): GlobalFamily {
   const fill = more.fill ?? (engine === 'vector' ? NORM : 'fan_in');
   return { scope: 'global', key, role, shape, engine, slice: 'copy', params: 'effective', ...more, fill };
@@ -194,6 +239,7 @@ export const GLOBAL_TENSORS: readonly GlobalFamily[] = [
     {
       fill: { mean: 0, std: 0.5 },
       params: 'embeddings',
+      gguf: { name: 'token_embd.weight', transform: 'pad_vocab' },
     },
   ),
   global(
@@ -201,20 +247,26 @@ export const GLOBAL_TENSORS: readonly GlobalFamily[] = [
     'per-layer embeddings (PLE table, layer-major columns)',
     (c) => [c.vocabSizePerLayerInput, c.numHiddenLayers * c.hiddenSizePerLayerInput],
     'host',
-    { slice: 'ple_cols', fill: { mean: 0, std: 1 }, params: 'ple_embeddings' },
+    {
+      slice: 'ple_cols',
+      fill: { mean: 0, std: 1 },
+      params: 'ple_embeddings',
+      gguf: { name: 'per_layer_token_embd.weight', transform: 'pad_vocab' },
+    },
   ),
   global(
     'per_layer_model_projection.weight',
     'PLE model projection (layer-major rows)',
     (c) => [c.numHiddenLayers * c.hiddenSizePerLayerInput, c.hiddenSize],
     'transposed',
-    { slice: 'ple_rows' },
+    { slice: 'ple_rows', gguf: { name: 'per_layer_model_proj.weight' } },
   ),
   global(
     'per_layer_projection_norm.weight',
     'PLE projection RMSNorm',
     (c) => [c.hiddenSizePerLayerInput],
     'vector',
+    { gguf: { name: 'per_layer_proj_norm.weight', f32: true } },
   ),
   global(
     'altup_projections.{k}.weight',
@@ -223,6 +275,7 @@ export const GLOBAL_TENSORS: readonly GlobalFamily[] = [
     'fused_transposed',
     {
       count: altupCopies,
+      gguf: { name: 'altup_proj.weight', transform: 'stack' },
     },
   ),
   global(
@@ -230,9 +283,11 @@ export const GLOBAL_TENSORS: readonly GlobalFamily[] = [
     'AltUp unembedding projections',
     (c) => [c.hiddenSize, c.hiddenSize],
     'stacked_transposed',
-    { count: altupCopies },
+    { count: altupCopies, gguf: { name: 'altup_unembd_proj.weight', transform: 'stack' } },
   ),
-  global('norm.weight', 'final RMSNorm', (c) => [c.hiddenSize], 'vector'),
+  global('norm.weight', 'final RMSNorm', (c) => [c.hiddenSize], 'vector', {
+    gguf: { name: 'output_norm.weight', f32: true },
+  }),
 ];
 
 /** A family by key (throws for a key the table lacks: a typo in our own code, not user input). */

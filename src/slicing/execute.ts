@@ -11,8 +11,9 @@ import {
   CONFIG_FILE,
   Checkpoint,
   CheckpointTensor,
+  InterruptedError,
+  OutputGuard,
   TensorShard,
-  UserInputError,
   dtypeBytes,
   numel,
   writeShardedCheckpoint,
@@ -20,12 +21,8 @@ import {
 import { editJsonObject } from './config-text';
 import { PlannedTensor, SlicePlan, SourceTensor } from './plan';
 
-export class SliceOutputError extends UserInputError {
-  override name = 'SliceOutputError';
-}
-
 /** Thrown when the AbortSignal fires; the temporary folder is gone by then. */
-export class SliceAbortedError extends Error {
+export class SliceAbortedError extends InterruptedError {
   override name = 'SliceAbortedError';
 }
 
@@ -55,8 +52,10 @@ export interface ExecuteOptions {
   readonly onProgress?: (done: number, total: number) => void;
   /** Aborting stops after the current chunk, removes the temporary folder and rejects with SliceAbortedError. */
   readonly signal?: AbortSignal;
-  /** Told the temporary folder's path once it exists (so a hard exit can still remove it). */
+  /** Told the temporary folder's path once it exists. */
   readonly onTempDir?: (dir: string) => void;
+  /** One line per stale temporary or lock of a dead run removed beside the output. */
+  readonly onNotice?: (line: string) => void;
 }
 
 export interface ExecuteResult {
@@ -75,28 +74,6 @@ export function sourceTensors(ckpt: Checkpoint<TensorShard>): SourceTensor[] {
     }
   }
   return out;
-}
-
-function isInside(child: string, parent: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
-/** Refuses outputs that would overwrite without --force or destroy the source. */
-export function checkOutput(srcDir: string, outDir: string, force: boolean): void {
-  const src = fs.realpathSync(srcDir);
-  const out = path.resolve(outDir);
-  const outReal = fs.existsSync(out) ? fs.realpathSync(out) : out;
-  if (isInside(src, outReal)) {
-    throw new SliceOutputError(
-      `--out: ${outDir} is (or contains) the source checkpoint; choose another folder`,
-    );
-  }
-  if (!fs.existsSync(out)) return;
-  const st = fs.statSync(out);
-  if (st.isDirectory() && fs.readdirSync(out).length === 0) return;
-  if (!force) throw new SliceOutputError(`--out: ${outDir} already exists; pass --force to replace it`);
-  if (!st.isDirectory()) throw new SliceOutputError(`--out: ${outDir} is a file, not a folder`);
 }
 
 /** Float-typed list fields: written as `0.0`, never `0`, whatever JavaScript's number printing does. */
@@ -202,6 +179,220 @@ async function* shardBytes(
   }
 }
 
+function shardsOf(plan: SlicePlan): { file: string; tensors: PlannedTensor[] }[] {
+  return plan.shards.map((s) => ({ file: s.file, tensors: s.tensors.map((i) => at(plan.tensors, i)) }));
+}
+
+function indexMetadataOf(plan: SlicePlan): Record<string, number> {
+  return { total_parameters: plan.tensors.reduce((a, t) => a + numel(t.shape), 0) };
+}
+
+/** Writes a slice's config, side files and card into `tmp` beside its shards and index; returns every file. */
+async function completeOutput(
+  plan: SlicePlan,
+  ckpt: Checkpoint<TensorShard>,
+  tmp: string,
+  written: readonly string[],
+  card: string | undefined,
+): Promise<string[]> {
+  const parentConfig = await fsp.readFile(path.join(ckpt.dir, CONFIG_FILE), 'utf8');
+  await fsp.writeFile(path.join(tmp, CONFIG_FILE), slicedConfigText(parentConfig, plan));
+  const files = [...written, CONFIG_FILE];
+  for (const name of fs.readdirSync(ckpt.dir).sort()) {
+    if (!SIDE_FILE_RE.test(name) || !fs.statSync(path.join(ckpt.dir, name)).isFile()) continue;
+    // Content only: a read-only source file must not make the copy read-only.
+    await fsp.writeFile(path.join(tmp, name), await fsp.readFile(path.join(ckpt.dir, name)));
+    files.push(name);
+  }
+  if (card !== undefined) {
+    await fsp.writeFile(path.join(tmp, CARD_FILE), card);
+    files.push(CARD_FILE);
+  }
+  return files;
+}
+
+/**
+ * A hand-over of chunks from the one reader to one output's writer. `push` resolves once the writer asks for
+ * the next chunk (so it has written this one and the reader may reuse its buffer), or rejects if it failed.
+ */
+class Handover {
+  private item: { bytes: Uint8Array; taken: () => void } | null = null;
+  private wanted: (() => void) | null = null;
+  private failure: unknown = null;
+  private pendingAck: (() => void) | null = null;
+  private rejectAck: ((e: unknown) => void) | null = null;
+
+  push(bytes: Uint8Array): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      this.rejectAck = reject;
+      this.item = { bytes, taken: resolve };
+      this.wanted?.();
+      this.wanted = null;
+    });
+  }
+
+  fail(err: unknown): void {
+    this.failure = err;
+    this.rejectAck?.(err);
+  }
+
+  /** The bytes of `tensors`, as the reader pushes them. */
+  async *pull(total: number): AsyncGenerator<Uint8Array> {
+    let got = 0;
+    while (got < total) {
+      this.pendingAck?.();
+      this.pendingAck = null;
+      while (!this.item) await new Promise<void>((r) => (this.wanted = r));
+      const { bytes, taken } = this.item;
+      this.item = null;
+      this.pendingAck = taken;
+      got += bytes.byteLength;
+      yield bytes;
+    }
+    this.pendingAck?.();
+    this.pendingAck = null;
+  }
+}
+
+export interface PlanOutput {
+  readonly plan: SlicePlan;
+  readonly outDir: string;
+  readonly card?: string;
+}
+
+/**
+ * Several slices of one parent in one pass over its shards: each source tensor is read once, in chunks of
+ * whole rows, and handed to every output that keeps it (its rows, or its columns compacted into the output's
+ * own buffer), each output written by the one sharded writer. Each output is built in a temporary folder and
+ * renamed into place at the end, all or none.
+ */
+export async function executePlans(
+  outputs: readonly PlanOutput[],
+  ckpt: Checkpoint<TensorShard>,
+  opts: Pick<ExecuteOptions, 'force' | 'chunkBytes' | 'onProgress' | 'signal' | 'onNotice'> = {},
+): Promise<ExecuteResult[]> {
+  const started = process.hrtime.bigint();
+  for (const o of outputs) await fsp.mkdir(path.dirname(path.resolve(o.outDir)), { recursive: true });
+  // One guard for all outputs: distinct, outside the source, new unless --force, locked, all or none.
+  const flags = outputs.map((_, k) => `--out[${k}]`);
+  const guard = OutputGuard.acquire({
+    outputs: outputs.map((o, k) => ({
+      flag: at(flags, k),
+      path: o.outDir,
+      kind: 'folder' as const,
+      bytes: o.plan.outputBytes,
+    })),
+    inputs: [{ flag: 'source checkpoint', path: ckpt.dir }],
+    force: opts.force,
+    onNotice: opts.onNotice,
+  });
+  const outs = flags.map((f) => guard.path(f));
+  const tmps: string[] = [];
+  const aborted = () => new SliceAbortedError('slicing interrupted; no output written');
+  try {
+    for (const f of flags) {
+      tmps.push(guard.temp(f));
+      await fsp.mkdir(at(tmps, tmps.length - 1));
+    }
+    const chunk = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    const metadata = ckpt.shards[0]?.metadata ?? { format: 'pt' };
+    const total = outputs.reduce((n, o) => n + o.plan.outputBytes, 0);
+    let done = 0;
+    const handovers = outputs.map(() => new Handover());
+    const writes = outputs.map((o, k) =>
+      writeShardedCheckpoint({
+        dir: at(tmps, k),
+        shards: shardsOf(o.plan),
+        data: (tensors) =>
+          at(handovers, k).pull(tensors.reduce((n, t) => n + numel(t.shape) * dtypeBytes(t.dtype), 0)),
+        metadata,
+        index: 'always',
+        indexMetadata: indexMetadataOf(o.plan),
+        onChunk: (n) => {
+          done += n;
+          opts.onProgress?.(done, total);
+        },
+      }).catch((err: unknown) => {
+        handovers.forEach((h) => h.fail(err));
+        throw err;
+      }),
+    );
+    writes.forEach((w) => w.catch(() => undefined));
+    const reading = (async () => {
+      // Each output's tensors in the order its shards hold them (the source's order, filtered).
+      const queues = outputs.map((o) => shardsOf(o.plan).flatMap((s) => s.tensors));
+      const pos = outputs.map(() => 0);
+      let buf = new Uint8Array(chunk);
+      const scratch = outputs.map(() => new Uint8Array(chunk));
+      for (const source of sourceTensors(ckpt)) {
+        const users = queues.flatMap((q, k) => (q[at(pos, k)]?.source === source.name ? [k] : []));
+        if (users.length === 0) continue;
+        const first = at(at(queues, at(users, 0)), at(pos, at(users, 0)));
+        const src = ckpt.get(source.name);
+        const scalar = first.sourceShape.length === 0;
+        const rowBytes = scalar ? src.info.end - src.info.begin : rowBytesOf(first);
+        const rows = scalar ? 1 : at(first.sourceShape, 0);
+        // Rows any output needs: row ops keep ranges, the others every row.
+        const needed = Math.max(
+          ...users.map((k) => {
+            const op = at(at(queues, k), at(pos, k)).op;
+            return op.kind === 'rows' ? Math.max(0, ...op.ranges.map(([, b]) => b)) : rows;
+          }),
+        );
+        const perChunk = Math.max(1, Math.floor(chunk / rowBytes));
+        if (buf.byteLength < perChunk * rowBytes) buf = new Uint8Array(perChunk * rowBytes);
+        for (let r = 0; r < needed; r += perChunk) {
+          if (opts.signal?.aborted) throw aborted();
+          const n = Math.min(perChunk, needed - r);
+          const data = await src.file.readRangeAsync(src.info, r * rowBytes, n * rowBytes, buf);
+          for (const k of users) {
+            const t = at(at(queues, k), at(pos, k));
+            const op = t.op;
+            const h = at(handovers, k);
+            if (op.kind === 'copy') await h.push(data);
+            else if (op.kind === 'rows') {
+              for (const [a, b] of op.ranges) {
+                const lo = Math.max(a, r);
+                const hi = Math.min(b, r + n);
+                if (lo < hi) await h.push(data.subarray((lo - r) * rowBytes, (hi - r) * rowBytes));
+              }
+            } else {
+              if (at(scratch, k).byteLength < n * rowBytes) scratch[k] = new Uint8Array(n * rowBytes);
+              const own = at(scratch, k);
+              own.set(data.subarray(0, n * rowBytes));
+              const colBytes = rowBytes / at(t.sourceShape, 1);
+              const keep = op.ranges.map(([a, b]) => [a * colBytes, b * colBytes] as [number, number]);
+              await h.push(compactColumns(own, { rows: n, rowBytes, keep }));
+            }
+          }
+        }
+        for (const k of users) pos[k] = at(pos, k) + 1;
+      }
+      queues.forEach((q, k) => {
+        if (at(pos, k) !== q.length)
+          throw new Error(`output ${at(outs, k)}: tensors out of source order (internal)`);
+      });
+    })();
+    reading.catch((err: unknown) => handovers.forEach((h) => h.fail(err)));
+    const settled = await Promise.allSettled([reading, ...writes]);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const results: ExecuteResult[] = [];
+    for (const [k, o] of outputs.entries()) {
+      const written = (settled[k + 1] as PromiseFulfilledResult<{ files: readonly string[] }>).value.files;
+      const files = await completeOutput(o.plan, ckpt, at(tmps, k), written, o.card);
+      results.push({ outDir: at(outs, k), bytes: o.plan.outputBytes, seconds: 0, files });
+    }
+    if (opts.signal?.aborted) throw aborted();
+    for (const [k, f] of flags.entries()) guard.commit(f, at(tmps, k));
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    return results.map((r) => ({ ...r, seconds }));
+  } finally {
+    guard.release();
+  }
+}
+
 /** Writes the plan's output into `opts.outDir` atomically. */
 export async function executePlan(
   plan: SlicePlan,
@@ -209,14 +400,23 @@ export async function executePlan(
   opts: ExecuteOptions,
 ): Promise<ExecuteResult> {
   const started = process.hrtime.bigint();
-  checkOutput(ckpt.dir, opts.outDir, Boolean(opts.force));
-  const out = path.resolve(opts.outDir);
-  await fsp.mkdir(path.dirname(out), { recursive: true });
-  const tmp = path.join(
-    path.dirname(out),
-    `.${path.basename(out)}.tmp-${process.pid}-${Date.now().toString(36)}`,
-  );
-  await fsp.mkdir(tmp);
+  await fsp.mkdir(path.dirname(path.resolve(opts.outDir)), { recursive: true });
+  // Refuses the source (or a folder inside it), an existing output without --force, a concurrent slice to
+  // the same folder, a read-only or full target; removes temporaries of dead runs.
+  const guard = OutputGuard.acquire({
+    outputs: [{ flag: '--out', path: opts.outDir, kind: 'folder', bytes: plan.outputBytes }],
+    inputs: [{ flag: 'source checkpoint', path: ckpt.dir }],
+    force: opts.force,
+    onNotice: opts.onNotice,
+  });
+  const out = guard.path('--out');
+  const tmp = guard.temp('--out');
+  try {
+    await fsp.mkdir(tmp);
+  } catch (err) {
+    guard.release();
+    throw err;
+  }
   opts.onTempDir?.(tmp);
   // The caller's signal stops every shard writer (the writer itself stops the others on a failure).
   const stop = new AbortController();
@@ -239,7 +439,7 @@ export async function executePlan(
     const buffers: [Uint8Array, Uint8Array][] = [];
     const written = await writeShardedCheckpoint({
       dir: tmp,
-      shards: plan.shards.map((s) => ({ file: s.file, tensors: s.tensors.map((i) => at(plan.tensors, i)) })),
+      shards: shardsOf(plan),
       data: (tensors, worker) => {
         checkAbort();
         const pair = (buffers[worker] ??= [new Uint8Array(size), new Uint8Array(size)]);
@@ -248,43 +448,22 @@ export async function executePlan(
       metadata,
       concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
       index: 'always',
-      indexMetadata: { total_parameters: plan.tensors.reduce((a, t) => a + numel(t.shape), 0) },
+      indexMetadata: indexMetadataOf(plan),
       onChunk: (n) => {
         done += n;
         opts.onProgress?.(done, plan.outputBytes);
         checkAbort();
       },
     });
-    const parentConfig = await fsp.readFile(path.join(ckpt.dir, CONFIG_FILE), 'utf8');
-    await fsp.writeFile(path.join(tmp, CONFIG_FILE), slicedConfigText(parentConfig, plan));
-    const files = [...written.files, CONFIG_FILE];
-    for (const name of fs.readdirSync(ckpt.dir).sort()) {
-      if (!SIDE_FILE_RE.test(name) || !fs.statSync(path.join(ckpt.dir, name)).isFile()) continue;
-      // Content only: a read-only source file must not make the copy read-only.
-      await fsp.writeFile(path.join(tmp, name), await fsp.readFile(path.join(ckpt.dir, name)));
-      files.push(name);
-    }
-    if (opts.card !== undefined) {
-      await fsp.writeFile(path.join(tmp, CARD_FILE), opts.card);
-      files.push(CARD_FILE);
-    }
+    const files = await completeOutput(plan, ckpt, tmp, written.files, opts.card);
     checkAbort();
 
-    // Swap into place: the old output (only with --force) moves aside first and is removed after.
-    let old: string | null = null;
-    if (fs.existsSync(out)) {
-      old = `${tmp}-old`;
-      if (fs.readdirSync(out).length === 0) await fsp.rmdir(out);
-      else await fsp.rename(out, old);
-    }
-    await fsp.rename(tmp, out);
-    if (old) await fsp.rm(old, { recursive: true, force: true });
+    // The guard re-checks the target: what appeared there meanwhile is kept unless --force.
+    guard.commit('--out', tmp);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return { outDir: out, bytes: plan.outputBytes, seconds, files };
-  } catch (err) {
-    await fsp.rm(tmp, { recursive: true, force: true });
-    throw err;
   } finally {
+    guard.release();
     opts.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -1,7 +1,7 @@
 // One slice from start to finish: read the parent, resolve the spec, plan, then (unless a dry run) write.
 import * as path from 'node:path';
-import { ByteRanges, Checkpoint, TensorShard } from '../formats';
-import { ResolvedSpec, SpecFlags, loadConfig, resolveSpec } from '../gemma3n';
+import { ByteRanges, Checkpoint, TensorShard, UserInputError } from '../formats';
+import { ResolvedSpec, SpecFlags, checkTensors, loadConfig, resolveSpec, tensorProblems } from '../gemma3n';
 import { renderCard } from './card';
 import { ExecuteResult, executePlan, sourceTensors } from './execute';
 import { SlicePlan, planSlice } from './plan';
@@ -32,6 +32,7 @@ export interface SliceOptions {
   readonly onProgress?: (done: number, total: number) => void;
   readonly onWarning?: (message: string) => void;
   readonly onTempDir?: (dir: string) => void;
+  readonly onNotice?: (line: string) => void;
 }
 
 export interface SliceOutcome {
@@ -48,6 +49,9 @@ export async function sliceCheckpoint(opts: SliceOptions): Promise<SliceOutcome>
   resolved.warnings.forEach((w) => opts.onWarning?.(w));
   const ckpt = opts.parent?.ckpt ?? Checkpoint.open(opts.src);
   try {
+    // A broken source (missing or wrong-shape tensors, an empty weight_map) is refused as inspect does.
+    const problem = tensorProblems(checkTensors(parent, ckpt));
+    if (problem) throw new UserInputError(`${opts.src}: ${problem}; run inspect for the full list`);
     const plan = planSlice(parent, sourceTensors(ckpt), resolved.spec, {
       maxShardBytes: opts.maxShardBytes,
       textOnly: opts.textOnly,
@@ -75,6 +79,7 @@ export async function sliceCheckpoint(opts: SliceOptions): Promise<SliceOutcome>
       onProgress: opts.onProgress,
       signal: opts.signal,
       onTempDir: opts.onTempDir,
+      onNotice: opts.onNotice,
     });
     return { plan, reads, resolved, result };
   } finally {

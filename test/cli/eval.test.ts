@@ -132,40 +132,6 @@ describe('eval and compare on a self-made checkpoint and mini-MMLU', () => {
     expect(res.p_value).toBeLessThanOrEqual(1);
   });
 
-  it('an interrupted run resumes from its journal and gives the same results', () => {
-    const common = ['--mmlu', mmlu, '--shots', '1', '--backend', 'cpu', '--batch-size', '2'];
-    const full = path.join(dir, 'full.json');
-    expect(
-      runCli(['eval', ckpt, ...common, '--out', full, '--predictions', path.join(dir, 'full.jsonl')]).code,
-    ).toBe(0);
-    const want = JSON.parse(fs.readFileSync(full, 'utf8'));
-    const lines = fs.readFileSync(path.join(dir, 'full.jsonl'), 'utf8').split('\n').filter(Boolean);
-    // What a run killed after 7 questions leaves: its journal, the last append cut short.
-    const out = path.join(dir, 'resumed.json');
-    const journal = path.join(dir, `.resumed.json.${want.subset.id}.partial.jsonl`);
-    fs.writeFileSync(journal, lines.slice(0, 7).join('\n') + '\n' + lines[7].slice(0, 20));
-    const r = runCli([
-      'eval',
-      ckpt,
-      ...common,
-      '--out',
-      out,
-      '--resume',
-      '--predictions',
-      path.join(dir, 'resumed.jsonl'),
-    ]);
-    expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/resuming: 7 questions already scored/);
-    const got = JSON.parse(fs.readFileSync(out, 'utf8'));
-    expect(got.timing.resumed_questions).toBe(7);
-    expect(got.overall).toEqual(want.overall);
-    expect(got.subjects).toEqual(want.subjects);
-    expect(fs.readFileSync(path.join(dir, 'resumed.jsonl'), 'utf8').split('\n').filter(Boolean)).toEqual(
-      lines,
-    );
-    expect(fs.existsSync(journal)).toBe(false);
-  });
-
   it('bad input: one line naming the flag or file, exit 2', () => {
     const noData = runCli(['eval', ckpt, '--out', path.join(dir, 'x.json')], { env: { MMLU_DIR: '' } });
     expect(noData.code).toBe(2);

@@ -122,7 +122,7 @@ describeIfShared('matformer-lab inspect', () => {
     expect(j.checkpoint).toMatchObject({ missing: [], unexpected: [], wrong_shape: [] });
     const again = runCli(args);
     expect(again.code).toBe(2);
-    expect(again.stderr).toBe(`error: ${out}: exists and is not empty (pass --force to replace it)\n`);
+    expect(again.stderr).toBe(`error: --out: ${out} already exists; pass --force to replace it\n`);
     expect(runCli([...args, '--force']).code).toBe(0);
   });
 
@@ -138,7 +138,7 @@ describeIfShared('matformer-lab inspect', () => {
     expect(r.code).toBe(2);
     expect(r.stdout).toMatch(/missing \(1\):\n\s+model\.language_model\.norm\.weight/);
     expect(r.stderr).toBe(
-      `error: ${d}: checkpoint does not match its config: 1 missing and 0 wrong-shape text tensors (listed above)\n`,
+      `error: ${d}: checkpoint does not match its config: 1 missing and 0 wrong-shape text tensors (first: model.language_model.norm.weight); all listed above\n`,
     );
   });
 });

@@ -149,7 +149,7 @@ describeIfShared(
       ],
       [['generate', 'DIR', '-n', '2'], /exactly one of --prompt and --ids/],
       [['generate', 'DIR', '--ids', '2', '-n', '0'], /--max-new-tokens: 0/],
-      [['bench', 'DIR', '--batch', '0'], /--batch: 0 is not a positive integer/],
+      [['bench', 'DIR', '--batch', '0'], /--batch: expected an integer from 1 to 4096, got 0/],
       [
         ['logits', 'DIR', '--ids', '2', '--out', 'o.safetensors', '--backend', 'tensorflow'],
         /backend tensorflow is not available: .*npm install @tensorflow\/tfjs-node/,

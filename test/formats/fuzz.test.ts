@@ -252,7 +252,7 @@ describe('fuzz: index files', () => {
           if (!(err instanceof CheckpointError)) throw err;
         }
       }),
-      { numRuns: 1500 },
+      { numRuns: Number(process.env.FUZZ_RUNS ?? 1500) },
     );
   });
 });
@@ -344,7 +344,7 @@ describe('fuzz: configs', () => {
           }
         },
       ),
-      { numRuns: 1500 },
+      { numRuns: Number(process.env.FUZZ_RUNS ?? 1500) },
     );
   });
 });

@@ -183,7 +183,9 @@ describeIfShared('create-random', () => {
     const out = path.join(tmpDir(), 'busy');
     fs.mkdirSync(out);
     fs.writeFileSync(path.join(out, 'keep.txt'), 'x');
-    await expect(createRandomCheckpoint({ config: tinyCfg(), out })).rejects.toThrow(/not empty.*--force/);
+    await expect(createRandomCheckpoint({ config: tinyCfg(), out })).rejects.toThrow(
+      /already exists; pass --force/,
+    );
     expect(fs.readdirSync(out)).toEqual(['keep.txt']);
     expect(fs.readdirSync(path.dirname(out))).toEqual(['busy']);
     await createRandomCheckpoint({ config: tinyCfg(), out, force: true });

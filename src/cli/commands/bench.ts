@@ -1,8 +1,11 @@
 // `matformer-lab bench`: prefill and decode throughput of a checkpoint (or submodel) on a backend.
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../formats';
-import { openModel, type BenchResult, runBench } from '../../engine';
-import { MODEL_OPTIONS, type ModelFlags, specFlags } from '../flags';
+import { loadConfig, maxPositionEmbeddings } from '../../gemma3n';
+import { openModel, type BenchResult, renderProfile, runBench } from '../../engine';
+import { MODEL_OPTIONS, type ModelFlags, intFlag, seedFlag, specFlags } from '../flags';
+
+/** Far beyond a useful benchmark batch; a typo such as 80000 would only exhaust memory. */
+const MAX_BATCH = 4096;
 
 interface BenchArgs extends ModelFlags {
   dir: string;
@@ -11,6 +14,7 @@ interface BenchArgs extends ModelFlags {
   'decode-tokens': number;
   seed: number;
   json?: boolean;
+  profile?: boolean;
 }
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -24,6 +28,7 @@ function render(r: BenchResult): string {
     `weights         ${mb(r.memory.weight_bytes)} on the backend`,
     `kv cache        ${mb(r.memory.kv_cache_bytes)} after decoding`,
     `backend memory  ${mb(r.memory.backend_bytes)} in ${r.memory.tensors} tensors (peak process RSS ${mb(r.memory.peak_rss_bytes)})`,
+    ...(r.profile ?? []).map((p) => '\n' + renderProfile(p)),
   ].join('\n');
 }
 
@@ -47,6 +52,11 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       })
       .option('seed', { type: 'number', default: 1, describe: 'seed of the random prompt ids' })
       .option('json', { type: 'boolean', describe: 'print the result as JSON' })
+      .option('profile', {
+        type: 'boolean',
+        describe:
+          'per op kind: calls, GPU dispatches, device and host time of prefill, decode and an MMLU batch',
+      })
       .options(MODEL_OPTIONS)
       .example('$0 bench ./gemma-3n-E4B --backend webgpu --batch 4 --tokens 256', '')
       .example(
@@ -54,13 +64,12 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         '',
       ) as unknown as Argv<BenchArgs>,
   handler: async (argv) => {
-    for (const k of ['batch', 'tokens'] as const) {
-      if (!Number.isInteger(argv[k]) || argv[k] < 1)
-        throw new UserInputError(`--${k}: ${argv[k]} is not a positive integer`);
-    }
-    const steps = argv['decode-tokens'];
-    if (!Number.isInteger(steps) || steps < 0)
-      throw new UserInputError(`--decode-tokens: ${steps} is not a non-negative integer`);
+    const config = loadConfig(argv.dir);
+    const limit = maxPositionEmbeddings(config);
+    intFlag('--batch', argv.batch, 1, MAX_BATCH);
+    intFlag('--tokens', argv.tokens, 1, limit);
+    const steps = intFlag('--decode-tokens', argv['decode-tokens'], 0, limit - argv.tokens);
+    seedFlag('--seed', argv.seed);
     const opened = await openModel(
       argv.dir,
       { submodel: specFlags(argv), backend: argv.backend },
@@ -74,6 +83,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         tokens: argv.tokens,
         decodeSteps: steps,
         seed: argv.seed,
+        profile: argv.profile === true,
       });
       process.stdout.write((argv.json ? JSON.stringify(r) : render(r)) + '\n');
     } finally {

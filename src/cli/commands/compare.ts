@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { jsonText } from '../render/json';
-import { UserInputError } from '../../formats';
+import { UserInputError, fileProblem } from '../../formats';
 import { type QuestionPrediction, mcnemarExact, readPredictionsJsonl } from '../../eval';
 
 interface CompareArgs {
@@ -21,7 +21,8 @@ interface Side {
 
 /** A results JSON (which names its predictions file) or a predictions JSONL. */
 async function readSide(file: string): Promise<Side> {
-  if (!fs.existsSync(file)) throw new UserInputError(`${file}: no such file`);
+  const problem = fileProblem(file);
+  if (problem) throw new UserInputError(`${file}: ${problem}`);
   if (file.endsWith('.jsonl')) return { file, subsetId: null, predictions: await readPredictionsJsonl(file) };
   let json: { predictions_file?: unknown; subset?: { id?: unknown } };
   try {

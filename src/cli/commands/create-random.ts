@@ -1,7 +1,9 @@
 // `matformer-lab create-random`: a random-weight checkpoint in the published layout, for tests and benchmarks.
 import type { CommandModule } from 'yargs';
-import { parseByteSize, formatBytes } from '../../formats';
+import { formatBytes } from '../../formats';
 import { createRandomCheckpoint } from '../../gemma3n';
+import { interruptible } from '../boundary';
+import { SHARD_SIZE_LIMITS, seedFlag, sizeFlag } from '../flags';
 
 interface CreateRandomArgs {
   config: string;
@@ -39,15 +41,25 @@ export const createRandomCommand: CommandModule<object, CreateRandomArgs> = {
         'a full-size random E4B (~16 GB)',
       ),
   handler: async (argv) => {
-    const res = await createRandomCheckpoint({
-      config: argv.config,
-      out: argv.out,
-      seed: argv.seed,
-      sparse: argv.sparse,
-      force: argv.force,
-      maxShardBytes: argv['max-shard-size'] === undefined ? undefined : parseByteSize(argv['max-shard-size']),
-      onShard: (file, bytes) => process.stderr.write(`wrote ${file} (${formatBytes(bytes)})\n`),
-    });
+    const seed = seedFlag('--seed', argv.seed);
+    const maxShardBytes =
+      argv['max-shard-size'] === undefined
+        ? undefined
+        : sizeFlag('--max-shard-size', argv['max-shard-size'], ...SHARD_SIZE_LIMITS);
+    // Ctrl-C stops after the current chunk and removes the temporary folder, as slice does.
+    const res = await interruptible((signal) =>
+      createRandomCheckpoint({
+        config: argv.config,
+        out: argv.out,
+        seed,
+        sparse: argv.sparse,
+        force: argv.force,
+        maxShardBytes,
+        signal,
+        onShard: (file, bytes) => process.stderr.write(`wrote ${file} (${formatBytes(bytes)})\n`),
+        onNotice: (n) => process.stderr.write(`${n}\n`),
+      }),
+    );
     process.stdout.write(
       `${res.dir}: ${res.tensors} tensors in ${res.shards.length} file(s), ${formatBytes(res.totalSize)} of ` +
         `${argv.sparse ? 'sparse (hole) ' : 'random bf16 '}data, seed ${argv.seed}\n`,

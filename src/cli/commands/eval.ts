@@ -1,17 +1,21 @@
 // `matformer-lab eval`: MMLU with the lm-evaluation-harness protocol on a checkpoint or an elastic submodel.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError } from '../../formats';
-import { EngineScorer, openModel } from '../../engine';
+import { OutputGuard, UserInputError, checkpointFingerprint } from '../../formats';
+import { ENGINE_PRECISION, EngineScorer, openModel, resolveModelSpec } from '../../engine';
+import { identitySpec, loadConfig, maxPositionEmbeddings } from '../../gemma3n';
 import { ProgressBar } from '../progress';
-import { MODEL_OPTIONS, type ModelFlags, specFlags } from '../flags';
+import { MODEL_OPTIONS, type ModelFlags, intFlag, seedFlag, specFlags } from '../flags';
 import {
   EvalJournal,
   type EvalRecord,
+  PROMPT_PROTOCOL,
   type Progress,
   type SubsetSpec,
+  checkPromptLengths,
+  checkShots,
   evaluate,
+  journalPath,
   loadMmlu,
   loadTokenizer,
   selectSubset,
@@ -34,6 +38,7 @@ interface EvalArgs extends ModelFlags {
   out: string;
   predictions?: string;
   resume: boolean;
+  force: boolean;
 }
 
 const list = (s: string | undefined): string[] | undefined =>
@@ -45,15 +50,7 @@ const list = (s: string | undefined): string[] | undefined =>
         .filter(Boolean);
 
 function positiveInt(flag: string, v: number | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || v < 1)
-    throw new UserInputError(`${flag}: expected a positive integer, got ${v}`);
-  return v;
-}
-
-function checkOutDir(flag: string, file: string): void {
-  const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir)) throw new UserInputError(`${flag}: folder ${dir} does not exist`);
+  return v === undefined ? undefined : intFlag(flag, v, 1);
 }
 
 /** Progress of this run (resumed questions excluded, so rate and ETA are this run's), with absolute counts. */
@@ -106,7 +103,13 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('resume', {
         type: 'boolean',
         default: false,
-        describe: 'continue an interrupted run of the same command (same --out and subset)',
+        describe:
+          'continue an interrupted run (same --out, checkpoint, submodel, subset, shots; refused otherwise)',
+      })
+      .option('force', {
+        type: 'boolean',
+        default: false,
+        describe: 'replace existing --out/--predictions; discard an interrupted run that is not resumed',
       })
       .options(MODEL_OPTIONS)
       .example('$0 eval ./gemma-3n-E4B --mmlu ./mmlu --limit-per-subject 10 --out e4b.json', '')
@@ -117,81 +120,123 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
   handler: async (argv) => {
     const source = argv.mmlu ?? process.env.MMLU_DIR;
     if (!source) throw new UserInputError('--mmlu: give the MMLU data folder (or set MMLU_DIR)');
-    checkOutDir('--out', argv.out);
-    if (argv.predictions) checkOutDir('--predictions', argv.predictions);
+    // Every flag is checked before anything is read or loaded.
+    checkShots(argv.shots, '--shots');
     const spec: SubsetSpec = {
       split: argv.split as SubsetSpec['split'],
       subjects: list(argv.subjects),
       categories: list(argv.categories),
       limitPerSubject: positiveInt('--limit-per-subject', argv['limit-per-subject']),
       sample: positiveInt('--sample', argv.sample),
-      seed: argv.seed,
+      seed: seedFlag('--seed', argv.seed),
     };
-    const batchSize = positiveInt('--batch-size', argv['batch-size'])!;
-    // Data and tokenizer first: a bad flag or file fails before minutes of weight loading.
-    const dataset = await loadMmlu(source);
-    const subset = selectSubset(dataset, spec);
-    if (subset.items.length === 0) throw new UserInputError('the subset flags select no questions');
-    const tokenizer = await loadTokenizer(argv.dir);
-    const { journal, done, discarded } = await EvalJournal.open(
-      argv.out,
-      subsetId(subset, argv.shots),
-      argv.resume,
-    );
-    if (argv.resume && done.length > 0) {
-      process.stderr.write(`resuming: ${done.length} questions already scored (${journal.file})\n`);
-    } else if (discarded) {
-      process.stderr.write(
-        'warning: starting over; an interrupted run of this subset is discarded (use --resume to continue it)\n',
-      );
-    }
-    const {
-      engine,
-      model,
-      spec: mnm,
-      loadSeconds,
-    } = await openModel(
-      argv.dir,
-      { submodel: specFlags(argv), backend: argv.backend },
-      {
-        onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
-      },
-    );
+    const batchSize = intFlag('--batch-size', argv['batch-size'], 1, MAX_BATCH);
+    const journalFile = journalPath(argv.out);
+    // Outputs: not inside the checkpoint or the data, distinct, new unless --force, writable, locked.
+    const guard = OutputGuard.acquire({
+      outputs: [
+        { flag: '--out', path: argv.out, kind: 'file' },
+        ...(argv.predictions
+          ? [{ flag: '--predictions', path: argv.predictions, kind: 'file' as const }]
+          : []),
+      ],
+      inputs: [
+        { flag: 'checkpoint', path: argv.dir },
+        { flag: '--mmlu', path: source },
+      ],
+      reserved: [{ flag: 'journal', path: journalFile }],
+      force: argv.force,
+      onNotice: notice,
+    });
     try {
-      process.stderr.write(
-        `loaded ${argv.dir} on ${engine.backend.name} in ${loadSeconds.toFixed(1)} s; ${subset.items.length} questions, ${argv.shots}-shot\n`,
-      );
-      const progress = progressBar(subset.items.length, done.length);
-      const { results, predictions } = await evaluate({
-        scorer: new EngineScorer(model, { groupSize: batchSize }),
-        tokenizer,
-        dataset,
-        subset,
-        shots: argv.shots,
-        batchSize,
-        model: path.resolve(argv.dir),
-        spec: mnm,
-        onProgress: progress.update,
-        onPredictions: (batch) => journal.append(batch),
-        done,
-      });
-      progress.bar.finish();
-      const record: EvalRecord = {
-        ...results,
-        backend: engine.backend.name,
-        predictions_file: argv.predictions ?? null,
-      };
-      if (argv.predictions) await writePredictionsJsonl(argv.predictions, predictions);
-      await writeResults(argv.out, record);
-      journal.remove();
-      const o = results.overall;
-      process.stdout.write(
-        `accuracy ${(o.acc * 100).toFixed(2)}% (${o.correct}/${o.n}, 95% CI ${(o.ci[0] * 100).toFixed(1)}-${(o.ci[1] * 100).toFixed(1)}%); ` +
-          `${results.timing.questions_per_s.toFixed(2)} q/s; tokens ${results.timing.tokens_processed} (naive ${results.timing.tokens_naive}); ` +
-          `subset ${results.subset.id}; wrote ${argv.out}\n`,
-      );
+      await run(argv, source, spec, batchSize, guard, journalFile);
     } finally {
-      engine.dispose();
+      guard.release();
     }
   },
 };
+
+const notice = (line: string) => process.stderr.write(`${line}\n`);
+
+/** Far beyond any useful batch against one prefix; a typo such as 80000 would only exhaust memory. */
+const MAX_BATCH = 4096;
+
+async function run(
+  argv: EvalArgs,
+  source: string,
+  spec: SubsetSpec,
+  batchSize: number,
+  guard: OutputGuard,
+  journalFile: string,
+): Promise<void> {
+  // Data, tokenizer, submodel and prompt lengths first: a bad flag or file fails before minutes of loading.
+  const dataset = await loadMmlu(source);
+  const subset = selectSubset(dataset, spec);
+  if (subset.items.length === 0) throw new UserInputError('the subset flags select no questions');
+  const tokenizer = await loadTokenizer(argv.dir);
+  const config = loadConfig(argv.dir);
+  checkPromptLengths(tokenizer, dataset, subset, argv.shots, maxPositionEmbeddings(config));
+  const mnm = resolveModelSpec(argv.dir, specFlags(argv), warn);
+  const journal = EvalJournal.open(
+    journalFile,
+    {
+      checkpoint: checkpointFingerprint(argv.dir),
+      spec: mnm ?? identitySpec(config.text.intermediateSize),
+      subset: subsetId(subset, argv.shots),
+      shots: argv.shots,
+      protocol: PROMPT_PROTOCOL,
+      precision: ENGINE_PRECISION,
+    },
+    {
+      resume: argv.resume,
+      force: argv.force,
+      questions: new Set(subset.items.map((it) => `${it.subject}#${it.index}`)),
+      onNotice: notice,
+    },
+  );
+  const { engine, model, loadSeconds } = await openModel(
+    argv.dir,
+    { submodel: specFlags(argv), backend: argv.backend },
+    { onWarning: warn, spec: mnm },
+  );
+  try {
+    process.stderr.write(
+      `loaded ${argv.dir} on ${engine.backend.name} in ${loadSeconds.toFixed(1)} s; ${subset.items.length} questions, ${argv.shots}-shot\n`,
+    );
+    const progress = progressBar(subset.items.length, journal.done.length);
+    const { results, predictions } = await evaluate({
+      scorer: new EngineScorer(model, { groupSize: batchSize }),
+      tokenizer,
+      dataset,
+      subset,
+      shots: argv.shots,
+      batchSize,
+      model: path.resolve(argv.dir),
+      spec: mnm,
+      onProgress: progress.update,
+      onPredictions: (batch) => journal.append(batch),
+      done: journal.done,
+    });
+    progress.bar.finish();
+    const record: EvalRecord = {
+      ...results,
+      backend: engine.backend.name,
+      predictions_file: argv.predictions ?? null,
+    };
+    if (argv.predictions) {
+      await guard.writeFile('--predictions', (tmp) => writePredictionsJsonl(tmp, predictions));
+    }
+    await guard.writeFile('--out', (tmp) => writeResults(tmp, record));
+    journal.remove();
+    const o = results.overall;
+    process.stdout.write(
+      `accuracy ${(o.acc * 100).toFixed(2)}% (${o.correct}/${o.n}, 95% CI ${(o.ci[0] * 100).toFixed(1)}-${(o.ci[1] * 100).toFixed(1)}%); ` +
+        `${results.timing.questions_per_s.toFixed(2)} q/s; tokens ${results.timing.tokens_processed} (naive ${results.timing.tokens_naive}); ` +
+        `subset ${results.subset.id}; wrote ${argv.out}\n`,
+    );
+  } finally {
+    engine.dispose();
+  }
+}
+
+const warn = (w: string) => process.stderr.write(`warning: ${w}\n`);

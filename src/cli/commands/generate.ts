@@ -2,7 +2,8 @@
 import { type TextCodec, loadTokenizer } from '../../eval';
 import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../formats';
-import { openModel, parseIdList, stopTokenIds } from '../../engine';
+import { loadConfig } from '../../gemma3n';
+import { checkPromptIds, openModel, parseIdList, stopTokenIds } from '../../engine';
 import { MODEL_OPTIONS, type ModelFlags, specFlags } from '../flags';
 
 interface GenerateArgs extends ModelFlags {
@@ -46,6 +47,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     let codec: TextCodec | null = null;
     if (argv.prompt !== undefined) codec = await loadTokenizer(argv.dir);
     const prompt = argv.prompt !== undefined ? codec!.encode(argv.prompt, true) : parseIdList(argv.ids!);
+    checkPromptIds(argv.prompt !== undefined ? '--prompt' : '--ids', prompt, loadConfig(argv.dir), n);
     const { engine, model } = await openModel(
       argv.dir,
       { submodel: specFlags(argv), backend: argv.backend },

@@ -11,6 +11,10 @@ import { compareCommand } from './compare';
 import { downloadCommand } from './download';
 import { downloadDataCommand } from './download-data';
 import { reportCommand } from './report';
+import { sweepCommand } from './sweep';
+import { resultsCommand } from './results';
+import { exportBestCommand } from './export-best';
+import { exportCommand } from './export';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -25,4 +29,8 @@ export const commands: CommandModule<any, any>[] = [
   downloadCommand,
   downloadDataCommand,
   reportCommand,
+  sweepCommand,
+  resultsCommand,
+  exportBestCommand,
+  exportCommand,
 ];

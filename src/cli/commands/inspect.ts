@@ -1,11 +1,12 @@
 // `matformer-lab inspect <dir>`: layers, KV sharing, parameter counts, and a tensor check of the weights.
 import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../formats';
-import { hasProblems, inspectConfig, loadConfig, resolveSource, resolveSpec } from '../../gemma3n';
+import { inspectConfig, loadConfig, resolveSource, resolveSpec, tensorProblems } from '../../gemma3n';
 import { SUBMODEL_OPTIONS, type SubmodelFlags, specFlags } from '../flags';
 import { formatReport } from '../render/inspect';
 import { jsonText } from '../render/json';
 import * as path from 'node:path';
+import { compatibilityMatrix, formatMatrix, matrixJson, submodelFacts } from '../../export';
 import { HubCheckpoint, isHfUri, openHubCheckpoint, parseHfUri } from '../../hub';
 import { hubFlags, hubOptions } from './download';
 
@@ -64,8 +65,11 @@ function inspectOne(argv: InspectArgs, hub: HubCheckpoint | null): void {
   const published = pub
     ? { name: pub.name, effectiveParamsB: pub.effectiveParamsB, mmluPct: pub.mmluPct }
     : null;
+  // Which runtimes can run the submodel (only for a spec: the parent itself runs everywhere it loads).
+  const matrix = spec ? compatibilityMatrix(submodelFacts(cfg, spec)) : null;
   if (argv.json) {
-    process.stdout.write(jsonText({ ...report, published }, 2) + '\n');
+    const compatibility = matrix ? matrixJson(matrix) : null;
+    process.stdout.write(jsonText({ ...report, published, compatibility }, 2) + '\n');
   } else {
     process.stdout.write(formatReport(report));
     if (published) {
@@ -75,12 +79,8 @@ function inspectOne(argv: InspectArgs, hub: HubCheckpoint | null): void {
           `; counted here: ${ours.toFixed(3)} B (${ours - published.effectiveParamsB >= 0 ? '+' : ''}${(ours - published.effectiveParamsB).toFixed(3)} B)\n`,
       );
     }
+    if (matrix) process.stdout.write(`\n  runtimes (export --check):\n${formatMatrix(matrix)}\n`);
   }
-  if (hasProblems(report)) {
-    const ck = report.checkpoint!;
-    throw new UserInputError(
-      `${report.source}: checkpoint does not match its config: ${ck.missing.length} missing and ` +
-        `${ck.wrongShape.length} wrong-shape text tensors (listed above)`,
-    );
-  }
+  const problem = report.checkpoint ? tensorProblems(report.checkpoint) : null;
+  if (problem) throw new UserInputError(`${report.source}: ${problem}; all listed above`);
 }

@@ -1,15 +1,15 @@
 // `matformer-lab logits`: full soft-capped logits of one token sequence, written as a safetensors file.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError, writeSafetensors, writeAtomically } from '../../formats';
-import { openModel, parseIdList } from '../../engine';
+import { OutputGuard, writeSafetensors } from '../../formats';
+import { loadConfig } from '../../gemma3n';
+import { checkPromptIds, openModel, parseIdList } from '../../engine';
 import { MODEL_OPTIONS, type ModelFlags, specFlags } from '../flags';
 
 interface LogitsArgs extends ModelFlags {
   dir: string;
   ids: string;
   out: string;
+  force: boolean;
 }
 
 export const logitsCommand: CommandModule<object, LogitsArgs> = {
@@ -30,6 +30,7 @@ export const logitsCommand: CommandModule<object, LogitsArgs> = {
         demandOption: true,
         describe: 'output .safetensors (tensor "logits", float32 [T, vocab])',
       })
+      .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out' })
       .options(MODEL_OPTIONS)
       .example('$0 logits ./gemma-3n-E4B --ids 2,818,5279,529,7001,563 --out logits.safetensors', '')
       .example(
@@ -38,21 +39,34 @@ export const logitsCommand: CommandModule<object, LogitsArgs> = {
       ) as unknown as Argv<LogitsArgs>,
   handler: async (argv) => {
     const ids = parseIdList(argv.ids);
-    const outDir = path.dirname(path.resolve(argv.out));
-    if (!fs.existsSync(outDir)) throw new UserInputError(`--out: folder ${outDir} does not exist`);
-    const { engine, model, loadSeconds } = await openModel(
-      argv.dir,
-      { submodel: specFlags(argv), backend: argv.backend },
-      {
-        onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
-      },
-    );
+    const config = loadConfig(argv.dir);
+    checkPromptIds('--ids', ids, config);
+    const guard = OutputGuard.acquire({
+      outputs: [
+        { flag: '--out', path: argv.out, kind: 'file', bytes: ids.length * config.text.vocabSize * 4 },
+      ],
+      inputs: [{ flag: 'checkpoint', path: argv.dir }],
+      force: argv.force,
+      onNotice: (n) => process.stderr.write(`${n}\n`),
+    });
+    let opened: Awaited<ReturnType<typeof openModel>>;
+    try {
+      opened = await openModel(
+        argv.dir,
+        { submodel: specFlags(argv), backend: argv.backend },
+        { onWarning: (w) => process.stderr.write(`warning: ${w}\n`) },
+      );
+    } catch (err) {
+      guard.release();
+      throw err;
+    }
+    const { engine, model, loadSeconds } = opened;
     try {
       const t0 = performance.now();
       const [logits] = await model.logits([ids]);
       const seconds = (performance.now() - t0) / 1000;
       const V = model.cfg.vocabSize;
-      await writeAtomically(argv.out, (tmp) =>
+      await guard.writeFile('--out', (tmp) =>
         writeSafetensors(tmp, [
           {
             name: 'logits',
@@ -70,6 +84,7 @@ export const logitsCommand: CommandModule<object, LogitsArgs> = {
           `load ${loadSeconds.toFixed(1)} s, forward ${seconds.toFixed(2)} s; next token (greedy) ${best}\n`,
       );
     } finally {
+      guard.release();
       engine.dispose();
     }
   },

@@ -16,6 +16,7 @@ import {
   selectRun,
   sweepResultsFromEvals,
 } from '../../report';
+import { SqliteSweepStore, runReport } from '../../sweep';
 import { version } from '../../../package.json';
 
 /** Where reports go unless --out says otherwise (git-ignored, beside reports/README.md). */
@@ -37,6 +38,45 @@ function readJson(file: string): unknown {
       `${file}: not JSON; expected the output of \`results --json\` or an eval results file`,
     );
   }
+}
+
+const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
+
+function isSqliteFile(file: string): boolean {
+  if (!fs.existsSync(file) || !fs.statSync(file).isFile()) return false;
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(SQLITE_MAGIC.length);
+    return fs.readSync(fd, head, 0, head.length, 0) === head.length && head.equals(SQLITE_MAGIC);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A sweep database: the same object `results --json` prints, for one run (default: the latest). */
+async function loadDatabaseReport(file: string, run: string | undefined): Promise<SweepResults> {
+  const id = run === undefined ? undefined : Number(run);
+  if (id !== undefined && !(Number.isInteger(id) && id >= 1))
+    throw new UserInputError(`--run: expected a run id (positive integer) for a database, got ${run}`);
+  const store = SqliteSweepStore.open(file, { readonly: true });
+  try {
+    const report = await runReport(store, { run: id }).catch((e: unknown) => {
+      if (e instanceof RangeError || (e as Error).message === 'the database holds no runs')
+        throw new UserInputError(`${id === undefined ? file : '--run'}: ${(e as Error).message}`);
+      throw e;
+    });
+    return parseSweepResults(JSON.parse(JSON.stringify(report)) as unknown, file);
+  } finally {
+    store.close();
+  }
+}
+
+/** A sweep database, or what `loadReportInput` reads. */
+async function loadInputs(files: readonly string[], run: string | undefined): Promise<SweepResults> {
+  const first = files[0];
+  if (first === undefined || !isSqliteFile(first)) return loadReportInput(files);
+  if (files.length > 1) throw new UserInputError(`${files[1]}: give one sweep database`);
+  return loadDatabaseReport(first, run);
 }
 
 /** The report's input: one `results --json` file, or eval results files of one checkpoint and subset. */
@@ -88,7 +128,7 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
         'eval results of submodels of one checkpoint',
       ) as unknown as Argv<ReportArgs>,
   handler: async (argv) => {
-    const results = loadReportInput(argv.inputs);
+    const results = await loadInputs(argv.inputs, argv.run);
     const run = selectRun(results, argv.run);
     const out = argv.out ?? path.join(DEFAULT_REPORTS_DIR, `report-${fileSafeName(String(run.id))}.html`);
     if (fs.existsSync(out) && !argv.force)

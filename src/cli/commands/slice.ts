@@ -1,10 +1,11 @@
 // `matformer-lab slice`: write an exact Mix-n-Match submodel of a Gemma 3n checkpoint.
-import * as fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
-import { UserInputError, formatBytes, parseByteSize } from '../../formats';
-import { SliceAbortedError, formatParams, sliceCheckpoint } from '../../slicing';
+import { UserInputError, formatBytes } from '../../formats';
+import { formatParams, sliceCheckpoint } from '../../slicing';
 import { ProgressBar } from '../progress';
 import { formatPlan } from '../render/plan';
+import { interruptible } from '../boundary';
+import { BUFFER_SIZE_LIMITS, SHARD_SIZE_LIMITS, sizeFlag } from '../flags';
 import { HubCheckpoint, isHfUri, openHubCheckpoint, parseHfUri } from '../../hub';
 import { hubFlags, hubOptions } from './download';
 
@@ -23,9 +24,6 @@ interface SliceArgs {
   'text-only'?: boolean;
   token?: string;
 }
-
-/** Exit status of a process ended by Ctrl-C (128 + SIGINT). */
-const EXIT_INTERRUPTED = 130;
 
 export const sliceCommand: CommandModule<object, SliceArgs> = {
   command: 'slice <src>',
@@ -90,49 +88,37 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
     if (Object.values(flags).every((v) => v === undefined)) {
       throw new UserInputError('slice: give the submodel with --ffn/--skip, --blocks, --preset or --spec');
     }
-    const maxShardBytes = parseByteSize(argv['max-shard-size']);
-    const chunkBytes = parseByteSize(argv['buffer-size'], '--buffer-size');
-
-    // First signal: stop after the current chunk and clean up; a second one exits at once.
-    const controller = new AbortController();
-    let tmpDir: string | null = null;
-    let hub: HubCheckpoint | null = null;
-    const onSignal = () => {
-      if (!controller.signal.aborted) {
-        controller.abort();
-        return;
-      }
-      if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
-      if (hub) fs.rmSync(hub.dir, { recursive: true, force: true });
-      process.exit(EXIT_INTERRUPTED);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const maxShardBytes = sizeFlag('--max-shard-size', argv['max-shard-size'], ...SHARD_SIZE_LIMITS);
+    const chunkBytes = sizeFlag('--buffer-size', argv['buffer-size'], ...BUFFER_SIZE_LIMITS);
     let bar: ProgressBar | null = null;
+    let hub = null as HubCheckpoint | null; // set inside the callback: no narrowing to null
     try {
-      if (isHfUri(argv.src)) {
-        hub = await openHubCheckpoint(parseHfUri(argv.src), {
-          ...hubOptions(argv.token),
-          headersOnly: dryRun,
+      // Ctrl-C stops after the current chunk; the executor removes the temporary folder (boundary.ts).
+      const outcome = await interruptible(async (signal) => {
+        if (isHfUri(argv.src)) {
+          hub = await openHubCheckpoint(parseHfUri(argv.src), {
+            ...hubOptions(argv.token),
+            headersOnly: dryRun,
+          });
+        }
+        return sliceCheckpoint({
+          src: hub ? hub.pinned : argv.src,
+          parent: hub ?? undefined,
+          textOnly: Boolean(argv['text-only']),
+          out: argv.out,
+          flags,
+          maxShardBytes,
+          chunkBytes,
+          dryRun,
+          force: Boolean(argv.force),
+          signal,
+          onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
+          onNotice: (n) => process.stderr.write(`${n}\n`),
+          onProgress: (done, total) => {
+            bar ??= new ProgressBar(total);
+            bar.update(done);
+          },
         });
-      }
-      const outcome = await sliceCheckpoint({
-        src: hub ? hub.pinned : argv.src,
-        parent: hub ?? undefined,
-        textOnly: Boolean(argv['text-only']),
-        out: argv.out,
-        flags,
-        maxShardBytes,
-        chunkBytes,
-        dryRun,
-        force: Boolean(argv.force),
-        signal: controller.signal,
-        onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
-        onTempDir: (d) => (tmpDir = d),
-        onProgress: (done, total) => {
-          bar ??= new ProgressBar(total);
-          bar.update(done);
-        },
       });
       const { reads } = outcome;
       const readLine =
@@ -161,15 +147,9 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
       }
     } catch (err) {
       (bar as ProgressBar | null)?.clear();
-      if (err instanceof SliceAbortedError) {
-        process.stderr.write(`interrupted: ${err.message}\n`);
-        process.exit(EXIT_INTERRUPTED);
-      }
       throw err;
     } finally {
-      await (hub as HubCheckpoint | null)?.close();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      await hub?.close();
     }
   },
 };

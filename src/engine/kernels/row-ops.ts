@@ -1,0 +1,332 @@
+// Fused per-row programs: one workgroup per row, one dispatch instead of a chain of element-wise ops.
+//   RMSNorm (+ scale): x / sqrt(mean(x²) + eps) · w                                    (6 ops → 1)
+//   GeluGate: gelu_tanh(sparsify(gate)) ⊙ up, with the gaussian top-k shift of §3.5      (~20 ops → 1)
+//   NormRope: per head, RMSNorm (+scale), NeoX RoPE, and [B, T, heads, D] → [B, heads, T, D]  (7 ops → 1)
+// Each has its cpu twin; both follow the op order of the TF.js composition in gemma3n.ts.
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  type CpuBackendLike,
+  type KernelArgs,
+  ROW_INDEX,
+  type WebGpuBackendLike,
+  registerTwins,
+  rowDispatch,
+  workgroupSum,
+} from './register';
+
+export const RMS_NORM = 'MatformerRmsNorm';
+export const GELU_GATE = 'MatformerGeluGate';
+export const NORM_ROPE = 'MatformerNormRope';
+
+const WG = 64;
+const SQRT_2_OVER_PI = 0.7978845608028654;
+
+/** tanh as TF.js's webgpu backend writes it (no overflow for large |a|). */
+const TANH = `
+  fn tanhSafe(a : f32) -> f32 {
+    let e = exp(-2.0 * abs(a));
+    return sign(a) * (1.0 - e) / (1.0 + e);
+  }`;
+
+abstract class RowProgram {
+  abstract readonly variableNames: string[];
+  readonly outputShape: number[];
+  readonly dispatchLayout = { x: [0, 1] };
+  readonly dispatch: [number, number, number];
+  readonly workgroupSize: [number, number, number] = [WG, 1, 1];
+  abstract readonly shaderKey: string;
+  abstract readonly uniforms: string;
+
+  constructor(rows: number, width: number) {
+    this.outputShape = [rows, width];
+    this.dispatch = rowDispatch(rows);
+  }
+
+  abstract body(): string;
+
+  getUserCode(): string {
+    return `
+      var<workgroup> red : array<f32, ${WG}>;
+      ${TANH}
+      fn main(index : i32) {
+        let row = ${ROW_INDEX};
+        let lid = i32(localId.x);
+        let W = uniforms.width;
+        // No early return: barriers must stay in uniform control flow (row is per workgroup anyway).
+        let valid = row < uniforms.rows;
+        let base = select(0, row * W, valid);
+        ${this.body()}
+      }`;
+  }
+}
+
+class RmsNormProgram extends RowProgram {
+  readonly variableNames: string[];
+  readonly shaderKey: string;
+  readonly uniforms = 'rows : i32, width : i32, eps : f32,';
+
+  constructor(
+    rows: number,
+    width: number,
+    private readonly scaled: boolean,
+  ) {
+    super(rows, width);
+    this.variableNames = scaled ? ['X', 'G'] : ['X'];
+    this.shaderKey = `mf_rmsnorm_${scaled}`;
+  }
+
+  body(): string {
+    return `
+      var acc = 0.0;
+      for (var i = lid; i < W; i += ${WG}) { let v = X[base + i]; acc = acc + v * v; }
+      ${workgroupSum(WG, 'acc', 'total')}
+      let denom = sqrt(total / f32(W) + uniforms.eps);
+      for (var i = lid; valid && i < W; i += ${WG}) {
+        result[base + i] = X[base + i] / denom${this.scaled ? ' * G[i]' : ''};
+      }`;
+  }
+}
+
+class GeluGateProgram extends RowProgram {
+  readonly variableNames = ['Gate', 'Up'];
+  readonly shaderKey: string;
+  readonly uniforms = 'rows : i32, width : i32, z : f32,';
+
+  constructor(
+    rows: number,
+    width: number,
+    private readonly sparse: boolean,
+  ) {
+    super(rows, width);
+    this.shaderKey = `mf_gelugate_${sparse}`;
+  }
+
+  body(): string {
+    const shift = this.sparse
+      ? `
+      var s1 = 0.0;
+      for (var i = lid; i < W; i += ${WG}) { s1 = s1 + Gate[base + i]; }
+      ${workgroupSum(WG, 's1', 'sum')}
+      let mean = sum / f32(W);
+      var s2 = 0.0;
+      for (var i = lid; i < W; i += ${WG}) { let d = Gate[base + i] - mean; s2 = s2 + d * d; }
+      ${workgroupSum(WG, 's2', 'sq')}
+      let cut = mean + sqrt(sq / f32(W)) * uniforms.z;`
+      : '';
+    return `${shift}
+      for (var i = lid; valid && i < W; i += ${WG}) {
+        var x = Gate[base + i];
+        ${this.sparse ? 'x = max(x - cut, 0.0);' : ''}
+        let inner = (x + x * x * x * 0.044715) * ${SQRT_2_OVER_PI};
+        result[base + i] = x * 0.5 * (tanhSafe(inner) + 1.0) * Up[base + i];
+      }`;
+  }
+}
+
+class NormRopeProgram extends RowProgram {
+  readonly variableNames: string[];
+  readonly shaderKey: string;
+  readonly uniforms = 'rows : i32, width : i32, eps : f32, heads : i32, T : i32,';
+
+  constructor(
+    rows: number,
+    width: number,
+    private readonly scaled: boolean,
+    private readonly rope: boolean,
+  ) {
+    super(rows, width);
+    this.variableNames = ['X', ...(scaled ? ['G'] : []), ...(rope ? ['Cos', 'Sin'] : [])];
+    this.shaderKey = `mf_normrope_${scaled}_${rope}`;
+  }
+
+  body(): string {
+    const n = (i: string) => `(X[base + ${i}] / denom${this.scaled ? ` * G[${i}]` : ''})`;
+    const value = this.rope
+      ? `${n('i')} * Cos[base + i] + select(${n('i - half')}, -${n('i + half')}, i < half) * Sin[base + i]`
+      : n('i');
+    return `
+      var acc = 0.0;
+      for (var i = lid; i < W; i += ${WG}) { let v = X[base + i]; acc = acc + v * v; }
+      ${workgroupSum(WG, 'acc', 'total')}
+      let denom = sqrt(total / f32(W) + uniforms.eps);
+      let half = W / 2;
+      // Row (b, t, h) of the input goes to row (b, h, t) of the output.
+      let h = row % uniforms.heads;
+      let bt = row / uniforms.heads;
+      let t = bt % uniforms.T;
+      let b = bt / uniforms.T;
+      let outBase = ((b * uniforms.heads + h) * uniforms.T + t) * W;
+      for (var i = lid; valid && i < W; i += ${WG}) {
+        result[outBase + i] = ${value};
+      }`;
+  }
+}
+
+const rowsOf = (x: tf.TensorInfo) => x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+const widthOf = (x: tf.TensorInfo) => x.shape[x.shape.length - 1]!;
+const fr = Math.fround;
+
+registerTwins(
+  RMS_NORM,
+  (args, be: WebGpuBackendLike) => {
+    const { X: x, G: g } = args.inputs as { X: tf.TensorInfo; G?: tf.TensorInfo };
+    const eps = (args.attrs as { eps: number }).eps;
+    const rows = rowsOf(x);
+    const W = widthOf(x);
+    return be.runWebGPUProgram(new RmsNormProgram(rows, W, !!g), g ? [x, g] : [x], 'float32', [
+      { type: 'int32', data: [rows] },
+      { type: 'int32', data: [W] },
+      { type: 'float32', data: [eps] },
+    ]);
+  },
+  (args: KernelArgs, be: CpuBackendLike) => {
+    const { X: x, G: g } = args.inputs as { X: tf.TensorInfo; G?: tf.TensorInfo };
+    const eps = (args.attrs as { eps: number }).eps;
+    const xv = be.data.get(x.dataId).values as Float32Array;
+    const gv = g ? (be.data.get(g.dataId).values as Float32Array) : null;
+    const W = widthOf(x);
+    const out = new Float32Array(xv.length);
+    for (let base = 0; base < xv.length; base += W) {
+      let s = 0;
+      for (let i = 0; i < W; i++) s = fr(s + fr(xv[base + i]! * xv[base + i]!));
+      const denom = fr(Math.sqrt(fr(fr(s / W) + eps)));
+      for (let i = 0; i < W; i++) {
+        const y = fr(xv[base + i]! / denom);
+        out[base + i] = gv ? fr(y * gv[i]!) : y;
+      }
+    }
+    return be.makeTensorInfo(x.shape, 'float32', out);
+  },
+);
+
+function geluTanh(x: number): number {
+  const inner = fr(fr(x + fr(fr(fr(x * x) * x) * 0.044715)) * SQRT_2_OVER_PI);
+  return fr(fr(x * 0.5) * fr(Math.tanh(inner) + 1));
+}
+
+registerTwins(
+  GELU_GATE,
+  (args, be: WebGpuBackendLike) => {
+    const { Gate: g, Up: u } = args.inputs as { Gate: tf.TensorInfo; Up: tf.TensorInfo };
+    const z = (args.attrs as { z: number }).z;
+    const rows = rowsOf(g);
+    const W = widthOf(g);
+    return be.runWebGPUProgram(new GeluGateProgram(rows, W, z !== 0), [g, u], 'float32', [
+      { type: 'int32', data: [rows] },
+      { type: 'int32', data: [W] },
+      { type: 'float32', data: [z] },
+    ]);
+  },
+  (args: KernelArgs, be: CpuBackendLike) => {
+    const { Gate: g, Up: u } = args.inputs as { Gate: tf.TensorInfo; Up: tf.TensorInfo };
+    const z = (args.attrs as { z: number }).z;
+    const gv = be.data.get(g.dataId).values as Float32Array;
+    const uv = be.data.get(u.dataId).values as Float32Array;
+    const W = widthOf(g);
+    const out = new Float32Array(gv.length);
+    for (let base = 0; base < gv.length; base += W) {
+      let cut = -Infinity;
+      if (z !== 0) {
+        let s = 0;
+        for (let i = 0; i < W; i++) s = fr(s + gv[base + i]!);
+        const mean = fr(s / W);
+        let q = 0;
+        for (let i = 0; i < W; i++) q = fr(q + fr((gv[base + i]! - mean) ** 2));
+        cut = fr(mean + fr(fr(Math.sqrt(fr(q / W))) * z));
+      }
+      for (let i = 0; i < W; i++) {
+        const x = z !== 0 ? Math.max(fr(gv[base + i]! - cut), 0) : gv[base + i]!;
+        out[base + i] = fr(geluTanh(x) * uv[base + i]!);
+      }
+    }
+    return be.makeTensorInfo(g.shape, 'float32', out);
+  },
+);
+
+interface NormRopeAttrs {
+  eps: number;
+  heads: number;
+  T: number;
+}
+
+registerTwins(
+  NORM_ROPE,
+  (args, be: WebGpuBackendLike) => {
+    const { X: x, G: g, Cos: cos, Sin: sin } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const a = args.attrs as unknown as NormRopeAttrs;
+    const rows = rowsOf(x!);
+    const W = widthOf(x!);
+    const inputs = [x!, ...(g ? [g] : []), ...(cos && sin ? [cos, sin] : [])];
+    return be.runWebGPUProgram(new NormRopeProgram(rows, W, !!g, !!cos), inputs, 'float32', [
+      { type: 'int32', data: [rows] },
+      { type: 'int32', data: [W] },
+      { type: 'float32', data: [a.eps] },
+      { type: 'int32', data: [a.heads] },
+      { type: 'int32', data: [a.T] },
+    ]);
+  },
+  (args: KernelArgs, be: CpuBackendLike) => {
+    const { X: x, G: g, Cos: cos, Sin: sin } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const a = args.attrs as unknown as NormRopeAttrs;
+    const v = (t: tf.TensorInfo | undefined) => (t ? (be.data.get(t.dataId).values as Float32Array) : null);
+    const xv = v(x)!;
+    const [gv, cv, sv] = [v(g), v(cos), v(sin)];
+    const W = widthOf(x!);
+    const half = W / 2;
+    const out = new Float32Array(xv.length);
+    const n = new Float32Array(W);
+    for (let row = 0; row * W < xv.length; row++) {
+      const base = row * W;
+      let s = 0;
+      for (let i = 0; i < W; i++) s = fr(s + fr(xv[base + i]! * xv[base + i]!));
+      const denom = fr(Math.sqrt(fr(fr(s / W) + a.eps)));
+      for (let i = 0; i < W; i++)
+        n[i] = gv ? fr(fr(xv[base + i]! / denom) * gv[i]!) : fr(xv[base + i]! / denom);
+      const h = row % a.heads;
+      const bt = Math.floor(row / a.heads);
+      const t = bt % a.T;
+      const b = Math.floor(bt / a.T);
+      const outBase = ((b * a.heads + h) * a.T + t) * W;
+      for (let i = 0; i < W; i++) {
+        const rot = i < half ? -n[i + half]! : n[i - half]!;
+        out[outBase + i] = cv && sv ? fr(fr(n[i]! * cv[base + i]!) + fr(rot * sv[base + i]!)) : n[i]!;
+      }
+    }
+    return be.makeTensorInfo(x!.shape, 'float32', out);
+  },
+);
+
+/**
+ * x [B, T, heads, D] → RMSNorm over D (scaled by w if given), RoPE with the [B, T, heads, D] tables if
+ * given, transposed to [B, heads, T, D]: what attention does to q, k and v before the scores.
+ */
+export function fusedNormRope(
+  x: tf.Tensor4D,
+  w: tf.Tensor1D | null,
+  eps: number,
+  rope: { cos: tf.Tensor4D; sin: tf.Tensor4D } | null,
+): tf.Tensor4D {
+  const [B, T, heads, D] = x.shape;
+  const inputs: tf.NamedTensorMap = { X: tf.reshape(x, [-1, D]) };
+  if (w) inputs.G = w;
+  if (rope) {
+    inputs.Cos = tf.reshape(rope.cos, [-1, D]);
+    inputs.Sin = tf.reshape(rope.sin, [-1, D]);
+  }
+  const y = tf.engine().runKernel(NORM_ROPE, inputs, { eps, heads, T }) as tf.Tensor;
+  return tf.reshape(y, [B, heads, T, D]);
+}
+
+/** x / sqrt(mean(x², last) + eps) · w over the last axis, in one dispatch. */
+export function fusedRmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor1D | null, eps: number): T {
+  const W = x.shape[x.shape.length - 1]!;
+  const x2 = tf.reshape(x, [-1, W]);
+  const inputs: tf.NamedTensorMap = w ? { X: x2, G: w } : { X: x2 };
+  const y = tf.engine().runKernel(RMS_NORM, inputs, { eps }) as tf.Tensor;
+  return tf.reshape(y, x.shape) as T;
+}
+
+/** gelu_tanh(gate, shifted by mean + z·std and relu'd when z ≠ 0) ⊙ up, row by row. */
+export function fusedGeluGate(gate: tf.Tensor2D, up: tf.Tensor2D, z: number): tf.Tensor2D {
+  return tf.engine().runKernel(GELU_GATE, { Gate: gate, Up: up }, { z }) as tf.Tensor2D;
+}

@@ -1,0 +1,51 @@
+// Public API of sweeps: search Mix-n-Match submodels from a sweep file, results in a store (SQLite),
+// computation shared across candidates.
+export {
+  type CandidateEntry,
+  type Metric,
+  type ParamsBound,
+  type Strategy,
+  type SweepData,
+  type SweepFile,
+  DEFAULT_MEMORY_CAP,
+  SweepFileError,
+  parseSweep,
+  readSweepFile,
+} from './sweep-file';
+export {
+  type Candidate,
+  E2B_PRESET,
+  canonicalSpec,
+  describeSpec,
+  makeCandidate,
+  specHash,
+  sweepCandidates,
+} from './candidates';
+export { type Round, firstRound, nestedOrder, nextRound, roundSizes, sensitivitySpecs } from './strategy';
+export {
+  type BatchStats,
+  type ResultScope,
+  type RunInfo,
+  type RunRecord,
+  type SensitivityRow,
+  type StoredCandidate,
+  type StoredRound,
+  type SweepStore,
+  PROTOCOL_VERSION,
+  SCHEMA_VERSION,
+  SqliteSweepStore,
+  StoreError,
+} from './store';
+export { modelFingerprint } from './fingerprint';
+export {
+  type ShareCandidate,
+  type SharedEvalOptions,
+  type SharedScores,
+  buildTrie,
+  scoreShared,
+  trieLayers,
+} from './shared-eval';
+export { type CandidateResult, againstParent, candidateResult, paretoFrontier } from './metrics';
+export { type SweepOutcome, type SweepProgress, type SweepRunOptions, runSweep, sweepHash } from './run';
+export { type CandidateReport, type RunReport, runReport } from './report';
+export { type ExportBestOptions, type ExportedCandidate, bestCandidates, exportBest } from './export';

@@ -1,0 +1,47 @@
+// Dispatches per decoder layer on webgpu, pinned so they cannot silently grow back (each dispatch costs a
+// host round of encoding and, on a GPU, a launch). Measured on tiny-e4b: a prefill and one decode step.
+import * as path from 'node:path';
+import { Engine, initBackend } from '../../src/engine';
+import { countDispatches } from '../../src/engine';
+import { describeIfShared } from '../helpers/shared';
+import { GEMMA, gemmaDir, manifest } from './helpers';
+import { describeIfWebGpu } from './webgpu-probe';
+
+/** Upper bounds per layer (prefill of one sequence, one decode step), measured 2026-12-02 on lavapipe (137 and 138 before the fused programs). */
+const MAX_PER_LAYER = { prefill: 50, decode: 51 };
+
+describeIfShared(
+  'webgpu dispatch budget',
+  () =>
+    describeIfWebGpu('webgpu adapter', () => {
+      let engine: Engine;
+      beforeAll(async () => {
+        await initBackend('webgpu');
+        engine = await Engine.load(path.join(gemmaDir(), 'tiny-e4b'), { backend: 'webgpu' });
+      });
+      afterAll(() => engine?.dispose());
+
+      it('stays within the per-layer budget for a prefill and a decode step', async () => {
+        const model = engine.view();
+        const cache = model.newCache(1);
+        try {
+          const prompt = manifest()['tiny-e4b']!.greedy_prompt;
+          const warm = model.newCache(1);
+          await model.nextTokens([prompt], warm); // shader compilation
+          warm.dispose();
+          let next: number[] = [];
+          const prefill = await countDispatches(async () => (next = await model.nextTokens([prompt], cache)));
+          const decode = await countDispatches(() => model.nextTokens([next], cache));
+          const L = model.cfg.layers.length;
+          process.stdout.write(`dispatches per layer: prefill ${prefill / L}, decode ${decode / L}\n`);
+          expect(prefill).toBeGreaterThan(0);
+          expect(prefill / L).toBeLessThanOrEqual(MAX_PER_LAYER.prefill);
+          expect(decode / L).toBeLessThanOrEqual(MAX_PER_LAYER.decode);
+        } finally {
+          cache.dispose();
+          model.dispose();
+        }
+      });
+    }),
+  [GEMMA],
+);
