@@ -1,6 +1,7 @@
 // A checkpoint on the Hub opened in place: config, index and side files are downloaded into a small
 // staging folder, each shard becomes a SafetensorsReader over HTTP range requests (its header read
 // with one or two requests), and reads are batched along the runs the caller says it will read.
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -49,6 +50,9 @@ export async function openHubCheckpoint(ref: RepoRef, opts: OpenHubOptions): Pro
     ? [CONFIG_FILE, INDEX_FILE]
     : CHECKPOINT_FILES.filter((g) => g !== '*.safetensors');
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'matformer-hub-'));
+  // A second Ctrl-C exits at once (cli/boundary.ts): the staging folder goes with the process.
+  const removeStaging = () => fs.rmSync(dir, { recursive: true, force: true });
+  process.on('exit', removeStaging);
   const sources: HttpByteSource[] = [];
   const batched = new Map<string, CoalescingByteSource>();
   try {
@@ -85,10 +89,12 @@ export async function openHubCheckpoint(ref: RepoRef, opts: OpenHubOptions): Pro
       }),
       close: async () => {
         ckpt.close();
+        process.off('exit', removeStaging);
         await fsp.rm(dir, { recursive: true, force: true });
       },
     };
   } catch (err) {
+    process.off('exit', removeStaging);
     await fsp.rm(dir, { recursive: true, force: true });
     throw err;
   }

@@ -3,7 +3,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Checkpoint } from '../../src/formats';
-import { runCliAsync } from '../helpers/cli';
+import { spawn } from 'node:child_process';
+import { cliPath, runCliAsync } from '../helpers/cli';
 import { FakeHub, LoggedRequest, filesOf } from '../helpers/fake-hub';
 import { tmpDir } from '../helpers/tmp';
 import { makeTinyCheckpoint } from './tiny';
@@ -11,7 +12,7 @@ import { makeTinyCheckpoint } from './tiny';
 let hub: FakeHub;
 let src: string;
 const REPO = 'test-org/tiny-gemma';
-const SPEC = ['--skip', '2', '--ffn', '64x5,128x4', '--max-shard-size', '300KB'];
+const SPEC = ['--skip', '2', '--ffn', '64x5,128x4', '--max-shard-size', '1MB'];
 
 beforeAll(async () => {
   src = await makeTinyCheckpoint(tmpDir());
@@ -123,6 +124,42 @@ describe('slice hf://', () => {
       JSON.parse(a.get('model.safetensors.index.json')!.toString()).weight_map,
     ).length;
     expect(log.filter((q) => q.path.startsWith('/cdn/')).length).toBeLessThan(sliced / 2);
+  });
+
+  test('Ctrl-C twice during a stalled read leaves neither the staging folder nor the output temporary', async () => {
+    const base = tmpDir();
+    const childTmp = path.join(base, 'tmp'); // the child's os.tmpdir(): where the staging folder goes
+    fs.mkdirSync(childTmp);
+    const biggest = [...filesOf(src)]
+      .filter(([k]) => k.endsWith('.safetensors'))
+      .sort((x, y) => y[1].length - x[1].length)[0]![0];
+    hub.stallAfter.set(biggest, 70_000); // the 64 KiB header read completes, the data read stalls
+    hub.requests.length = 0;
+    let child: ReturnType<typeof spawn> | null = null;
+    try {
+      const proc = spawn(
+        process.execPath,
+        [cliPath, 'slice', `hf://${REPO}`, '--out', path.join(base, 'out'), '--text-only', ...SPEC],
+        { env: { ...process.env, ...env(), TMPDIR: childTmp }, stdio: 'ignore' },
+      );
+      child = proc;
+      const closed = new Promise<number | null>((r) => proc.on('close', (code) => r(code)));
+      // Stalled past its header: a data read of the biggest shard has started.
+      const stalled = () =>
+        hub.requests.some((q) => hub.fileOfCdn(q.path) === biggest && !/^bytes=0-/.test(q.range ?? ''));
+      for (let i = 0; i < 1200 && !stalled(); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(stalled()).toBe(true);
+      expect(fs.readdirSync(childTmp)).toHaveLength(1);
+      proc.kill('SIGINT');
+      await new Promise((r) => setTimeout(r, 300));
+      proc.kill('SIGINT');
+      expect(await closed).toBe(130);
+    } finally {
+      hub.stallAfter.delete(biggest);
+      if (child?.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    expect(fs.readdirSync(childTmp)).toEqual([]);
+    expect(fs.readdirSync(base).sort()).toEqual(['tmp']);
   });
 
   test('--dry-run reads headers only and reports the bytes a slice reads', async () => {
