@@ -175,7 +175,7 @@ describe('download (CLI)', () => {
     expect(fs.readdirSync(out).sort()).toEqual(['config.json', 'model.safetensors.index.json']);
   });
 
-  test('a killed download resumes where it stopped when run again', async () => {
+  test('a killed download resumes where it stopped when run again; a second one meanwhile refuses', async () => {
     const out = path.join(tmpDir(), 'k');
     const size = fs.statSync(path.join(src, SHARD)).size;
     const cut = Math.floor(size / 2);
@@ -188,9 +188,18 @@ describe('download (CLI)', () => {
     for (let i = 0; i < 600 && !(fs.existsSync(part) && fs.statSync(part).size === cut); i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
+    // While it runs, a second download into the same folder refuses instead of sharing its partial files.
+    const second = await runCliAsync(['download', model.name, '--out', out], { env: env() });
+    expect([second.code, second.stderr]).toEqual([
+      2,
+      expect.stringMatching(
+        new RegExp(`^error: --out: ${out} is being written by another run \\(process ${child.pid}\\)`),
+      ),
+    ]);
     child.kill('SIGTERM');
     await new Promise((r) => child.on('close', r));
     hub.stallAfter.delete(SHARD);
+    expect(fs.existsSync(path.join(path.dirname(out), '.k.lock'))).toBe(false);
     expect(fs.statSync(part).size).toBe(cut);
     expect(fs.existsSync(path.join(out, SHARD))).toBe(false);
     hub.requests.length = 0;

@@ -1,7 +1,9 @@
 // `matformer-lab download`: a checkpoint's files from the Hugging Face Hub, resumable and checksummed.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { formatBytes } from '../../formats';
+import { OutputGuard, formatBytes } from '../../formats';
 import {
   CHECKPOINT_FILES,
   DownloadResult,
@@ -34,6 +36,8 @@ export const hubFlags = {
   force: { type: 'boolean', describe: 'replace existing files that differ from the Hub' },
 } as const;
 
+const sizeOr0 = (p: string) => fs.statSync(p, { throwIfNoEntry: false })?.size ?? 0;
+
 /** Downloads the selected files with a progress bar and returns what happened. */
 export async function downloadWithProgress(
   ref: RepoRef,
@@ -44,6 +48,23 @@ export async function downloadWithProgress(
   const started = Date.now();
   const snapshot = await snapshotRepo(ref, opts);
   const files = selectFiles(snapshot, globs);
+  // Locked while it fills: a second download into the same folder refuses instead of sharing its partials.
+  await fsp.mkdir(path.dirname(path.resolve(outDir)), { recursive: true });
+  const guard = OutputGuard.acquire({
+    outputs: [
+      {
+        flag: '--out',
+        path: outDir,
+        kind: 'folder',
+        inPlace: true,
+        bytes: files.reduce(
+          (n, f) => n + f.size - (sizeOr0(path.join(outDir, f.path)) === f.size ? f.size : 0),
+          0,
+        ),
+      },
+    ],
+    inputs: [],
+  });
   const bar = new TransferProgress(`${ref.name}@${snapshot.commit.slice(0, 12)}`);
   try {
     const result = await downloadFiles(snapshot, files, {
@@ -56,6 +77,8 @@ export async function downloadWithProgress(
   } catch (err) {
     bar.stop();
     throw err;
+  } finally {
+    guard.release();
   }
 }
 
