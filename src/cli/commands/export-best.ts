@@ -1,7 +1,7 @@
 // `matformer-lab export-best`: the best candidates of a sweep run as sliced checkpoints, one pass over the parent.
 import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../formats';
-import { SqliteSweepStore, exportBest } from '../../sweep';
+import { closeSweepStore, exportBest, openSweepStore } from '../../sweep';
 import { ProgressBar } from '../progress';
 import { TOOL_VERSION } from './sweep';
 
@@ -23,7 +23,7 @@ export const exportBestCommand: CommandModule<object, ExportArgs> = {
       .positional('db', {
         type: 'string',
         demandOption: true,
-        describe: 'SQLite results database of `sweep`',
+        describe: 'results database of `sweep`: an SQLite file or a postgres:// URL',
       })
       .option('top', {
         type: 'number',
@@ -51,7 +51,7 @@ export const exportBestCommand: CommandModule<object, ExportArgs> = {
       throw new UserInputError(`--top: expected a positive integer, got ${argv.top}`);
     if (argv['max-params'] !== undefined && !(argv['max-params'] > 0))
       throw new UserInputError(`--max-params: expected a positive number, got ${argv['max-params']}`);
-    const store = SqliteSweepStore.open(argv.db, { readonly: true });
+    const store = await openSweepStore(argv.db, { readonly: true });
     const abort = new AbortController();
     const onSignal = () => abort.abort();
     process.on('SIGINT', onSignal);
@@ -81,7 +81,7 @@ export const exportBestCommand: CommandModule<object, ExportArgs> = {
     } finally {
       (bar as ProgressBar | null)?.clear();
       process.off('SIGINT', onSignal);
-      store.close();
+      await closeSweepStore(store);
     }
   },
 };

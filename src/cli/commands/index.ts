@@ -13,6 +13,7 @@ import { sweepCommand } from './sweep';
 import { resultsCommand } from './results';
 import { exportBestCommand } from './export-best';
 import { exportCommand } from './export';
+import { workerCommand } from './worker';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -29,4 +30,5 @@ export const commands: CommandModule<any, any>[] = [
   resultsCommand,
   exportBestCommand,
   exportCommand,
+  workerCommand,
 ];

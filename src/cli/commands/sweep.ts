@@ -1,11 +1,19 @@
 // `matformer-lab sweep`: search Mix-n-Match submodels described by a sweep file; results go to SQLite, a
 // killed or interrupted sweep resumes with the same command, a finished one does nothing.
 import type { Argv, CommandModule } from 'yargs';
-import { SqliteSweepStore, readSweepFile, runReport, runSweep } from '../../sweep';
+import {
+  type SweepStore,
+  closeSweepStore,
+  openSweepStore,
+  readSweepFile,
+  runReport,
+  runSweep,
+} from '../../sweep';
 import { ProgressBars } from '../progress';
 import { printTable } from './results';
+import { type EnqueueArgs, ENQUEUE_OPTIONS, enqueue } from './worker';
 
-interface SweepArgs {
+interface SweepArgs extends EnqueueArgs {
   file: string;
   db: string;
   fresh: boolean;
@@ -27,19 +35,29 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         demandOption: true,
         describe: 'sweep file (.yaml, .yml or .json)',
       })
-      .option('db', { type: 'string', default: 'results.sqlite', describe: 'SQLite results database' })
+      .option('db', {
+        type: 'string',
+        default: 'results.sqlite',
+        describe: 'results database: an SQLite file, or a postgres:// URL',
+      })
       .option('fresh', {
         type: 'boolean',
         default: false,
         describe: 'start over: delete this sweep’s previous run and its results first',
       })
+      .options(ENQUEUE_OPTIONS)
       .example('$0 sweep examples/sweep-blocks.yaml --db sweeps.sqlite', '')
-      .example('$0 results sweeps.sqlite', '') as unknown as Argv<SweepArgs>,
+      .example('$0 results sweeps.sqlite', '')
+      .example(
+        '$0 sweep e4b.yaml --db postgres://lab@db-host/sweeps --enqueue',
+        'jobs for `worker`s',
+      ) as unknown as Argv<SweepArgs>,
   handler: async (argv) => {
     const sweep = readSweepFile(argv.file);
+    if (argv.enqueue) return enqueue(argv, sweep, TOOL_VERSION);
     // Opened once the sweep has checked out: a bad sweep file never creates a database.
-    let store: SqliteSweepStore | null = null;
-    const openStore = () => (store ??= SqliteSweepStore.open(argv.db, { flag: '--db' }));
+    let store: SweepStore | null = null;
+    const openStore = async () => (store ??= await openSweepStore(argv.db, { flag: '--db' }));
     let stop = false;
     const onSignal = () => {
       if (stop) process.exit(EXIT_INTERRUPTED);
@@ -81,10 +99,11 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         process.stderr.write(
           `stopped: ${outcome.scored} results saved in ${argv.db}; run the same command to resume\n`,
         );
-        (store as SqliteSweepStore | null)?.close();
+        const open = store as SweepStore | null;
+        if (open) await closeSweepStore(open);
         process.exit(EXIT_INTERRUPTED);
       }
-      const report = await runReport(openStore(), { run: outcome.runId });
+      const report = await runReport(await openStore(), { run: outcome.runId });
       const run = report.runs[0]!;
       process.stderr.write(
         `run ${outcome.runId}: ${outcome.rounds} round(s), ${outcome.scored} new results` +
@@ -98,7 +117,8 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     } finally {
       (bars as ProgressBars | null)?.stop();
       process.off('SIGINT', onSignal);
-      (store as SqliteSweepStore | null)?.close();
+      const open = store as SweepStore | null;
+      if (open) await closeSweepStore(open);
     }
   },
 };
