@@ -192,6 +192,10 @@ export function createPool(url: string, max = 4): pg.Pool {
 /** Runs `fn` in one transaction on a client of `pool`. */
 export async function transaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   const c = await pool.connect();
+  // A server going away between two statements is reported on the client, not on a query: keep it from
+  // becoming an uncaught 'error' event; the next statement fails and says so.
+  const onError = () => undefined;
+  c.on('error', onError);
   let broken = false;
   try {
     await c.query('BEGIN');
@@ -203,6 +207,7 @@ export async function transaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Pr
     if (!broken) await c.query('ROLLBACK').catch(() => undefined);
     throw e;
   } finally {
+    c.off('error', onError);
     c.release(broken ? true : undefined);
   }
 }
