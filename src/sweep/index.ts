@@ -51,7 +51,13 @@ export { type CandidateReport, type RunReport, runReport } from './report';
 export { type ExportBestOptions, type ExportedCandidate, bestCandidates, exportBest } from './export';
 export { type SweepPlan, planSweep } from './plan';
 export { type OpenStoreOptions, closeSweepStore, openSweepStore } from './open-store';
-export { PG_SCHEMA_VERSION, PostgresSweepStore, isPostgresUrl, redactUrl } from './pg-store';
+export {
+  PG_SCHEMA_VERSION,
+  PostgresSweepStore,
+  checkPostgresUrl,
+  isPostgresUrl,
+  redactUrl,
+} from './pg-store';
 export {
   type DistributedProgress,
   type EnqueueOutcome,

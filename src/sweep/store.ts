@@ -114,7 +114,8 @@ export interface SweepStore {
 
 const SQLITE_MAGIC = 'SQLite format 3\0';
 
-const SCHEMA = `
+/** The tables (SQLite's dialect; PostgreSQL's store translates it, pg-store.ts). */
+export const SCHEMA = `
 CREATE TABLE schema_version (version INTEGER NOT NULL);
 CREATE TABLE models (path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, first_seen TEXT NOT NULL);
 CREATE TABLE runs (

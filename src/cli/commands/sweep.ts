@@ -3,9 +3,12 @@
 import type { Argv, CommandModule } from 'yargs';
 import {
   type SweepStore,
+  checkPostgresUrl,
   closeSweepStore,
+  isPostgresUrl,
   openSweepStore,
   readSweepFile,
+  redactUrl,
   runReport,
   runSweep,
 } from '../../sweep';
@@ -54,6 +57,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       ) as unknown as Argv<SweepArgs>,
   handler: async (argv) => {
     const sweep = readSweepFile(argv.file);
+    if (isPostgresUrl(argv.db)) checkPostgresUrl(argv.db, `--db ${redactUrl(argv.db)}`);
     if (argv.enqueue) return enqueue(argv, sweep, TOOL_VERSION);
     // Opened once the sweep has checked out: a bad sweep file never creates a database.
     let store: SweepStore | null = null;
