@@ -6,6 +6,7 @@ import { Checkpoint, UserInputError } from '../formats';
 import { loadConfig, loadPublishedConfigs } from '../gemma3n';
 import { executePlans, planSlice, renderCard, sourceTensors, type ExecuteResult } from '../slicing';
 import { modelFingerprint } from './fingerprint';
+import { databaseName } from './open-store';
 import { type CandidateReport, type RunReport, runReport } from './report';
 import type { SweepStore } from './store';
 
@@ -60,11 +61,11 @@ function measuredSection(c: CandidateReport, report: RunReport, db: string): str
     ...(c.published_mmlu !== null ? [`| Google's published MMLU | ${pct(c.published_mmlu)} |`] : []),
     `| effective parameters | ${c.params.effective.toLocaleString('en-US')} |`,
     '',
-    `Provenance: run ${run.id} of \`${path.resolve(db)}\` (sweep \`${run.sweep_file}\`, ${run.shots}-shot ${run.split}, ` +
+    `Provenance: run ${run.id} of \`${databaseName(db)}\` (sweep \`${run.sweep_file}\`, ${run.shots}-shot ${run.split}, ` +
       `${run.backend} backend, parent fingerprint \`${run.model_fingerprint}\`, matformer-lab ${run.tool_version}); ` +
       `candidate id \`${c.id}\`. On the Pareto frontier of effective parameters against ${report.metric}.`,
     '',
-    `Reproduce the numbers: \`matformer-lab results ${path.resolve(db)} --run ${run.id} --json\``,
+    `Reproduce the numbers: \`matformer-lab results ${databaseName(db)} --run ${run.id} --json\``,
     '',
   ];
   return lines.join('\n');

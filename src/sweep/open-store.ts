@@ -1,6 +1,7 @@
 // Where a database is named (`sweep --db`, `results <db>`, `report <db>`, `export-best <db>`): a
 // `postgres://` URL opens the PostgreSQL store, anything else is an SQLite file (the default).
-import { PostgresSweepStore, isPostgresUrl } from './pg-store';
+import * as path from 'node:path';
+import { PostgresSweepStore, isPostgresUrl, redactUrl } from './pg-store';
 import { SqliteSweepStore, type SweepStore } from './store';
 
 export interface OpenStoreOptions {
@@ -19,4 +20,9 @@ export async function openSweepStore(db: string, opts: OpenStoreOptions = {}): P
 export async function closeSweepStore(store: SweepStore): Promise<void> {
   if (store instanceof PostgresSweepStore) await store.end();
   else store.close();
+}
+
+/** How a database is named in provenance (model cards): a URL without its password, a file by absolute path. */
+export function databaseName(db: string): string {
+  return isPostgresUrl(db) ? redactUrl(db) : path.resolve(db);
 }

@@ -279,5 +279,11 @@ describe('distributed sweeps on PostgreSQL', () => {
     // report and export-best read the PostgreSQL database too.
     expect(runCli(['report', db, '--out', path.join(dir, 'dist.html')]).code).toBe(0);
     expect(fs.readFileSync(path.join(dir, 'dist.html'), 'utf8')).toContain(expected.candidates[1]!.id);
+    const best = path.join(dir, 'best');
+    r = runCli(['export-best', db, '--top', '1', '--out', best]);
+    expect(r.code).toBe(0);
+    expect(fs.readFileSync(path.join(best, fs.readdirSync(best)[0]!, 'README.md'), 'utf8')).toContain(
+      `results ${db} --run 1 --json`,
+    );
   }, 300_000);
 });
