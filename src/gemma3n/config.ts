@@ -122,9 +122,9 @@ export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
   }
   const L = num(file, t, 'num_hidden_layers', undefined, true);
   // The bound keeps a corrupt value from allocating per-layer lists of absurd length (Gemma 3n has 30-35).
-  if (L < 1 || L > MAX_LAYERS) {
-    throw new ConfigError(file, `"num_hidden_layers" must be between 1 and ${MAX_LAYERS}, got ${L}`);
-  }
+  if (L < 1) throw new ConfigError(file, '"num_hidden_layers" must be at least 1');
+  if (L > MAX_LAYERS)
+    throw new ConfigError(file, `"num_hidden_layers" must be at most ${MAX_LAYERS}, got ${L}`);
 
   const listOfLength = <T>(key: string, value: unknown, check: (x: unknown) => x is T, what: string): T[] => {
     if (!Array.isArray(value) || !value.every(check)) {

@@ -156,6 +156,8 @@ describe('config errors', () => {
     ['intermediate_size', [8, -1, 8, 8], /positive integers/],
     ['num_hidden_layers', 0, /at least 1/],
     ['num_hidden_layers', 2.5, /integer/],
+    ['num_hidden_layers', 2 ** 53, /at most 4096/],
+    ['altup_num_inputs', 1000, /"altup_num_inputs" must be at most 64/],
     ['num_kv_shared_layers', 9, /between 0 and/],
     ['hidden_activation', 'relu', /not supported/],
     ['model_type', 'llama', /not Gemma 3n/],
