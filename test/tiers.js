@@ -15,6 +15,7 @@ module.exports = {
     'test/sweep/cli.test.ts', // ~35-70 s: sweeps, kill -9 resume
     'test/cli/bad-input.test.ts', // ~30 s
     'test/engine/scorer.test.ts', // ~20 s
+    'test/distributed/workers.test.ts', // ~60 s (77 s of CPU): a PostgreSQL server, worker processes
   ],
   heavy: [
     'test/engine/parity.test.ts',
