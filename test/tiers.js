@@ -15,7 +15,7 @@ module.exports = {
     'test/sweep/cli.test.ts', // ~35-70 s: sweeps, kill -9 resume
     'test/cli/bad-input.test.ts', // ~30 s
     'test/engine/scorer.test.ts', // ~20 s
-    'test/distributed/workers.test.ts', // ~60 s (77 s of CPU): a PostgreSQL server, worker processes
+    'test/distributed/workers.test.ts', // 77 s of CPU (5 min wall with the machine shared): a PostgreSQL server, 3 workers
   ],
   heavy: [
     'test/engine/parity.test.ts',
