@@ -2,7 +2,7 @@
 // jobs; `worker --db postgres://...` on every GPU host claims and scores them until the run is finished.
 import type { Argv, CommandModule } from 'yargs';
 import { BACKEND_CHOICES } from '../../engine';
-import { UserInputError } from '../../formats';
+import { InterruptedError, UserInputError } from '../../formats';
 import {
   type SweepFile,
   DEFAULT_JOB_SETTINGS,
@@ -12,7 +12,7 @@ import {
   redactUrl,
   runWorker,
 } from '../../sweep';
-import { EXIT_INTERRUPTED } from '../boundary';
+import { interruptible } from '../boundary';
 import { intFlag } from '../flags';
 
 export interface EnqueueArgs {
@@ -157,28 +157,23 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
     if (argv.device !== undefined)
       process.env.CUDA_VISIBLE_DEVICES = String(intFlag('--device', argv.device, 0));
     const store = await PostgresSweepStore.open(argv.db, { flag: '--db' });
-    let stop = false;
-    const onSignal = () => {
-      if (stop) process.exit(EXIT_INTERRUPTED);
-      stop = true;
-      process.stderr.write('\nstopping after the job in flight (Ctrl-C again to quit at once)\n');
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
     try {
-      const out = await runWorker({
-        store,
-        run: argv.run,
-        model: argv.model,
-        mmlu: argv.mmlu,
-        backend: argv.backend,
-        name: argv.name,
-        pollSeconds: argv.poll,
-        maintenanceSeconds: argv.maintenance,
-        reconnectSeconds: argv['reconnect-timeout'],
-        log: (m) => process.stderr.write(`${m}\n`),
-        shouldStop: () => stop,
-      });
+      // Ctrl-C or SIGTERM: the job in flight is finished and written, then the worker leaves (exit 130).
+      const out = await interruptible((signal) =>
+        runWorker({
+          store,
+          run: argv.run,
+          model: argv.model,
+          mmlu: argv.mmlu,
+          backend: argv.backend,
+          name: argv.name,
+          pollSeconds: argv.poll,
+          maintenanceSeconds: argv.maintenance,
+          reconnectSeconds: argv['reconnect-timeout'],
+          log: (m) => process.stderr.write(`${m}\n`),
+          shouldStop: () => signal.aborted,
+        }),
+      );
       if (out.runId === null) {
         process.stderr.write(`${redactUrl(argv.db)}: no unfinished distributed run; nothing to do\n`);
         return;
@@ -186,13 +181,11 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
       process.stderr.write(
         `worker: run ${out.runId} ${out.finished ? 'finished' : 'left'}; ${out.jobs} jobs, ${out.results} new results here\n`,
       );
-      if (out.stopped) {
-        await store.end();
-        process.exit(EXIT_INTERRUPTED);
-      }
+      if (out.stopped)
+        throw new InterruptedError(
+          `worker left run ${out.runId} after its job in flight; the other workers go on`,
+        );
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
       await store.end();
     }
   },
