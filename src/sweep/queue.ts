@@ -29,14 +29,14 @@ export interface JobSettings {
   readonly questionsPerJob: number;
   /** Candidates per job (0: all of the round's in one group). */
   readonly candidatesPerJob: number;
-  /** A job claimed longer ago than this is given to another worker (its worker is presumed dead). */
+  /** A claimed job whose worker has not renewed it for this long goes to another worker (presumed dead). */
   readonly leaseSeconds: number;
 }
 
 export const DEFAULT_JOB_SETTINGS: JobSettings = {
   questionsPerJob: 16,
   candidatesPerJob: 0,
-  leaseSeconds: 900,
+  leaseSeconds: 300,
 };
 
 /** A job's payload on the queue: where its work is described (`dist_jobs`). */

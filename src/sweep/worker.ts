@@ -182,58 +182,64 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
       }
       const t1 = performance.now();
       const data = job.data;
-      const spec = await persist(() => loadJob(store.pool, data));
-      await persist(() =>
-        store.pool.query(
-          `UPDATE dist_jobs SET claims = claims + 1, worker = coalesce(worker, $4), claimed_at = $5
+      const beat = renewLease(store, queue, job.id, ctx.settings.leaseSeconds);
+      try {
+        const spec = await persist(() => loadJob(store.pool, data));
+        await persist(() =>
+          store.pool.query(
+            `UPDATE dist_jobs SET claims = claims + 1, worker = coalesce(worker, $4), claimed_at = $5
            WHERE run_id = $1 AND round = $2 AND job = $3`,
-          [data.run_id, data.round, data.job, name, new Date().toISOString()],
-        ),
-      );
-      await persist(() => heartbeat('working'));
-      const have = spec.finished ? null : await persist(() => scoredOn(store.pool, scope, spec.candidates));
-      const missing = new Map(
-        spec.candidates.map((h) => [
-          h,
-          new Set(spec.questions.map(qkey).filter((k) => have !== null && !have.get(h)!.has(k))),
-        ]),
-      );
-      const rows: ScoredRow[] = [];
-      const stats = { seconds: 0, layerTokensDone: 0, layerTokensUnshared: 0 };
-      const cands = spec.candidates.filter((h) => missing.get(h)!.size > 0);
-      const needed = spec.questions.filter((q) => cands.some((h) => missing.get(h)!.has(qkey(q))));
-      if (needed.length > 0)
-        for (const batch of subjectBatches(plan, sweep.shots, spec.subject, needed)) {
-          const r = await scoreBatch(
-            sweep,
-            plan,
-            parentView,
-            cands.map((h) => ({ key: h, model: viewOf(h) })),
-            batch,
-            (h, k) => missing.get(h)!.has(k),
-          );
-          rows.push(...r.rows);
-          stats.seconds += r.stats.seconds;
-          stats.layerTokensDone += r.stats.layerTokensDone;
-          stats.layerTokensUnshared += r.stats.layerTokensUnshared;
-        }
-      const seconds = (performance.now() - t1) / 1000;
-      const out = await persist(() =>
-        completeJob(ctx, job.id, data, name, seconds, (c) =>
-          rows.length > 0 ? writeBatchOn(c, run.id, scope, rows, stats) : Promise.resolve(0),
-        ),
-      );
-      jobs++;
-      results += out.inserted;
-      log(
-        `job ${data.round}/${data.job} (${spec.subject}, ${spec.questions.length} questions × ${spec.candidates.length} candidates): ` +
-          `${out.inserted} results in ${seconds.toFixed(1)} s` +
-          (out.finished
-            ? '; the run is finished'
-            : out.advanced
-              ? `; round ${data.round} complete, next enqueued`
-              : ''),
-      );
+            [data.run_id, data.round, data.job, name, new Date().toISOString()],
+          ),
+        );
+        await persist(() => heartbeat('working'));
+        const have = spec.finished ? null : await persist(() => scoredOn(store.pool, scope, spec.candidates));
+        const missing = new Map(
+          spec.candidates.map((h) => [
+            h,
+            new Set(spec.questions.map(qkey).filter((k) => have !== null && !have.get(h)!.has(k))),
+          ]),
+        );
+        const rows: ScoredRow[] = [];
+        const stats = { seconds: 0, layerTokensDone: 0, layerTokensUnshared: 0 };
+        const cands = spec.candidates.filter((h) => missing.get(h)!.size > 0);
+        const needed = spec.questions.filter((q) => cands.some((h) => missing.get(h)!.has(qkey(q))));
+        if (needed.length > 0)
+          for (const batch of subjectBatches(plan, sweep.shots, spec.subject, needed)) {
+            const r = await scoreBatch(
+              sweep,
+              plan,
+              parentView,
+              cands.map((h) => ({ key: h, model: viewOf(h) })),
+              batch,
+              (h, k) => missing.get(h)!.has(k),
+            );
+            rows.push(...r.rows);
+            await new Promise((res) => setImmediate(res)); // a turn of the event loop: the lease timer beats
+            stats.seconds += r.stats.seconds;
+            stats.layerTokensDone += r.stats.layerTokensDone;
+            stats.layerTokensUnshared += r.stats.layerTokensUnshared;
+          }
+        const seconds = (performance.now() - t1) / 1000;
+        const out = await persist(() =>
+          completeJob(ctx, job.id, data, name, seconds, (c) =>
+            rows.length > 0 ? writeBatchOn(c, run.id, scope, rows, stats) : Promise.resolve(0),
+          ),
+        );
+        jobs++;
+        results += out.inserted;
+        log(
+          `job ${data.round}/${data.job} (${spec.subject}, ${spec.questions.length} questions × ${spec.candidates.length} candidates): ` +
+            `${out.inserted} results in ${seconds.toFixed(1)} s` +
+            (out.finished
+              ? '; the run is finished'
+              : out.advanced
+                ? `; round ${data.round} complete, next enqueued`
+                : ''),
+        );
+      } finally {
+        clearInterval(beat);
+      }
     }
     await persist(() => heartbeat('done'));
     return { runId: run.id, jobs, results, finished: true, stopped: false };
@@ -254,6 +260,24 @@ async function findRun(store: PostgresSweepStore, id: number | undefined): Promi
     `SELECT r.* FROM runs r JOIN dist_runs d ON d.run_id = r.id WHERE r.status != 'done' ORDER BY r.id DESC LIMIT 1`,
   );
   return rows[0] ?? null;
+}
+
+/**
+ * Keeps a claimed job's lease while this worker lives: every third of the lease its start is moved to now, so
+ * the queue's expiry (start + lease < now) takes the job back only from a worker that stopped beating.
+ * (pg-boss 10 has no call for it; `pgboss.job` is its table, the version is pinned.)
+ */
+function renewLease(store: PostgresSweepStore, queue: string, id: string, leaseSeconds: number) {
+  return setInterval(
+    () =>
+      void store.pool
+        .query(`UPDATE pgboss.job SET started_on = now() WHERE name = $1 AND id = $2 AND state = 'active'`, [
+          queue,
+          id,
+        ])
+        .catch(() => undefined), // a lost connection: the next beat, or the lease, decides
+    Math.max(500, (leaseSeconds * 1000) / 3),
+  );
 }
 
 /** The run's status and its jobs still to do, read in one snapshot. */

@@ -208,7 +208,7 @@ describe('distributed sweeps on PostgreSQL', () => {
     const expected = JSON.parse(runCli(['results', lite, '--json', '--predictions']).stdout) as Json;
 
     const db = await server.createDatabase('dist');
-    let r = runCli(['sweep', sweep, '--db', db, '--enqueue', '--job-questions', '1', '--lease', '12']);
+    let r = runCli(['sweep', sweep, '--db', db, '--enqueue', '--job-questions', '1', '--lease', '6']);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/^run 1: round 0: 2 jobs \(8 candidate × question pairs\) on the queue/m);
     // Enqueuing again changes nothing.

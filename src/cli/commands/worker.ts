@@ -44,7 +44,8 @@ export const ENQUEUE_OPTIONS = {
   lease: {
     type: 'number',
     default: DEFAULT_JOB_SETTINGS.leaseSeconds,
-    describe: 'with --enqueue: seconds a claimed job may take before it goes back to the queue',
+    describe:
+      'with --enqueue: seconds without a sign of life (its worker renews it) before a claimed job goes back to the queue',
   },
 } as const;
 
