@@ -7,9 +7,12 @@ import type { QuestionPrediction } from '../eval';
 import type { Candidate } from './candidates';
 import {
   type BatchStats,
+  type CandidateRow,
   type ResultScope,
+  type RoundRow,
   type RunInfo,
   type RunRecord,
+  type SensitivityDbRow,
   type SensitivityRow,
   type StoredCandidate,
   type StoredRound,
@@ -17,6 +20,9 @@ import {
   PROTOCOL_VERSION,
   SCHEMA,
   StoreError,
+  decodeCandidate,
+  decodeRound,
+  decodeSensitivity,
 } from './store';
 import type { Round } from './strategy';
 
@@ -343,41 +349,28 @@ export class PostgresSweepStore implements SweepStore {
   }
 
   async runCandidates(runId: number): Promise<StoredCandidate[]> {
-    const { rows } = await this.pool.query<
-      Omit<StoredCandidate, 'skip' | 'ffn'> & { skip: string; ffn: string }
-    >(
+    const { rows } = await this.pool.query<CandidateRow>(
       `SELECT c.spec_hash, c.skip, c.ffn, c.effective, c.text_total, c.layers, rc.origin, rc.preset, rc.round_reached
        FROM run_candidates rc JOIN candidates c USING (spec_hash) WHERE rc.run_id = $1 ORDER BY rc.ord`,
       [runId],
     );
-    return rows.map((r) => ({
-      ...r,
-      skip: JSON.parse(r.skip) as number[],
-      ffn: JSON.parse(r.ffn) as number[],
-    }));
+    return rows.map(decodeCandidate);
   }
 
   async rounds(runId: number): Promise<StoredRound[]> {
-    const { rows } = await this.pool.query<{ round: number; questions: string; candidates: string }>(
+    const { rows } = await this.pool.query<RoundRow>(
       'SELECT round, questions, candidates FROM rounds WHERE run_id = $1 ORDER BY round',
       [runId],
     );
-    return rows.map((r) => ({
-      round: r.round,
-      questions: (JSON.parse(r.questions) as [string, number][]).map(([subject, index]) => ({
-        subject,
-        index,
-      })),
-      candidates: JSON.parse(r.candidates) as string[],
-    }));
+    return rows.map(decodeRound);
   }
 
   async sensitivity(runId: number): Promise<SensitivityRow[]> {
-    const { rows } = await this.pool.query<Omit<SensitivityRow, 'drop'> & { drop_: number }>(
+    const { rows } = await this.pool.query<SensitivityDbRow>(
       'SELECT layer, kind, spec_hash, drop_ FROM sensitivity WHERE run_id = $1 ORDER BY layer, kind',
       [runId],
     );
-    return rows.map(({ drop_, ...r }) => ({ ...r, drop: drop_ }));
+    return rows.map(decodeSensitivity);
   }
 
   close(): void {
