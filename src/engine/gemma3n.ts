@@ -6,10 +6,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { normalQuantile } from '../formats';
 import type { KvCache } from './cache';
-import type { LinearWeight } from './kernels/linear';
+import { LinearWeight } from './kernels/linear';
 import { altupCorrect, altupPredict } from './kernels/altup';
+import { altupRoute } from './kernels/altup-route';
 import { ownKernels } from './kernels/register';
-import { fusedGeluGate, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
+import { fusedGeluGate, fusedGeluGateOf, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
 
 // ---------------------------------------------------------------------------------------------------------
 // Config: what the forward pass of one (sub)model needs. Built from the parent's TextConfig and a spec.
@@ -306,6 +307,12 @@ export class AltUp {
     private readonly w: AltUpWeights,
   ) {}
 
+  /** modalities(x) @ coefs: one program on webgpu. */
+  private route(x: tf.Tensor2D, coefs: tf.Tensor2D): tf.Tensor2D {
+    if (ownKernels()) return altupRoute(x, this.w.routerNorm, this.w.router, coefs, this.cfg.eps);
+    return linear(this.modalities(x), coefs);
+  }
+
   /** tanh(router(RMSNorm(x) / H)) → [M, N]. */
   private modalities(x: tf.Tensor2D): tf.Tensor2D {
     const routed = tf.div(rmsNorm(x, this.w.routerNorm, this.cfg.eps), this.cfg.hiddenSize) as tf.Tensor2D;
@@ -319,7 +326,7 @@ export class AltUp {
   predict(s: Streams): Streams {
     const { altupN: N } = this.cfg;
     const M = s.active.shape[0];
-    const coefs = linear(this.modalities(s.active), this.w.predict);
+    const coefs = this.route(s.active, this.w.predict);
     if (ownKernels()) {
       return {
         all: altupPredict(s.all, coefs, false) as tf.Tensor3D,
@@ -340,7 +347,7 @@ export class AltUp {
   correct(pred: Streams, act: tf.Tensor2D): Streams {
     const { altupN: N } = this.cfg;
     const M = act.shape[0];
-    const coefs = linear(this.modalities(act), this.w.correct);
+    const coefs = this.route(act, this.w.correct);
     if (ownKernels()) {
       return {
         all: altupCorrect(pred.all, pred.active, act, coefs, false) as tf.Tensor3D,
@@ -507,13 +514,16 @@ export class Mlp {
 
   /** down(gelu(sparsify(gate·x)) ⊙ up·x); the width is whatever this (sub)model's weights hold. */
   forward(x: tf.Tensor2D): tf.Tensor2D {
-    let gate = linear(x, this.w.gate);
+    const z = this.plan.sparsity > 0 ? this.z : 0;
     if (ownKernels()) {
-      return linear(
-        fusedGeluGate(gate, linear(x, this.w.up), this.plan.sparsity > 0 ? this.z : 0),
-        this.w.down,
-      );
+      // gate|up in one dispatch where the two share a packed buffer, then one GELU-gate program.
+      const gateUp = LinearWeight.applyPair(x, this.w.gate, this.w.up);
+      const h = gateUp
+        ? fusedGeluGateOf(gateUp, z)
+        : fusedGeluGate(linear(x, this.w.gate), linear(x, this.w.up), z);
+      return linear(h, this.w.down);
     }
+    let gate = linear(x, this.w.gate);
     if (this.plan.sparsity > 0) {
       // Gaussian top-k: shift by mean + z·std (population std over this width by default), then relu (§3.5).
       const mean = tf.mean(gate, -1, true);

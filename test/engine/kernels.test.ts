@@ -1,10 +1,11 @@
 // The engine's own WebGPU programs against their cpu-backend twins, and the twins against TF.js's matMul.
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine';
-import { bf16MatMul, packBf16Transposed, tileFor, tileWorkgroupBytes } from '../../src/engine';
+import { bf16MatMul, kernelFor, kernelWorkgroupBytes, packBf16Transposed } from '../../src/engine';
+import { parseTable, setMatMulTable } from '../../src/engine';
 import { LinearWeight } from '../../src/engine';
-import { fusedGeluGate, fusedNormRope, fusedRmsNorm } from '../../src/engine';
-import { altupCorrect, altupPredict } from '../../src/engine';
+import { fusedGeluGate, fusedGeluGateOf, fusedNormRope, fusedRmsNorm } from '../../src/engine';
+import { altupCorrect, altupPredict, altupRoute } from '../../src/engine';
 import { describeIfWebGpu, probeWebGpu } from './webgpu-probe';
 
 /** Deterministic values in [-1, 1), rounded to bfloat16 when asked. */
@@ -72,8 +73,36 @@ describe('bf16 packing', () => {
     expect(packBf16Transposed(w, 6, 4)).toBeNull();
   });
 
-  it('keeps workgroup memory of every tile under 16 KiB', () => {
-    for (const m of [1, 8, 9, 512]) expect(tileWorkgroupBytes(tileFor(m))).toBeLessThanOrEqual(16384);
+  it('keeps workgroup memory of every default kernel under 16 KiB', () => {
+    for (const m of [1, 8, 9, 512, 4096])
+      for (const n of [64, 2048, 262144])
+        expect(kernelWorkgroupBytes(kernelFor(m, 2048, n))).toBeLessThanOrEqual(16384);
+  });
+});
+
+describe('matmul table', () => {
+  it('picks the first rule a shape satisfies', () => {
+    setMatMulTable('m<=8:gemv-8x32,n<=256&k<=64:tiled-8x8-4x4-k16,*:tiled-16x16-8x8-k8');
+    expect(kernelFor(1, 2048, 2048)).toEqual({ kind: 'gemv', wx: 8, wy: 32 });
+    expect(kernelFor(512, 64, 256)).toMatchObject({ kind: 'tiled', wx: 8, rows: 4 });
+    expect(kernelFor(512, 2048, 256)).toMatchObject({ kind: 'tiled', wx: 16, rows: 8 });
+    setMatMulTable('legacy');
+    expect(kernelFor(1, 64, 64).kind).toBe('legacy');
+    setMatMulTable('default');
+    expect(kernelFor(1, 64, 64).kind).toBe('gemv');
+  });
+
+  it.each([
+    ['m<=8:gemv-8x8', /every shape/],
+    ['*:gemv-32x32', /1 to 256 threads/],
+    ['*:tiled-16x16-8x8-k32', /workgroup memory/],
+    ['*:tiled-16x16-6x4-k8', /multiples of 4/],
+    ['m<8:gemv-8x8,*:gemv-8x8', /condition/],
+    ['*:fast', /is not a kernel/],
+    ['gemv-8x8', /is not a rule/],
+  ])('refuses %s in one line naming the variable', (text, why) => {
+    expect(() => parseTable(text, 'gpu')).toThrow(why);
+    expect(() => parseTable(text, 'gpu')).toThrow(/^MATFORMER_MATMUL: /);
   });
 });
 
@@ -97,6 +126,38 @@ describe('bf16 matmul, cpu twin', () => {
     lw.dispose();
   });
 
+  it('keeps gate|up in one buffer: the pair and its prefix views multiply in one product', () => {
+    const [I, H] = [70, 40];
+    const g = values(I * H, 10, true);
+    const u = values(I * H, 11, true);
+    const [gate, up] = LinearWeight.pair(g, u, I, H, true);
+    expect(gate.bytes).toBe(H * I * 4);
+    expect(up.bytes).toBe(0);
+    const x = values(3 * H, 12, false);
+    const xt = tf.tensor2d(x, [3, H]);
+    for (const n of [I, 50, 31]) {
+      const [gv, uv] = [gate.prefix(H, n), up.prefix(H, n)];
+      const both = LinearWeight.applyPair(xt, gv, uv);
+      expect(both === null).toBe(n % 2 !== 0); // odd widths: one by one
+      const rg = reference(x, g, 3, H, n, H);
+      const ru = reference(x, u, 3, H, n, H);
+      expect(maxRelError(gv.apply(xt).dataSync() as Float32Array, rg)).toBeLessThan(1e-6);
+      expect(maxRelError(uv.apply(xt).dataSync() as Float32Array, ru)).toBeLessThan(1e-6);
+      if (both) {
+        const d = both.dataSync() as Float32Array;
+        const left = d.filter((_, i) => i % (2 * n) < n);
+        const right = d.filter((_, i) => i % (2 * n) >= n);
+        expect(maxRelError(left, rg)).toBeLessThan(1e-6);
+        expect(maxRelError(right, ru)).toBeLessThan(1e-6);
+      }
+    }
+    const [fg, fu] = LinearWeight.pair(g, u, I, H, false);
+    expect(fg.packed || fu.packed).toBe(false);
+    expect(LinearWeight.applyPair(xt, fg, fu)).toBeNull();
+    tf.dispose(xt);
+    [gate, up, fg, fu].forEach((w) => w.dispose());
+  });
+
   it('rejects a view larger than the weight and mismatched inputs', () => {
     const lw = LinearWeight.fromTorch(values(8 * 4, 4, true), 8, 4, true);
     expect(() => lw.prefix(5, 8)).toThrow(RangeError);
@@ -112,26 +173,66 @@ describeIfWebGpu('bf16 matmul on webgpu', () => {
     await initBackend('webgpu');
   });
 
-  it.each(CASES)('m %i, k %i, n %i of [%i, %i] matches the cpu twin', async (m, k, n, outP, inP) => {
-    const x = values(m * k, 5, false);
-    const w = values(outP * inP, 6, true);
-    const words = packBf16Transposed(w, outP, inP)!;
-    const run = async (backend: string) => {
-      await tf.setBackend(backend);
-      const xt = tf.tensor2d(x, [m, k]);
-      const wt = tf.tensor2d(words, [inP, Math.ceil(outP / 2)], 'int32');
-      const y = bf16MatMul(xt, wt, k, n);
-      const data = (await y.data()) as Float32Array;
-      tf.dispose([xt, wt, y]);
-      return data;
-    };
-    const gpu = await run('webgpu');
-    const cpu = await run('cpu');
+  afterAll(() => setMatMulTable('default'));
+
+  // Every program family, on every case: the table's kernel for all shapes.
+  const KERNELS = ['gemv-8x8', 'gemv-4x2', 'tiled-8x8-4x4-k16', 'tiled-16x16-8x8-k8', 'legacy-8x8-4x4-k16'];
+  const run = async (backend: string, x: Float32Array, words: Int32Array, shape: number[], a: number[]) => {
+    const [m, k, n, seg] = a as [number, number, number, number];
+    await tf.setBackend(backend);
+    const xt = tf.tensor2d(x, [m, k]);
+    const wt = tf.tensor2d(words, shape as [number, number], 'int32');
+    const y = bf16MatMul(xt, wt, k, n, seg >= 0 ? { seg } : {});
+    const data = (await y.data()) as Float32Array;
+    tf.dispose([xt, wt, y]);
     await tf.setBackend('webgpu');
-    const ref = reference(x, w, m, k, n, inP);
-    expect(maxRelError(gpu, ref)).toBeLessThan(1e-6);
-    expect(maxRelError(cpu, ref)).toBeLessThan(1e-6);
+    return data;
+  };
+
+  it.each(KERNELS)('%s matches the cpu twin and float64 on every case', async (kernel) => {
+    setMatMulTable(`*:${kernel}`);
+    for (const [m, k, n, outP, inP] of CASES) {
+      const x = values(m * k, 5, false);
+      const w = values(outP * inP, 6, true);
+      const words = packBf16Transposed(w, outP, inP)!;
+      const shape = [inP, Math.ceil(outP / 2)];
+      const gpu = await run('webgpu', x, words, shape, [m, k, n, -1]);
+      const cpu = await run('cpu', x, words, shape, [m, k, n, -1]);
+      const ref = reference(x, w, m, k, n, inP);
+      expect(maxRelError(gpu, ref)).toBeLessThan(1e-6);
+      expect(maxRelError(cpu, ref)).toBeLessThan(1e-6);
+    }
   });
+
+  it.each(['gemv-8x8', 'tiled-8x8-4x4-k16', 'legacy-8x8-4x4-k16'])(
+    '%s reads two column segments (gate|up) like two products',
+    async (kernel) => {
+      setMatMulTable(`*:${kernel}`);
+      // Two [I=70, H=40] weights packed side by side; the [k=40, n=50] prefix of each.
+      const I = 70;
+      const H = 40;
+      const g = values(I * H, 7, true);
+      const u = values(I * H, 8, true);
+      const both = new Float32Array(2 * I * H);
+      both.set(g);
+      both.set(u, I * H);
+      const words = packBf16Transposed(both, 2 * I, H)!;
+      for (const m of [1, 9, 70]) {
+        const x = values(m * H, 9, false);
+        const gpu = await run('webgpu', x, words, [H, I], [m, H, 50, I / 2]);
+        const cpu = await run('cpu', x, words, [H, I], [m, H, 50, I / 2]);
+        const rg = reference(x, g, m, H, 50, H);
+        const ru = reference(x, u, m, H, 50, H);
+        const ref = new Float64Array(m * 100);
+        for (let r = 0; r < m; r++) {
+          ref.set(rg.subarray(r * 50, (r + 1) * 50), r * 100);
+          ref.set(ru.subarray(r * 50, (r + 1) * 50), r * 100 + 50);
+        }
+        expect(maxRelError(gpu, ref)).toBeLessThan(1e-6);
+        expect(maxRelError(cpu, ref)).toBeLessThan(1e-6);
+      }
+    },
+  );
 });
 
 // The fused row programs against the TF.js op compositions they replace (gemma3n.ts on cpu).
@@ -223,7 +324,12 @@ describeIfWebGpu('fused row programs on webgpu', () => {
     expect(relDiff(await onBackend('webgpu', norm), await onBackend('cpu', norm))).toBeLessThan(1e-5);
     for (const z of [0, 1.6448533535003662]) {
       const gate = () => fusedGeluGate(tf.tensor2d(x, [r, w]), tf.tensor2d(u, [r, w]), z);
-      expect(relDiff(await onBackend('webgpu', gate), await onBackend('cpu', gate))).toBeLessThan(1e-5);
+      const ref = await onBackend('cpu', gate);
+      expect(relDiff(await onBackend('webgpu', gate), ref)).toBeLessThan(1e-5);
+      // The same from one [r, 2w] tensor (gate then up per row), as the fused gate|up matmul writes it.
+      const both = () => fusedGeluGateOf(tf.concat([tf.tensor2d(x, [r, w]), tf.tensor2d(u, [r, w])], 1), z);
+      expect(relDiff(await onBackend('webgpu', both), ref)).toBeLessThan(1e-5);
+      expect(relDiff(await onBackend('cpu', both), ref)).toBe(0);
     }
     await tf.setBackend('webgpu');
   });
@@ -366,6 +472,30 @@ describe.each([['cpu'], ['webgpu']])('AltUp programs on %s', (backend) => {
       });
       const ourC = await onBackend(backend, () => altupCorrect(...args(), active));
       expect(relDiff(ourC, refC)).toBeLessThan(1e-6);
+    }
+  });
+});
+
+// AltUp routing: tanh(RMSNorm(x)·w / H @ router) @ coefs, against the op composition it replaces.
+describe.each([['cpu'], ['webgpu']])('AltUp routing program on %s', (backend) => {
+  const run = backend === 'cpu' ? it : probeWebGpu().ok ? it : it.skip;
+  beforeAll(async () => {
+    if (backend === 'cpu' || probeWebGpu().ok) await initBackend(backend as 'cpu' | 'webgpu');
+  });
+
+  run.each(ALTUP)('M %i, N %i, H %i: matches norm, divide, matmul, tanh, matmul', async (M, N, H) => {
+    const [x, g, r] = [values(M * H, 30, false), values(H, 31, false), values(H * N, 32, false)];
+    for (const K of [N, N * N]) {
+      const c = values(N * K, 33 + K, false);
+      const inputs = () =>
+        [tf.tensor2d(x, [M, H]), tf.tensor1d(g), tf.tensor2d(r, [H, N]), tf.tensor2d(c, [N, K])] as const;
+      const ref = await onBackend('cpu', () => {
+        const [xt, gt, rt, ct] = inputs();
+        const routed = tf.div(composedRmsNorm(xt, gt, 1e-6), H) as tf.Tensor2D;
+        return tf.matMul(tf.tanh(tf.matMul(routed, rt)), ct);
+      });
+      const ours = await onBackend(backend, () => altupRoute(...inputs(), 1e-6));
+      expect(relDiff(ours, ref)).toBeLessThan(backend === 'cpu' ? 1e-6 : 1e-5);
     }
   });
 });

@@ -22,7 +22,7 @@ const WG = 64;
 const SQRT_2_OVER_PI = 0.7978845608028654;
 
 /** tanh as TF.js's webgpu backend writes it (no overflow for large |a|). */
-const TANH = `
+export const TANH = `
   fn tanhSafe(a : f32) -> f32 {
     let e = exp(-2.0 * abs(a));
     return sign(a) * (1.0 - e) / (1.0 + e);
@@ -87,8 +87,9 @@ class RmsNormProgram extends RowProgram {
   }
 }
 
+/** Gate and up as two tensors [rows, W], or `fused`: one [rows, 2W] tensor, gate then up in each row. */
 class GeluGateProgram extends RowProgram {
-  readonly variableNames = ['Gate', 'Up'];
+  readonly variableNames: string[];
   readonly shaderKey: string;
   readonly uniforms = 'rows : i32, width : i32, z : f32,';
 
@@ -96,29 +97,33 @@ class GeluGateProgram extends RowProgram {
     rows: number,
     width: number,
     private readonly sparse: boolean,
+    private readonly fused: boolean,
   ) {
     super(rows, width);
-    this.shaderKey = `mf_gelugate_${sparse}`;
+    this.variableNames = fused ? ['Gate'] : ['Gate', 'Up'];
+    this.shaderKey = `mf_gelugate_${sparse}_${fused}`;
   }
 
   body(): string {
     const shift = this.sparse
       ? `
       var s1 = 0.0;
-      for (var i = lid; i < W; i += ${WG}) { s1 = s1 + Gate[base + i]; }
+      for (var i = lid; i < W; i += ${WG}) { s1 = s1 + Gate[gb + i]; }
       ${workgroupSum(WG, 's1', 'sum')}
       let mean = sum / f32(W);
       var s2 = 0.0;
-      for (var i = lid; i < W; i += ${WG}) { let d = Gate[base + i] - mean; s2 = s2 + d * d; }
+      for (var i = lid; i < W; i += ${WG}) { let d = Gate[gb + i] - mean; s2 = s2 + d * d; }
       ${workgroupSum(WG, 's2', 'sq')}
       let cut = mean + sqrt(sq / f32(W)) * uniforms.z;`
       : '';
-    return `${shift}
+    return `
+      let gb = ${this.fused ? 'select(0, row * 2 * W, valid)' : 'base'};
+      ${shift}
       for (var i = lid; valid && i < W; i += ${WG}) {
-        var x = Gate[base + i];
+        var x = Gate[gb + i];
         ${this.sparse ? 'x = max(x - cut, 0.0);' : ''}
         let inner = (x + x * x * x * 0.044715) * ${SQRT_2_OVER_PI};
-        result[base + i] = x * 0.5 * (tanhSafe(inner) + 1.0) * Up[base + i];
+        result[base + i] = x * 0.5 * (tanhSafe(inner) + 1.0) * ${this.fused ? 'Gate[gb + W + i]' : 'Up[base + i]'};
       }`;
   }
 }
@@ -207,23 +212,32 @@ function geluTanh(x: number): number {
 registerTwins(
   GELU_GATE,
   (args, be: WebGpuBackendLike) => {
-    const { Gate: g, Up: u } = args.inputs as { Gate: tf.TensorInfo; Up: tf.TensorInfo };
+    const { Gate: g, Up: u } = args.inputs as { Gate: tf.TensorInfo; Up?: tf.TensorInfo };
     const z = (args.attrs as { z: number }).z;
     const rows = rowsOf(g);
-    const W = widthOf(g);
-    return be.runWebGPUProgram(new GeluGateProgram(rows, W, z !== 0), [g, u], 'float32', [
+    const W = u ? widthOf(g) : widthOf(g) / 2;
+    const program = new GeluGateProgram(rows, W, z !== 0, !u);
+    return be.runWebGPUProgram(program, u ? [g, u] : [g], 'float32', [
       { type: 'int32', data: [rows] },
       { type: 'int32', data: [W] },
       { type: 'float32', data: [z] },
     ]);
   },
   (args: KernelArgs, be: CpuBackendLike) => {
-    const { Gate: g, Up: u } = args.inputs as { Gate: tf.TensorInfo; Up: tf.TensorInfo };
+    const { Gate: g, Up: u } = args.inputs as { Gate: tf.TensorInfo; Up?: tf.TensorInfo };
     const z = (args.attrs as { z: number }).z;
-    const gv = be.data.get(g.dataId).values as Float32Array;
-    const uv = be.data.get(u.dataId).values as Float32Array;
-    const W = widthOf(g);
-    const out = new Float32Array(gv.length);
+    const fused = be.data.get(g.dataId).values as Float32Array;
+    const W = u ? widthOf(g) : widthOf(g) / 2;
+    const rows = rowsOf(g);
+    // Fused [rows, 2W] input: split into the two halves the loop below reads.
+    const gv = u ? fused : new Float32Array(rows * W);
+    const uv = u ? (be.data.get(u.dataId).values as Float32Array) : new Float32Array(rows * W);
+    if (!u)
+      for (let r = 0; r < rows; r++) {
+        gv.set(fused.subarray(2 * r * W, (2 * r + 1) * W), r * W);
+        uv.set(fused.subarray((2 * r + 1) * W, (2 * r + 2) * W), r * W);
+      }
+    const out = new Float32Array(rows * W);
     for (let base = 0; base < gv.length; base += W) {
       let cut = -Infinity;
       if (z !== 0) {
@@ -239,7 +253,7 @@ registerTwins(
         out[base + i] = fr(geluTanh(x) * uv[base + i]!);
       }
     }
-    return be.makeTensorInfo(g.shape, 'float32', out);
+    return be.makeTensorInfo([rows, W], 'float32', out);
   },
 );
 
@@ -329,4 +343,9 @@ export function fusedRmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor1D | null, e
 /** gelu_tanh(gate, shifted by mean + z·std and relu'd when z ≠ 0) ⊙ up, row by row. */
 export function fusedGeluGate(gate: tf.Tensor2D, up: tf.Tensor2D, z: number): tf.Tensor2D {
   return tf.engine().runKernel(GELU_GATE, { Gate: gate, Up: up }, { z }) as tf.Tensor2D;
+}
+
+/** The same of one [rows, 2W] tensor holding gate then up in each row (the fused gate|up matmul's output). */
+export function fusedGeluGateOf(gateUp: tf.Tensor2D, z: number): tf.Tensor2D {
+  return tf.engine().runKernel(GELU_GATE, { Gate: gateUp }, { z }) as tf.Tensor2D;
 }
