@@ -372,9 +372,21 @@ async function kernelProfiles(opened: OpenedModel) {
 async function kernels(dir: string, out: string, variants: string[]): Promise<void> {
   const t0 = performance.now();
   const opened = await openModel(dir, { backend: 'webgpu' });
+  const meta = (file: string): Json =>
+    fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Json) : {};
+  // transformers on the same card and shapes (the last full run), for the ratios the goals are stated in.
+  const last = meta('bench/results/2026-12-02-h200.json') as { prefill_8x512?: Json; decode_b1?: Json };
+  const torchF32Prefill = Number(last.prefill_8x512?.torch_f32 ?? NaN);
   const res: Json = {
     date: new Date().toISOString(),
+    commit: meta('.fixtures/bench-meta.json').commit ?? null,
     adapter: opened.engine.backend.detail,
+    reference: {
+      source: 'bench/results/2026-12-02-h200.json',
+      torch_f32_prefill_8x512: torchF32Prefill,
+      torch_bf16_decode_b1: last.decode_b1?.torch_bf16 ?? null,
+      goals: { prefill_8x512_vs_torch_f32: 0.6, decode_b1_tokens_per_s: 30 },
+    },
     load_s: opened.loadSeconds,
     weights_gpu_bytes: opened.engine.weights.bytes,
     tokens: TOKENS,
@@ -400,7 +412,14 @@ async function kernels(dir: string, out: string, variants: string[]): Promise<vo
     const legacy = label.startsWith('legacy');
     try {
       const f = await kernelFigures(opened, legacy ? 3 : 16);
-      rows.push({ name: label, table: matMulTable(), fused_gate_up: !label.includes('+nofuse'), ...f });
+      rows.push({
+        name: label,
+        table: matMulTable(),
+        fused_gate_up: !label.includes('+nofuse'),
+        submit_batch: tf.env().getNumber('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE'),
+        ...f,
+        prefill_vs_torch_f32: f.prefill_8x512 / torchF32Prefill,
+      });
     } catch (e) {
       rows.push({ name: label, table, error: e instanceof Error ? e.message : String(e) });
     }

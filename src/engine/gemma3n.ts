@@ -10,7 +10,7 @@ import { LinearWeight } from './kernels/linear';
 import { altupCorrect, altupPredict } from './kernels/altup';
 import { altupRoute } from './kernels/altup-route';
 import { ownKernels } from './kernels/register';
-import { fusedGeluGate, fusedGeluGateOf, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
+import { fusedGeluGate, fusedGeluGateOf, fusedNormAdd, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
 
 // ---------------------------------------------------------------------------------------------------------
 // Config: what the forward pass of one (sub)model needs. Built from the parent's TextConfig and a spec.
@@ -376,10 +376,9 @@ export class Laurel {
 
   /** LAuReL returns its own residual: n + RMSNorm(linear_right(linear_left(n))). */
   forward(n: tf.Tensor2D): tf.Tensor2D {
-    return tf.add(
-      n,
-      rmsNorm(linear(linear(n, this.w.laurelLeft), this.w.laurelRight), this.w.postLaurelNorm, this.cfg.eps),
-    );
+    const r = linear(linear(n, this.w.laurelLeft), this.w.laurelRight);
+    if (ownKernels()) return fusedNormAdd(r, this.w.postLaurelNorm, this.cfg.eps, n);
+    return tf.add(n, rmsNorm(r, this.w.postLaurelNorm, this.cfg.eps));
   }
 }
 
@@ -566,10 +565,16 @@ export class DecoderLayer {
     const a = pred.active;
     const n = rmsNorm(a, w.inputNorm, cfg.eps);
     const lr = this.laurel.forward(n);
-    const att = rmsNorm(this.attention.forward(n, ctx), w.postAttnNorm, cfg.eps);
-    const h1 = tf.div(tf.add(tf.add(a, att), lr), Math.SQRT2) as tf.Tensor2D;
+    const own = ownKernels();
+    const attOut = this.attention.forward(n, ctx);
+    // Norm and residual adds are one program each on webgpu: (a + norm(att)) + laurel over √2, h1 + norm(mlp).
+    const h1 = own
+      ? fusedNormAdd(attOut, w.postAttnNorm, cfg.eps, a, lr, Math.SQRT2)
+      : (tf.div(tf.add(tf.add(a, rmsNorm(attOut, w.postAttnNorm, cfg.eps)), lr), Math.SQRT2) as tf.Tensor2D);
     const mlp = this.mlp.forward(rmsNorm(h1, w.preFfnNorm, cfg.eps));
-    const act = tf.add(h1, rmsNorm(mlp, w.postFfnNorm, cfg.eps)) as tf.Tensor2D;
+    const act = own
+      ? fusedNormAdd(mlp, w.postFfnNorm, cfg.eps, h1)
+      : (tf.add(h1, rmsNorm(mlp, w.postFfnNorm, cfg.eps)) as tf.Tensor2D);
     const corr = this.altup.correct(pred, act);
     const gate = linear(this.altup.scaledActive(corr), w.pleGate);
     const gated = ownKernels() ? fusedGeluGate(gate, ple, 0) : (tf.mul(geluTanh(gate), ple) as tf.Tensor2D);

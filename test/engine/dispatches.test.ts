@@ -7,8 +7,11 @@ import { describeIfShared } from '../helpers/shared';
 import { GEMMA, gemmaDir, manifest } from './helpers';
 import { describeIfWebGpu } from './webgpu-probe';
 
-/** Upper bounds per layer (prefill of one sequence, one decode step), measured 2026-12-02 on lavapipe (137 and 138 before the fused programs). */
-const MAX_PER_LAYER = { prefill: 50, decode: 51 };
+/**
+ * Upper bounds per layer (prefill of one sequence, one decode step), measured 2026-12-02 on lavapipe: 137 and
+ * 138 before the fused programs, 49 and 51 before gate|up, AltUp routing and norm+residual fusion, now 35.7, 36.8.
+ */
+const MAX_PER_LAYER = { prefill: 37, decode: 38 };
 
 describeIfShared(
   'webgpu dispatch budget',

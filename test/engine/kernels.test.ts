@@ -4,7 +4,7 @@ import { initBackend } from '../../src/engine';
 import { bf16MatMul, kernelFor, kernelWorkgroupBytes, packBf16Transposed } from '../../src/engine';
 import { parseTable, setMatMulTable } from '../../src/engine';
 import { LinearWeight } from '../../src/engine';
-import { fusedGeluGate, fusedGeluGateOf, fusedNormRope, fusedRmsNorm } from '../../src/engine';
+import { fusedGeluGate, fusedGeluGateOf, fusedNormAdd, fusedNormRope, fusedRmsNorm } from '../../src/engine';
 import { altupCorrect, altupPredict, altupRoute } from '../../src/engine';
 import { describeIfWebGpu, probeWebGpu } from './webgpu-probe';
 
@@ -322,6 +322,22 @@ describeIfWebGpu('fused row programs on webgpu', () => {
     const g = values(w, 13, false);
     const norm = () => fusedRmsNorm(tf.tensor2d(x, [r, w]), tf.tensor1d(g), 1e-6);
     expect(relDiff(await onBackend('webgpu', norm), await onBackend('cpu', norm))).toBeLessThan(1e-5);
+    // Norm with the residual adds around it: ((u + norm(x)) + x) / √2 and u + norm(x).
+    for (const two of [false, true]) {
+      const X = () => tf.tensor2d(x, [r, w]);
+      const U = () => tf.tensor2d(u, [r, w]);
+      const fused = () =>
+        two
+          ? fusedNormAdd(X(), tf.tensor1d(g), 1e-6, U(), X(), Math.SQRT2)
+          : fusedNormAdd(X(), tf.tensor1d(g), 1e-6, U());
+      const composed = () => {
+        const y = tf.add(U(), composedRmsNorm(X(), tf.tensor1d(g), 1e-6));
+        return two ? tf.div(tf.add(y, X()), Math.SQRT2) : y;
+      };
+      const ref = await onBackend('cpu', composed);
+      expect(relDiff(await onBackend('cpu', fused), ref)).toBeLessThan(1e-6);
+      expect(relDiff(await onBackend('webgpu', fused), ref)).toBeLessThan(1e-5);
+    }
     for (const z of [0, 1.6448533535003662]) {
       const gate = () => fusedGeluGate(tf.tensor2d(x, [r, w]), tf.tensor2d(u, [r, w]), z);
       const ref = await onBackend('cpu', gate);

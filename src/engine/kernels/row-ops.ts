@@ -60,29 +60,40 @@ abstract class RowProgram {
   }
 }
 
+/**
+ * RMSNorm (+ scale) of X, and with `residuals` ≥ 1 the residual sum around it: ((R1 + y) + R2) / divisor, the
+ * order of the TF.js adds it replaces (LAuReL's n + y, the layer's (a + y) + laurel over √2, h1 + y).
+ */
 class RmsNormProgram extends RowProgram {
   readonly variableNames: string[];
   readonly shaderKey: string;
-  readonly uniforms = 'rows : i32, width : i32, eps : f32,';
+  readonly uniforms = 'rows : i32, width : i32, eps : f32, divisor : f32,';
 
   constructor(
     rows: number,
     width: number,
     private readonly scaled: boolean,
+    private readonly residuals: 0 | 1 | 2 = 0,
   ) {
     super(rows, width);
-    this.variableNames = scaled ? ['X', 'G'] : ['X'];
-    this.shaderKey = `mf_rmsnorm_${scaled}`;
+    this.variableNames = ['X', ...(scaled ? ['G'] : []), ...['R1', 'R2'].slice(0, residuals)];
+    this.shaderKey = `mf_rmsnorm_${scaled}_${residuals}`;
   }
 
   body(): string {
+    const y = `X[base + i] / denom${this.scaled ? ' * G[i]' : ''}`;
+    const value =
+      this.residuals === 0
+        ? y
+        : `(${this.residuals === 2 ? '(R1[base + i] + y) + R2[base + i]' : 'R1[base + i] + y'}) / uniforms.divisor`;
     return `
       var acc = 0.0;
       for (var i = lid; i < W; i += ${WG}) { let v = X[base + i]; acc = acc + v * v; }
       ${workgroupSum(WG, 'acc', 'total')}
       let denom = sqrt(total / f32(W) + uniforms.eps);
       for (var i = lid; valid && i < W; i += ${WG}) {
-        result[base + i] = X[base + i] / denom${this.scaled ? ' * G[i]' : ''};
+        let y = ${y};
+        result[base + i] = ${value};
       }`;
   }
 }
@@ -174,33 +185,42 @@ const fr = Math.fround;
 registerTwins(
   RMS_NORM,
   (args, be: WebGpuBackendLike) => {
-    const { X: x, G: g } = args.inputs as { X: tf.TensorInfo; G?: tf.TensorInfo };
-    const eps = (args.attrs as { eps: number }).eps;
-    const rows = rowsOf(x);
-    const W = widthOf(x);
-    return be.runWebGPUProgram(new RmsNormProgram(rows, W, !!g), g ? [x, g] : [x], 'float32', [
+    const { X: x, G: g, R1: r1, R2: r2 } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const { eps, divisor = 1 } = args.attrs as { eps: number; divisor?: number };
+    const rows = rowsOf(x!);
+    const W = widthOf(x!);
+    const residuals = r2 ? 2 : r1 ? 1 : 0;
+    const inputs = [x!, ...(g ? [g] : []), ...(r1 ? [r1] : []), ...(r2 ? [r2] : [])];
+    return be.runWebGPUProgram(new RmsNormProgram(rows, W, !!g, residuals), inputs, 'float32', [
       { type: 'int32', data: [rows] },
       { type: 'int32', data: [W] },
       { type: 'float32', data: [eps] },
+      { type: 'float32', data: [divisor] },
     ]);
   },
   (args: KernelArgs, be: CpuBackendLike) => {
-    const { X: x, G: g } = args.inputs as { X: tf.TensorInfo; G?: tf.TensorInfo };
-    const eps = (args.attrs as { eps: number }).eps;
-    const xv = be.data.get(x.dataId).values as Float32Array;
-    const gv = g ? (be.data.get(g.dataId).values as Float32Array) : null;
-    const W = widthOf(x);
+    const { X: x, G: g, R1: r1, R2: r2 } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const { eps, divisor = 1 } = args.attrs as { eps: number; divisor?: number };
+    const v = (t: tf.TensorInfo | undefined) => (t ? (be.data.get(t.dataId).values as Float32Array) : null);
+    const xv = v(x)!;
+    const [gv, r1v, r2v] = [v(g), v(r1), v(r2)];
+    const W = widthOf(x!);
     const out = new Float32Array(xv.length);
     for (let base = 0; base < xv.length; base += W) {
       let s = 0;
       for (let i = 0; i < W; i++) s = fr(s + fr(xv[base + i]! * xv[base + i]!));
       const denom = fr(Math.sqrt(fr(fr(s / W) + eps)));
       for (let i = 0; i < W; i++) {
-        const y = fr(xv[base + i]! / denom);
-        out[base + i] = gv ? fr(y * gv[i]!) : y;
+        const q = fr(xv[base + i]! / denom);
+        const y = gv ? fr(q * gv[i]!) : q;
+        if (!r1v) out[base + i] = y;
+        else {
+          const t = fr(r1v[base + i]! + y);
+          out[base + i] = fr((r2v ? fr(t + r2v[base + i]!) : t) / divisor);
+        }
       }
     }
-    return be.makeTensorInfo(x.shape, 'float32', out);
+    return be.makeTensorInfo(x!.shape, 'float32', out);
   },
 );
 
@@ -338,6 +358,19 @@ export function fusedRmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor1D | null, e
   const inputs: tf.NamedTensorMap = w ? { X: x2, G: w } : { X: x2 };
   const y = tf.engine().runKernel(RMS_NORM, inputs, { eps }) as tf.Tensor;
   return tf.reshape(y, x.shape) as T;
+}
+
+/** ((r1 + RMSNorm(x)·w) [+ r2]) / divisor over the last axis, in one dispatch (x, w, r1, r2 of one shape). */
+export function fusedNormAdd(
+  x: tf.Tensor2D,
+  w: tf.Tensor1D,
+  eps: number,
+  r1: tf.Tensor2D,
+  r2: tf.Tensor2D | null = null,
+  divisor = 1,
+): tf.Tensor2D {
+  const inputs: tf.NamedTensorMap = r2 ? { X: x, G: w, R1: r1, R2: r2 } : { X: x, G: w, R1: r1 };
+  return tf.engine().runKernel(RMS_NORM, inputs, { eps, divisor }) as tf.Tensor2D;
 }
 
 /** gelu_tanh(gate, shifted by mean + z·std and relu'd when z ≠ 0) ⊙ up, row by row. */
