@@ -10,7 +10,14 @@ import { LinearWeight } from './kernels/linear';
 import { altupCorrect, altupPredict } from './kernels/altup';
 import { altupRoute } from './kernels/altup-route';
 import { ownKernels } from './kernels/register';
-import { fusedGeluGate, fusedGeluGateOf, fusedNormAdd, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
+import {
+  fusedGeluGate,
+  fusedGeluGateOf,
+  fusedNormAdd,
+  fusedNormRope,
+  fusedRmsNorm,
+  fusedStreamsAdd,
+} from './kernels/row-ops';
 
 // ---------------------------------------------------------------------------------------------------------
 // Config: what the forward pass of one (sub)model needs. Built from the parent's TextConfig and a spec.
@@ -578,7 +585,10 @@ export class DecoderLayer {
     const corr = this.altup.correct(pred, act);
     const gate = linear(this.altup.scaledActive(corr), w.pleGate);
     const gated = ownKernels() ? fusedGeluGate(gate, ple, 0) : (tf.mul(geluTanh(gate), ple) as tf.Tensor2D);
-    const q = rmsNorm(linear(gated, w.pleProj), w.postPleNorm, cfg.eps);
+    const projected = linear(gated, w.pleProj);
+    if (ownKernels())
+      return { all: fusedStreamsAdd(corr.all, projected, w.postPleNorm, cfg.eps), active: corr.active };
+    const q = rmsNorm(projected, w.postPleNorm, cfg.eps);
     // [1, N, 1]·[M, 1, H] (batch-broadcast outer product): q on streams 1.., exact zeros on stream 0.
     const all = tf.add(
       corr.all,

@@ -54,6 +54,13 @@ export {
   parseTable,
   setMatMulTable,
 } from './kernels/matmul-table';
-export { fusedGeluGate, fusedGeluGateOf, fusedNormAdd, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
+export {
+  fusedGeluGate,
+  fusedGeluGateOf,
+  fusedNormAdd,
+  fusedNormRope,
+  fusedRmsNorm,
+  fusedStreamsAdd,
+} from './kernels/row-ops';
 export { altupCorrect, altupPredict } from './kernels/altup';
 export { altupRoute } from './kernels/altup-route';

@@ -9,9 +9,10 @@ import { describeIfWebGpu } from './webgpu-probe';
 
 /**
  * Upper bounds per layer (prefill of one sequence, one decode step), measured 2026-12-02 on lavapipe: 137 and
- * 138 before the fused programs, 49 and 51 before gate|up, AltUp routing and norm+residual fusion, now 35.7, 36.8.
+ * 138 before the fused programs, 49 and 51 before gate|up, AltUp routing and the norm+residual programs, now
+ * 33.7 and 34.8.
  */
-const MAX_PER_LAYER = { prefill: 37, decode: 38 };
+const MAX_PER_LAYER = { prefill: 35, decode: 36 };
 
 describeIfShared(
   'webgpu dispatch budget',

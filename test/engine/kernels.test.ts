@@ -4,7 +4,14 @@ import { initBackend } from '../../src/engine';
 import { bf16MatMul, kernelFor, kernelWorkgroupBytes, packBf16Transposed } from '../../src/engine';
 import { parseTable, setMatMulTable } from '../../src/engine';
 import { LinearWeight } from '../../src/engine';
-import { fusedGeluGate, fusedGeluGateOf, fusedNormAdd, fusedNormRope, fusedRmsNorm } from '../../src/engine';
+import {
+  fusedGeluGate,
+  fusedGeluGateOf,
+  fusedNormAdd,
+  fusedNormRope,
+  fusedRmsNorm,
+  fusedStreamsAdd,
+} from '../../src/engine';
 import { altupCorrect, altupPredict, altupRoute } from '../../src/engine';
 import { describeIfWebGpu, probeWebGpu } from './webgpu-probe';
 
@@ -338,6 +345,19 @@ describeIfWebGpu('fused row programs on webgpu', () => {
       expect(relDiff(await onBackend('cpu', fused), ref)).toBeLessThan(1e-6);
       expect(relDiff(await onBackend('webgpu', fused), ref)).toBeLessThan(1e-5);
     }
+    // The per-layer input onto streams 1..3 of [r, 4, w] (stream 0 untouched), as norm + outer product + add.
+    const S = values(r * 4 * w, 14, false);
+    const onStreams = () =>
+      fusedStreamsAdd(tf.tensor3d(S, [r, 4, w]), tf.tensor2d(x, [r, w]), tf.tensor1d(g), 1e-6);
+    const composedStreams = () => {
+      const q = composedRmsNorm(tf.tensor2d(x, [r, w]), tf.tensor1d(g), 1e-6);
+      const mask = tf.tensor3d([0, 1, 1, 1], [1, 4, 1]);
+      return tf.add(tf.tensor3d(S, [r, 4, w]), tf.matMul(mask, tf.reshape(q, [r, 1, w])));
+    };
+    const refS = await onBackend('cpu', composedStreams);
+    expect(relDiff(await onBackend('cpu', onStreams), refS)).toBeLessThan(1e-6);
+    expect(relDiff(await onBackend('webgpu', onStreams), refS)).toBeLessThan(1e-5);
+    expect((await onBackend('webgpu', onStreams)).slice(0, w)).toEqual(S.slice(0, w));
     for (const z of [0, 1.6448533535003662]) {
       const gate = () => fusedGeluGate(tf.tensor2d(x, [r, w]), tf.tensor2d(u, [r, w]), z);
       const ref = await onBackend('cpu', gate);

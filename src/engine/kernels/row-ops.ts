@@ -17,6 +17,7 @@ import {
 export const RMS_NORM = 'MatformerRmsNorm';
 export const GELU_GATE = 'MatformerGeluGate';
 export const NORM_ROPE = 'MatformerNormRope';
+export const STREAMS_ADD = 'MatformerStreamsAdd';
 
 const WG = 64;
 const SQRT_2_OVER_PI = 0.7978845608028654;
@@ -97,6 +98,84 @@ class RmsNormProgram extends RowProgram {
       }`;
   }
 }
+
+/**
+ * The per-layer input's last step: streams S [rows, N, W] + RMSNorm(X)·G on every stream but the first (the
+ * `[1:]` of transformers), instead of a norm, an outer product with [0, 1, …, 1] and an add.
+ */
+class StreamsAddProgram {
+  readonly variableNames = ['X', 'G', 'S'];
+  readonly outputShape: number[];
+  readonly dispatchLayout = { x: [0, 1] };
+  readonly dispatch: [number, number, number];
+  readonly workgroupSize: [number, number, number] = [WG, 1, 1];
+  readonly shaderKey = 'mf_streams_add';
+  readonly uniforms = 'rows : i32, width : i32, eps : f32, n : i32,';
+
+  constructor(rows: number, n: number, width: number) {
+    this.outputShape = [rows * n, width];
+    this.dispatch = rowDispatch(rows);
+  }
+
+  getUserCode(): string {
+    return `
+      var<workgroup> red : array<f32, ${WG}>;
+      fn main(index : i32) {
+        let row = ${ROW_INDEX};
+        let lid = i32(localId.x);
+        let W = uniforms.width;
+        let N = uniforms.n;
+        let valid = row < uniforms.rows;
+        let base = select(0, row * W, valid);
+        var acc = 0.0;
+        for (var i = lid; i < W; i += ${WG}) { let v = X[base + i]; acc = acc + v * v; }
+        ${workgroupSum(WG, 'acc', 'total')}
+        let denom = sqrt(total / f32(W) + uniforms.eps);
+        for (var j = 0; valid && j < N; j++) {
+          let at = (row * N + j) * W;
+          for (var i = lid; i < W; i += ${WG}) {
+            let s = S[at + i];
+            result[at + i] = select(s, s + X[base + i] / denom * G[i], j >= 1);
+          }
+        }
+      }`;
+  }
+}
+
+registerTwins(
+  STREAMS_ADD,
+  (args, be: WebGpuBackendLike) => {
+    const { X: x, G: g, S: st } = args.inputs as Record<string, tf.TensorInfo>;
+    const eps = (args.attrs as { eps: number }).eps;
+    const [rows = 0, N = 0, W = 0] = st!.shape;
+    return be.runWebGPUProgram(new StreamsAddProgram(rows, N, W), [x!, g!, st!], 'float32', [
+      { type: 'int32', data: [rows] },
+      { type: 'int32', data: [W] },
+      { type: 'float32', data: [eps] },
+      { type: 'int32', data: [N] },
+    ]);
+  },
+  (args: KernelArgs, be: CpuBackendLike) => {
+    const { X: x, G: g, S: st } = args.inputs as Record<string, tf.TensorInfo>;
+    const eps = (args.attrs as { eps: number }).eps;
+    const v = (t: tf.TensorInfo | undefined) => be.data.get(t!.dataId).values as Float32Array;
+    const [xv, gv, sv] = [v(x), v(g), v(st)];
+    const [rows = 0, N = 0, W = 0] = st!.shape;
+    const out = Float32Array.from(sv);
+    for (let row = 0; row < rows; row++) {
+      const base = row * W;
+      let s = 0;
+      for (let i = 0; i < W; i++) s = fr(s + fr(xv[base + i]! * xv[base + i]!));
+      const denom = fr(Math.sqrt(fr(fr(s / W) + eps)));
+      for (let j = 1; j < N; j++)
+        for (let i = 0; i < W; i++) {
+          const at = (row * N + j) * W + i;
+          out[at] = fr(sv[at]! + fr(fr(xv[base + i]! / denom) * gv[i]!));
+        }
+    }
+    return be.makeTensorInfo([rows * N, W], 'float32', out);
+  },
+);
 
 /** Gate and up as two tensors [rows, W], or `fused`: one [rows, 2W] tensor, gate then up in each row. */
 class GeluGateProgram extends RowProgram {
@@ -371,6 +450,17 @@ export function fusedNormAdd(
 ): tf.Tensor2D {
   const inputs: tf.NamedTensorMap = r2 ? { X: x, G: w, R1: r1, R2: r2 } : { X: x, G: w, R1: r1 };
   return tf.engine().runKernel(RMS_NORM, inputs, { eps, divisor }) as tf.Tensor2D;
+}
+
+/** streams [M, N, H] + RMSNorm(x [M, H])·w on streams 1.. (stream 0 unchanged), in one dispatch. */
+export function fusedStreamsAdd(
+  streams: tf.Tensor3D,
+  x: tf.Tensor2D,
+  w: tf.Tensor1D,
+  eps: number,
+): tf.Tensor3D {
+  const y = tf.engine().runKernel(STREAMS_ADD, { X: x, G: w, S: streams }, { eps }) as tf.Tensor;
+  return tf.reshape(y, streams.shape);
 }
 
 /** gelu_tanh(gate, shifted by mean + z·std and relu'd when z ≠ 0) ⊙ up, row by row. */
