@@ -211,6 +211,25 @@ describeIfWebGpu('bf16 matmul on webgpu', () => {
     }
   });
 
+  // The kernels of the GPU tables (default, legacy, the benchmark's alternatives): valid WGSL, right results.
+  it.each([
+    'gemv-16x16',
+    'gemv-8x32',
+    'gemv-32x8',
+    'tiled-16x16-4x4-k16',
+    'tiled-16x16-8x8-k16',
+    'tiled-16x8-8x8-k8',
+    'legacy-64x1-4x4-k8',
+    'legacy-16x16-4x4-k16',
+  ])('%s (a GPU table kernel) matches float64 on one case', async (kernel) => {
+    setMatMulTable(`*:${kernel}`);
+    const [m, k, n, outP, inP] = [9, 96, 130, 130, 96];
+    const x = values(m * k, 5, false);
+    const w = values(outP * inP, 6, true);
+    const gpu = await run('webgpu', x, packBf16Transposed(w, outP, inP)!, [inP, outP / 2], [m, k, n, -1]);
+    expect(maxRelError(gpu, reference(x, w, m, k, n, inP))).toBeLessThan(1e-6);
+  });
+
   it.each(['gemv-8x8', 'tiled-8x8-4x4-k16', 'legacy-8x8-4x4-k16'])(
     '%s reads two column segments (gate|up) like two products',
     async (kernel) => {

@@ -29,6 +29,16 @@ const WORD_AT = `
     return select(uniforms.n, 2 * uniforms.n, uniforms.segmented == 1);
   }`;
 
+/** `body` n times, each in its own block with `l` a constant (private arrays indexed by l stay registers). */
+function unroll(n: number, body: string): string {
+  return Array.from(
+    { length: n },
+    (_, i) => `{
+          const l = ${i};${body}
+        }`,
+  ).join('\n        ');
+}
+
 abstract class MatMulProgramBase {
   readonly variableNames = ['X', 'W'];
   readonly outputShape: number[];
@@ -135,10 +145,12 @@ export class GemvProgram extends MatMulProgramBase {
             ${body}
           }
         }
-        for (var r = 0; r < ${MR}; r++) {
-          part[(ty * ${MR} + r) * ${2 * WX} + 2 * tx] = lo[r];
-          part[(ty * ${MR} + r) * ${2 * WX} + 2 * tx + 1] = hi[r];
-        }
+        ${rowsAcc
+          .map(
+            (r) => `part[(ty * ${MR} + ${r}) * ${2 * WX} + 2 * tx] = lo[${r}];
+        part[(ty * ${MR} + ${r}) * ${2 * WX} + 2 * tx + 1] = hi[${r}];`,
+          )
+          .join('\n        ')}
         workgroupBarrier();
         let tid = ty * ${WX} + tx;
         for (var o = tid; o < ${MR * 2 * WX}; o += ${WX * WY}) {
@@ -189,26 +201,32 @@ export class TiledProgram extends MatMulProgramBase {
     const LA = this.vec4 ? (TM * TK) / 4 / NT : (TM * TK) / NT;
     const LB = (TK * TN) / 2 / NT;
     const aLoad = this.vec4
-      ? `for (var l = 0; l < ${LA}; l++) {
+      ? unroll(
+          LA,
+          `
           let i = tid + l * ${NT};
           let r = i / ${TK / 4};
           let gr = row0 + r;
           let gk = k0 + (i % ${TK / 4}) * 4;
           var v = vec4<f32>(0.0);
           if (gr < M && gk < K) { v = X[(gr * K + gk) / 4]; }
-          ra[l] = v;
-        }`
-      : `for (var l = 0; l < ${LA}; l++) {
+          ra[l] = v;`,
+        )
+      : unroll(
+          LA,
+          `
           let i = tid + l * ${NT};
           let r = i / ${TK};
           let gr = row0 + r;
           let gk = k0 + i % ${TK};
           var v = 0.0;
           if (gr < M && gk < K) { v = X[gr * K + gk]; }
-          ra[l] = v;
-        }`;
+          ra[l] = v;`,
+        );
     const aStore = this.vec4
-      ? `for (var l = 0; l < ${LA}; l++) {
+      ? unroll(
+          LA,
+          `
           let i = tid + l * ${NT};
           let r = i / ${TK / 4};
           let kq = (i % ${TK / 4}) * 4;
@@ -216,16 +234,20 @@ export class TiledProgram extends MatMulProgramBase {
           as_[kq * ${TM4} + r / 4][r % 4] = v.x;
           as_[(kq + 1) * ${TM4} + r / 4][r % 4] = v.y;
           as_[(kq + 2) * ${TM4} + r / 4][r % 4] = v.z;
-          as_[(kq + 3) * ${TM4} + r / 4][r % 4] = v.w;
-        }`
-      : `for (var l = 0; l < ${LA}; l++) {
+          as_[(kq + 3) * ${TM4} + r / 4][r % 4] = v.w;`,
+        )
+      : unroll(
+          LA,
+          `
           let i = tid + l * ${NT};
           let r = i / ${TK};
           let kk = i % ${TK};
-          as_[kk * ${TM4} + r / 4][r % 4] = ra[l];
-        }`;
+          as_[kk * ${TM4} + r / 4][r % 4] = ra[l];`,
+        );
     // B tile: TK rows × TN/2 words, decoded into bs[kk][n] (n in vec4 groups).
-    const bLoad = `for (var l = 0; l < ${LB}; l++) {
+    const bLoad = unroll(
+      LB,
+      `
           let i = tid + l * ${NT};
           let kk = i / ${TN / 2};
           let gk = k0 + kk;
@@ -233,16 +255,18 @@ export class TiledProgram extends MatMulProgramBase {
           var u = 0u;
           if (gk < K && gc < cols) { u = bitcast<u32>(W[wordAt(gk, gc)]); }
           if (gc + 1 >= cols) { u = u & 0xffffu; }
-          rb[l] = u;
-        }`;
-    const bStore = `for (var l = 0; l < ${LB}; l++) {
+          rb[l] = u;`,
+    );
+    const bStore = unroll(
+      LB,
+      `
           let i = tid + l * ${NT};
           let kk = i / ${TN / 2};
           let c = 2 * (i % ${TN / 2});
           let u = rb[l];
           bs[kk * ${TN4} + c / 4][c % 4] = bitcast<f32>(u << 16u);
-          bs[kk * ${TN4} + c / 4][c % 4 + 1] = bitcast<f32>(u & 0xffff0000u);
-        }`;
+          bs[kk * ${TN4} + c / 4][c % 4 + 1] = bitcast<f32>(u & 0xffff0000u);`,
+    );
     const fmas: string[] = [];
     for (let g = 0; g < R4; g++)
       for (let i = 0; i < 4; i++)
@@ -250,6 +274,22 @@ export class TiledProgram extends MatMulProgramBase {
           fmas.push(
             `acc[${(g * 4 + i) * C4 + h}] = fma(vec4<f32>(a${g}[${i}]), b${h}, acc[${(g * 4 + i) * C4 + h}]);`,
           );
+    // Written out per register (constant indices), so the accumulators stay in registers.
+    const writes: string[] = [];
+    for (let g = 0; g < R4; g++)
+      for (let i = 0; i < 4; i++)
+        for (let h = 0; h < C4; h++)
+          writes.push(`{
+          let gr = row0 + ${g * WY * 4 + i} + ty * 4;
+          let gc = col0 + ${h * WX * 4} + tx * 4;
+          let v = acc[${(g * 4 + i) * C4 + h}];
+          if (gr < M) {
+            if (gc < cols) { result[gr * cols + gc] = v.x; }
+            if (gc + 1 < cols) { result[gr * cols + gc + 1] = v.y; }
+            if (gc + 2 < cols) { result[gr * cols + gc + 2] = v.z; }
+            if (gc + 3 < cols) { result[gr * cols + gc + 3] = v.w; }
+          }
+        }`);
     const aReads = Array.from({ length: R4 }, (_, g) => `let a${g} = as_[kk * ${TM4} + ${g * WY} + ty];`);
     const bReads = Array.from({ length: C4 }, (_, h) => `let b${h} = bs[kk * ${TN4} + ${h * WX} + tx];`);
     return `
@@ -297,21 +337,7 @@ export class TiledProgram extends MatMulProgramBase {
           }
           workgroupBarrier();
         }
-        for (var g = 0; g < ${R4}; g++) {
-          for (var i = 0; i < 4; i++) {
-            let gr = row0 + (g * ${WY} + ty) * 4 + i;
-            if (gr < M) {
-              for (var h = 0; h < ${C4}; h++) {
-                let gc = col0 + (h * ${WX} + tx) * 4;
-                let v = acc[(g * 4 + i) * ${C4} + h];
-                if (gc < cols) { result[gr * cols + gc] = v.x; }
-                if (gc + 1 < cols) { result[gr * cols + gc + 1] = v.y; }
-                if (gc + 2 < cols) { result[gr * cols + gc + 2] = v.z; }
-                if (gc + 3 < cols) { result[gr * cols + gc + 3] = v.w; }
-              }
-            }
-          }
-        }
+        ${writes.join('\n        ')}
       }
     `;
   }
