@@ -9,6 +9,7 @@ import type { KvCache } from './cache';
 import { LinearWeight } from './kernels/linear';
 import { altupCorrect, altupPredict } from './kernels/altup';
 import { altupRoute } from './kernels/altup-route';
+import { fusedAttention } from './kernels/attention';
 import { ownKernels } from './kernels/register';
 import {
   fusedGeluGate,
@@ -69,6 +70,8 @@ const f32 = Math.fround;
 const GAUSSIAN_Z_95 = 1.6448533535003662;
 const ALTUP_MAG_EPS = 1e-5;
 const SQRT_2_OVER_PI = 0.7978845608028654;
+/** Queries per row up to which attention is one program (decode); longer prefills use batched matmuls. */
+const FUSED_ATTENTION_MAX_T = 8;
 
 /** Φ⁻¹(s) in float32; only s = 0.95 occurs in published configs, others use a rational approximation. */
 export function gaussianZ(s: number): number {
@@ -494,14 +497,18 @@ export class Attention {
       ctx.kv.publish(this.index, k, v);
     }
 
-    // GQA without repeating K/V: query head h = kv·G + g, so [B, A, T, D] → [B·Kh, G·T, D].
     const S = k.shape[2];
+    const mask = ctx.masks[plan.kind];
+    // Decode steps (a few new tokens): one program from scores to the token-major output.
+    if (own && T <= FUSED_ATTENTION_MAX_T && D % 4 === 0 && mask.shape[0] === B && mask.shape[1] === 1)
+      return linear(fusedAttention(q, k, v, mask), w.oProj);
+    // GQA without repeating K/V: query head h = kv·G + g, so [B, A, T, D] → [B·Kh, G·T, D].
     const G = A / Kh;
     const qg = tf.reshape(q, [B * Kh, G * T, D]);
     const kg = tf.reshape(k, [B * Kh, S, D]);
     const vg = tf.reshape(v, [B * Kh, S, D]);
     // Scale 1.0 (q/k are normed; query_pre_attn_scalar is ignored), no logit soft-capping.
-    const scores = tf.add(tf.reshape(tf.matMul(qg, kg, false, true), [B, A, T, S]), ctx.masks[plan.kind]);
+    const scores = tf.add(tf.reshape(tf.matMul(qg, kg, false, true), [B, A, T, S]), mask);
     const probs = tf.reshape(softmax(scores), [B * Kh, G * T, S]);
     const out = tf.transpose(tf.reshape(tf.matMul(probs, vg), [B, A, T, D]), [0, 2, 1, 3]);
     return linear(tf.reshape(out, [B * T, A * D]), w.oProj);

@@ -12,7 +12,7 @@ import {
   fusedRmsNorm,
   fusedStreamsAdd,
 } from '../../src/engine';
-import { altupCorrect, altupPredict, altupRoute } from '../../src/engine';
+import { altupCorrect, altupPredict, altupRoute, fusedAttention } from '../../src/engine';
 import { describeIfWebGpu, probeWebGpu } from './webgpu-probe';
 
 /** Deterministic values in [-1, 1), rounded to bfloat16 when asked. */
@@ -552,5 +552,54 @@ describe.each([['cpu'], ['webgpu']])('AltUp routing program on %s', (backend) =>
       const ours = await onBackend(backend, () => altupRoute(...inputs(), 1e-6));
       expect(relDiff(ours, ref)).toBeLessThan(backend === 'cpu' ? 1e-6 : 1e-5);
     }
+  });
+});
+
+// Decode attention: softmax(q·kᵀ + mask)·v with GQA, against batched matmuls + softmax + transpose.
+describe.each([['cpu'], ['webgpu']])('attention program on %s', (backend) => {
+  const run = backend === 'cpu' ? it : probeWebGpu().ok ? it : it.skip;
+  beforeAll(async () => {
+    if (backend === 'cpu' || probeWebGpu().ok) await initBackend(backend as 'cpu' | 'webgpu');
+  });
+
+  run.each([
+    [1, 2, 1, 1, 5, 16],
+    [2, 4, 2, 3, 70, 32],
+    [1, 4, 2, 1, 70, 128],
+  ])('B %i, A %i, Kh %i, T %i, S %i, D %i matches the op composition', async (B, A, Kh, T, S, D) => {
+    const [q, k, v] = [
+      values(B * A * T * D, 40, false),
+      values(B * Kh * S * D, 41, false),
+      values(B * Kh * S * D, 42, false),
+    ];
+    // Causal-looking mask with a few holes; row (b 0, t 0) sees only key 0.
+    const m = new Float32Array(B * T * S).map((_, i) => ((i * 7) % 5 === 0 && i % S !== 0 ? -1e9 : 0));
+    for (let s = 1; s < S; s++) m[s] = -1e9;
+    const inputs = () =>
+      [
+        tf.tensor4d(q, [B, A, T, D]),
+        tf.tensor4d(k, [B, Kh, S, D]),
+        tf.tensor4d(v, [B, Kh, S, D]),
+        tf.tensor4d(m, [B, 1, T, S]),
+      ] as const;
+    const ref = await onBackend('cpu', () => {
+      const [qt, kt, vt, mt] = inputs();
+      const G = A / Kh;
+      const scores = tf.add(
+        tf.reshape(
+          tf.matMul(tf.reshape(qt, [B * Kh, G * T, D]), tf.reshape(kt, [B * Kh, S, D]), false, true),
+          [B, A, T, S],
+        ),
+        mt,
+      );
+      const probs = tf.reshape(tf.softmax(scores), [B * Kh, G * T, S]);
+      const out = tf.transpose(
+        tf.reshape(tf.matMul(probs, tf.reshape(vt, [B * Kh, S, D])), [B, A, T, D]),
+        [0, 2, 1, 3],
+      );
+      return tf.reshape(out, [B * T, A * D]);
+    });
+    const ours = await onBackend(backend, () => fusedAttention(...inputs()));
+    expect(relDiff(ours, ref)).toBeLessThan(1e-5);
   });
 });
