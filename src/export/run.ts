@@ -185,7 +185,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     let plan: GgufPlan;
     try {
       const vocab = loadGgufVocab(opts.src, {
-        vocabSize: check.parent.text.vocabSize,
+        vocabSize: check.parent.text.vocab_size,
         tokenizerFile: opts.tokenizer,
       });
       plan = planGgufExport(check.parent, sourceTensors(ckpt), check.resolved.spec, {

@@ -39,6 +39,7 @@ export function packBf16Into(
   S: number,
   at: number,
 ): boolean {
+  if (w.length !== out * inp) throw new RangeError(`${w.length} weights given for a [${out}, ${inp}] matrix`);
   const bits = new Uint32Array(w.buffer, w.byteOffset, w.length);
   let low = 0;
   const BLOCK = 64;
