@@ -48,4 +48,13 @@ export {
 export { type CandidateResult, againstParent, candidateResult, paretoFrontier } from './metrics';
 export { type SweepOutcome, type SweepProgress, type SweepRunOptions, runSweep, sweepHash } from './run';
 export { type CandidateReport, type RunReport, runReport } from './report';
-export { type ExportBestOptions, type ExportedCandidate, bestCandidates, exportBest } from './export';
+export {
+  type BestSelection,
+  type ExportBestOptions,
+  type ExportedCandidate,
+  bestCandidates,
+  bestOutputName,
+  exportBest,
+  measuredSection,
+  selectBest,
+} from './export';
