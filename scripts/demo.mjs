@@ -62,12 +62,15 @@ outputs.push(['parent checkpoint', parent]);
 run('inspect it', ['inspect', parent]);
 
 // The sweep files are written here with absolute paths, so they mean the same wherever they are read from.
-// Sized for two CPU cores (the work is layers x tokens x candidates): 0-shot; the scan's 70 candidates (each
-// of the 35 layers narrowed, each skipped) on one question, the halving sweep's 13 on up to six.
+// Sized for two CPU cores (the work is layers x tokens x candidates): 0-shot, one question of each of two
+// subjects, one per MMLU category (the report pairs a scan with a sweep of the same subset); the scan's 70
+// candidates (each of the 35 layers narrowed, each skipped), the halving sweep's 14 on one question, the best
+// third of each half on both.
 const sweepFile = path.join(out, 'sweep.json');
 const db = path.join(out, 'results.sqlite');
 const common = {
   model: parent,
+  data: { mmlu, subjects: ['high_school_mathematics', 'world_religions'], limit_per_subject: 1 },
   shots: 0,
   metric: 'agreement',
   ...(backend.length ? { backend: backend[1] } : {}),
@@ -77,7 +80,6 @@ for (const f of ['results.sqlite', 'results.sqlite-wal', 'results.sqlite-shm'])
   fs.rmSync(path.join(out, f), { force: true });
 const write = (file, body) => fs.writeFileSync(file, JSON.stringify({ ...common, ...body }, null, 2) + '\n');
 write(sweepFile, {
-  data: { mmlu, limit_per_subject: 2 },
   candidates: [
     // Shapes llama.cpp runs (one width, whole 5-layer blocks skipped in the KV-sharing range) ...
     { ffn: 128 },
@@ -89,14 +91,10 @@ write(sweepFile, {
     // ... and per-layer Mix-n-Match ones it cannot (export-best --format gguf skips those, saying why).
     { generate: 'random', n: 7, seed: 7, widths: [128, 192, 256], skip_rate: 0.04 },
   ],
-  strategy: { successive_halving: { start: 3, eta: 3, buckets: 2 } },
+  strategy: { successive_halving: { start: 1, eta: 3, buckets: 2 } },
 });
 const scanFile = path.join(out, 'sensitivity.json');
-write(scanFile, {
-  data: { mmlu, subjects: ['world_religions'], limit_per_subject: 1 },
-  candidates: [],
-  strategy: 'sensitivity',
-});
+write(scanFile, { candidates: [], strategy: 'sensitivity' });
 run('sensitivity scan: each layer alone narrowed, each layer alone skipped', [
   'sweep',
   scanFile,
@@ -104,7 +102,7 @@ run('sensitivity scan: each layer alone narrowed, each layer alone skipped', [
   db,
   '--fresh',
 ]);
-run('successive-halving sweep over 13 submodels (agreement with the parent)', [
+run('successive-halving sweep over 14 submodels (agreement with the parent)', [
   'sweep',
   sweepFile,
   '--db',

@@ -48,10 +48,15 @@ export function cutGemmaTokenizer(vocabSize: number, from = 'vocab_size'): Token
   const latin = (p: string) => (p.codePointAt(0) ?? 0) < 0x180 || EXTRA_CHARS.includes(p);
   order.push(...byId.filter((p, id) => id >= firstMerged && single(p) && latin(p)));
   const kept = new Set(order);
-  for (const p of PINNED) if (!kept.has(p) && p in model.vocab) (order.push(p), kept.add(p));
+  const take = (p: string | undefined) => {
+    if (p === undefined || kept.has(p)) return;
+    order.push(p);
+    kept.add(p);
+  };
+  for (const p of PINNED) if (p in model.vocab) take(p);
   for (let id = firstMerged; order.length < vocabSize && id < byId.length; id++) {
     const p = byId[id];
-    if (p !== undefined && !single(p) && !kept.has(p)) (order.push(p), kept.add(p));
+    if (p !== undefined && !single(p)) take(p);
   }
   const vocab = Object.fromEntries(order.map((p, id) => [p, id]));
   const merges = model.merges.filter(([a, b]) => kept.has(a) && kept.has(b) && kept.has(a + b));
