@@ -18,7 +18,7 @@ function parseArgs(argv: string[]): { dir: string; chunkMb: number; json: boolea
   let chunkMb = 4;
   let json = false;
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
+    const a = argv[i]!;
     if (a === '--json') json = true;
     else if (a === '--chunk-mb') {
       chunkMb = Number(argv[++i]);

@@ -11,6 +11,9 @@ import { writeSafetensors } from '../../src/formats';
 
 async function main(): Promise<void> {
   const [dir, mmlu, out, ids64, budget] = process.argv.slice(2);
+  if (!dir || !mmlu || !out || !ids64 || !budget) {
+    throw new Error('usage: h200-run <checkpoint> <mmlu-dir> <out-dir> <ids64> <eval-budget-seconds>');
+  }
   const log = (k: string, v: unknown) => {
     const line = JSON.stringify({ [k]: v });
     process.stdout.write(line + '\n');
@@ -25,6 +28,7 @@ async function main(): Promise<void> {
     const ids = ids64.split(',').map(Number);
     const t0 = performance.now();
     const [logits] = await opened.model.logits([ids]);
+    if (!logits) throw new Error('the model returned no logits');
     log('logits64', { seconds: (performance.now() - t0) / 1000 });
     await writeSafetensors(path.join(out, 'ours64.safetensors'), [
       {

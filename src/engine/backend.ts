@@ -139,7 +139,7 @@ function tryRequire(name: string): string | null {
     require(name);
     return null;
   } catch (e) {
-    return (e as Error).message.split('\n')[0];
+    return (e as Error).message.split('\n')[0] ?? '';
   }
 }
 

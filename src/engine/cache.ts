@@ -64,7 +64,7 @@ export class KvCache {
 
   /** Key columns held for full layers. */
   get length(): number {
-    return this.keyPos[0].length;
+    return this.keyPos[0]?.length ?? 0;
   }
 
   /** Columns held for sliding layers (the window trimming drops old ones). */
@@ -90,9 +90,10 @@ export class KvCache {
     const S = S0 + T;
     const all = new Int32Array(B * S);
     for (let b = 0; b < B; b++) {
-      const row = this.keyPos[b];
-      for (let s = 0; s < S0; s++) all[b * S + s] = row[s];
-      for (let t = 0; t < T; t++) all[b * S + S0 + t] = newKeyPos[b * T + t];
+      // keyPos has one row per sequence, each of S0 columns; newKeyPos holds B·T entries.
+      const row = this.keyPos[b]!;
+      for (let s = 0; s < S0; s++) all[b * S + s] = row[s]!;
+      for (let t = 0; t < T; t++) all[b * S + S0 + t] = newKeyPos[b * T + t]!;
     }
     return buildMasks(queryPos, all, B, T, S, this.slidingStart, this.window, heads);
   }
@@ -114,8 +115,10 @@ export class KvCache {
   commit(newKeyPos: Int32Array, T: number, lengths: readonly number[]): void {
     this.check();
     for (let b = 0; b < this.batch; b++) {
-      for (let t = 0; t < T; t++) this.keyPos[b].push(newKeyPos[b * T + t]);
-      this.nextPos[b] += lengths[b];
+      const lengthB = lengths[b];
+      if (lengthB === undefined) throw new RangeError(`no length for sequence ${b} of ${this.batch}`);
+      for (let t = 0; t < T; t++) this.keyPos[b]!.push(newKeyPos[b * T + t]!);
+      this.nextPos[b]! += lengthB;
     }
     this.trimSliding();
   }
@@ -130,8 +133,8 @@ export class KvCache {
     for (let s = this.slidingStart; s < this.length; s++) {
       let isDead = true;
       for (let b = 0; b < this.batch && isDead; b++) {
-        const p = this.keyPos[b][s];
-        isDead = p === PAD_KEY_POSITION || p <= this.nextPos[b] - this.window;
+        const p = this.keyPos[b]![s]!; // b < batch rows, s < length columns
+        isDead = p === PAD_KEY_POSITION || p <= this.nextPos[b]! - this.window;
       }
       if (!isDead) break;
       dead++;
@@ -157,8 +160,8 @@ export class KvCache {
     const c = new KvCache(this.layers, n, this.window);
     for (const [i, { k, v }] of this.entries)
       c.entries.set(i, { k: tf.tile(k, [n, 1, 1, 1]), v: tf.tile(v, [n, 1, 1, 1]) });
-    c.keyPos = Array.from({ length: n }, () => [...this.keyPos[0]]);
-    c.nextPos.fill(this.nextPos[0]);
+    c.keyPos = Array.from({ length: n }, () => [...this.keyPos[0]!]); // batch 1: one row
+    c.nextPos.fill(this.nextPos[0]!);
     c.slidingStart = this.slidingStart;
     return c;
   }

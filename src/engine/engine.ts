@@ -90,7 +90,7 @@ export class Engine {
   /** The parent itself (no spec) or a Mix-n-Match submodel of it. Dispose views you no longer need. */
   view(spec?: MixNMatchSpec, opts: ViewOptions = {}): TextModel {
     if (this.disposed) throw new Error('engine used after dispose()');
-    const v = new TextModel(this, spec ?? identitySpec(this.config.text.intermediateSize), opts);
+    const v = new TextModel(this, spec ?? identitySpec(this.config.text.intermediate_size), opts);
     this.views.add(v);
     return v;
   }
@@ -131,20 +131,20 @@ export function submodelConfig(
     ffn: l.ffn,
   }));
   return {
-    hiddenSize: t.hiddenSize,
-    numHeads: t.numAttentionHeads,
-    numKvHeads: t.numKeyValueHeads,
-    headDim: t.headDim,
-    pleDim: t.hiddenSizePerLayerInput,
-    altupN: t.altupNumInputs,
-    altupCorrectScale: t.altupCorrectScale,
-    eps: t.rmsNormEps,
-    slidingWindow: t.slidingWindow,
-    finalLogitSoftcap: t.finalLogitSoftcapping,
-    vocabSize: t.vocabSize,
-    vocabSizePerLayerInput: t.vocabSizePerLayerInput,
-    padTokenId: t.padTokenId,
-    parentLayers: t.numHiddenLayers,
+    hidden_size: t.hidden_size,
+    num_attention_heads: t.num_attention_heads,
+    num_key_value_heads: t.num_key_value_heads,
+    head_dim: t.head_dim,
+    hidden_size_per_layer_input: t.hidden_size_per_layer_input,
+    altup_num_inputs: t.altup_num_inputs,
+    altup_correct_scale: t.altup_correct_scale,
+    rms_norm_eps: t.rms_norm_eps,
+    sliding_window: t.sliding_window,
+    final_logit_softcapping: t.final_logit_softcapping,
+    vocab_size: t.vocab_size,
+    vocab_size_per_layer_input: t.vocab_size_per_layer_input,
+    pad_token_id: t.pad_token_id,
+    parentLayers: t.num_hidden_layers,
     layers,
   };
 }
@@ -178,6 +178,7 @@ export class TextModel {
     try {
       const layers: LayerWeights[] = this.cfg.layers.map((plan) => {
         const w = parent.layers[plan.parentIndex];
+        if (!w) throw new Error(`the parent has no weights for layer ${plan.parentIndex}`);
         if (plan.ffn === w.down.inFeatures) return w;
         // MatFormer prefix slice: gate/up keep their first I' outputs, down its first I' inputs.
         const I = plan.ffn;
@@ -200,7 +201,7 @@ export class TextModel {
   }
 
   newCache(batch = 1): KvCache {
-    return new KvCache(this.cfg.layers, batch, this.cfg.slidingWindow);
+    return new KvCache(this.cfg.layers, batch, this.cfg.sliding_window);
   }
 
   private check(batch: TokenBatch, cache: KvCache | null): void {
@@ -240,16 +241,16 @@ export class TextModel {
   ): { B: number; T: number; ids: Int32Array; positions: Int32Array; keyPos: Int32Array } {
     const B = batch.length;
     const T = Math.max(...batch.map((s) => s.length));
-    const ids = new Int32Array(B * T).fill(this.cfg.padTokenId);
+    const ids = new Int32Array(B * T).fill(this.cfg.pad_token_id);
     const positions = new Int32Array(B * T);
     const keyPos = new Int32Array(B * T);
     for (let b = 0; b < B; b++) {
-      const seq = batch[b];
+      const seq = batch[b]!; // b < B = batch.length
       for (let t = 0; t < T; t++) {
         const m = b * T + t;
         positions[m] = start(b) + t;
         if (t < seq.length) {
-          ids[m] = seq[t];
+          ids[m] = seq[t]!;
           keyPos[m] = start(b) + t;
         } else {
           keyPos[m] = PAD_KEY_POSITION;
@@ -261,7 +262,7 @@ export class TextModel {
 
   /** Masks repeated per head on cpu (see buildMasks). */
   private get maskHeads(): number {
-    return tf.getBackend() === 'cpu' ? this.cfg.numHeads : 1;
+    return tf.getBackend() === 'cpu' ? this.cfg.num_attention_heads : 1;
   }
 
   /**
@@ -275,11 +276,11 @@ export class TextModel {
   ): Promise<tf.Tensor2D> {
     this.check(batch, cache);
     releaseIdleBuffers();
-    const { B, T, ids, positions, keyPos } = this.batchInputs(batch, (b) => (cache ? cache.nextPos[b] : 0));
+    const { B, T, ids, positions, keyPos } = this.batchInputs(batch, (b) => (cache ? cache.nextPos[b]! : 0));
     const heads = this.maskHeads;
     const masks = cache
       ? cache.masks(positions, keyPos, T, heads)
-      : buildMasks(positions, keyPos, B, T, T, 0, this.cfg.slidingWindow, heads);
+      : buildMasks(positions, keyPos, B, T, T, 0, this.cfg.sliding_window, heads);
     const inputs: DecoderInputs = { shape: { B, T }, ids, positions, masks };
     let h: tf.Tensor2D;
     try {
@@ -308,7 +309,7 @@ export class TextModel {
     this.check(batch, null);
     if (after && after.batch !== 1) throw new Error('a paused prefix must be a single sequence');
     releaseIdleBuffers();
-    const P = after ? after.lengths[0] : 0;
+    const P = after ? after.lengths[0]! : 0; // batch 1: one length
     const { B, T, ids, positions, keyPos } = this.batchInputs(batch, () => P);
     const S = P + T;
     const all = new Int32Array(B * S);
@@ -316,7 +317,7 @@ export class TextModel {
       for (let s = 0; s < P; s++) all[b * S + s] = s;
       all.set(keyPos.subarray(b * T, (b + 1) * T), b * S + P);
     }
-    const masks = buildMasks(positions, all, B, T, S, 0, this.cfg.slidingWindow, this.maskHeads);
+    const masks = buildMasks(positions, all, B, T, S, 0, this.cfg.sliding_window, this.maskHeads);
     try {
       const state = this.decoder.begin({ shape: { B, T }, ids, positions, masks });
       return new PausedForward(
@@ -368,7 +369,7 @@ export class TextModel {
     );
     try {
       const all = await this.engine.weights.head.logits(h);
-      const V = this.cfg.vocabSize;
+      const V = this.cfg.vocab_size;
       const out: Float32Array[] = [];
       let r = 0;
       for (const s of batch) {
@@ -433,9 +434,11 @@ export class TextModel {
       let next = opts.maxNewTokens > 0 ? await this.nextTokens(prompts, cache) : [];
       while (running.some(Boolean)) {
         const step: (number | null)[] = next.map((tok, b) => {
+          // One token per prompt: b < prompts.length = out.length.
+          const seq = out[b]!;
           if (!running[b]) return null;
-          out[b].push(tok);
-          if (stop.has(tok) || out[b].length >= opts.maxNewTokens) running[b] = false;
+          seq.push(tok);
+          if (stop.has(tok) || seq.length >= opts.maxNewTokens) running[b] = false;
           return tok;
         });
         opts.onStep?.(step);
@@ -457,8 +460,9 @@ export class TextModel {
     if (positions.length !== batch.length) throw new Error('one list of positions per sequence is required');
     return positions.map((ps, b) =>
       ps.map((t) => {
-        if (!Number.isInteger(t) || t < 0 || t >= batch[b].length) {
-          throw new RangeError(`position ${t} is outside sequence ${b} (length ${batch[b].length})`);
+        const length = batch[b]!.length; // as many position lists as sequences (checked above)
+        if (!Number.isInteger(t) || t < 0 || t >= length) {
+          throw new RangeError(`position ${t} is outside sequence ${b} (length ${length})`);
         }
         return t;
       }),

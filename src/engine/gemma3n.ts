@@ -5,6 +5,7 @@
 // transposed to [in, out] so every Linear is a plain `x @ W`.
 import * as tf from '@tensorflow/tfjs-core';
 import { normalQuantile } from '../formats';
+import type { TextConfig } from '../gemma3n';
 import type { KvCache } from './cache';
 import type { LinearWeight } from './kernels/linear';
 import { altupCorrect, altupPredict } from './kernels/altup';
@@ -12,7 +13,8 @@ import { ownKernels } from './kernels/register';
 import { fusedGeluGate, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
 
 // ---------------------------------------------------------------------------------------------------------
-// Config: what the forward pass of one (sub)model needs. Built from the parent's TextConfig and a spec.
+// Config: what the forward pass of one (sub)model needs. Built from the parent's TextConfig and a spec;
+// config.json facts keep their config.json names.
 
 export type AttentionKind = 'sliding' | 'full';
 
@@ -35,23 +37,26 @@ export interface LayerPlan {
 
 export type SparsityStd = 'population' | 'sample';
 
-export interface Gemma3nTextConfig {
-  readonly hiddenSize: number;
-  readonly numHeads: number;
-  readonly numKvHeads: number;
-  readonly headDim: number;
-  /** P, the per-layer-embedding width. */
-  readonly pleDim: number;
-  readonly altupN: number;
-  readonly altupCorrectScale: boolean;
-  readonly eps: number;
-  readonly slidingWindow: number;
-  readonly finalLogitSoftcap: number | null;
-  readonly vocabSize: number;
-  readonly vocabSizePerLayerInput: number;
-  readonly padTokenId: number;
+/** What the forward pass of one (sub)model needs: config.json fields, plus the engine's own per-layer plans. */
+export interface Gemma3nTextConfig extends Pick<
+  TextConfig,
+  | 'hidden_size'
+  | 'num_attention_heads'
+  | 'num_key_value_heads'
+  | 'head_dim'
+  | 'hidden_size_per_layer_input'
+  | 'altup_num_inputs'
+  | 'altup_correct_scale'
+  | 'rms_norm_eps'
+  | 'sliding_window'
+  | 'final_logit_softcapping'
+  | 'vocab_size'
+  | 'vocab_size_per_layer_input'
+  | 'pad_token_id'
+> {
   /** Layers of the parent checkpoint (PLE table and projection are laid out for all of them). */
   readonly parentLayers: number;
+  /** The submodel's layers, in order. */
   readonly layers: readonly LayerPlan[];
 }
 
@@ -82,7 +87,7 @@ export function byRow<T extends tf.Tensor>(
   col: tf.Tensor,
 ): T {
   if (tf.getBackend() !== 'cpu') return op(x, col) as T;
-  const width = x.shape[x.shape.length - 1];
+  const width = x.shape[x.shape.length - 1] ?? 1;
   return op(x, tf.reshape(tf.matMul(tf.reshape(col, [-1, 1]), tf.ones([1, width])), x.shape)) as T;
 }
 
@@ -155,9 +160,9 @@ export function ropeTables(
     const cos = new Float32Array(B * T * n * headDim);
     const sin = new Float32Array(B * T * n * headDim);
     for (let m = 0; m < B * T; m++) {
-      const p = positions[m];
+      const p = positions[m]!; // positions has B·T entries, inv has D/2
       for (let i = 0; i < half; i++) {
-        const a = f32(p * inv[i]);
+        const a = f32(p * inv[i]!);
         const c = Math.cos(a);
         const s = Math.sin(a);
         for (let h = 0; h < n; h++) {
@@ -287,15 +292,15 @@ export class PerLayerEmbeddings {
     const { cfg } = this;
     const M = e.shape[0];
     const kept = cfg.layers.map((l) => l.parentIndex);
-    let proj = tf.reshape(tf.mul(linear(e, this.g.pleModelProj), f32(1 / Math.sqrt(cfg.hiddenSize))), [
+    let proj = tf.reshape(tf.mul(linear(e, this.g.pleModelProj), f32(1 / Math.sqrt(cfg.hidden_size))), [
       M,
       cfg.parentLayers,
-      cfg.pleDim,
+      cfg.hidden_size_per_layer_input,
     ]) as tf.Tensor3D;
     const identity = kept.length === cfg.parentLayers && kept.every((p, i) => p === i);
     if (!identity) proj = tf.gather(proj, kept, 1);
-    proj = rmsNorm(proj, this.g.pleProjNorm, cfg.eps);
-    const tok = tf.mul(tokRows, Math.sqrt(cfg.pleDim));
+    proj = rmsNorm(proj, this.g.pleProjNorm, cfg.rms_norm_eps);
+    const tok = tf.mul(tokRows, Math.sqrt(cfg.hidden_size_per_layer_input));
     return tf.transpose(tf.mul(tf.add(proj, tok), f32(1 / Math.SQRT2)), [1, 0, 2]) as tf.Tensor3D;
   }
 }
@@ -308,7 +313,10 @@ export class AltUp {
 
   /** tanh(router(RMSNorm(x) / H)) → [M, N]. */
   private modalities(x: tf.Tensor2D): tf.Tensor2D {
-    const routed = tf.div(rmsNorm(x, this.w.routerNorm, this.cfg.eps), this.cfg.hiddenSize) as tf.Tensor2D;
+    const routed = tf.div(
+      rmsNorm(x, this.w.routerNorm, this.cfg.rms_norm_eps),
+      this.cfg.hidden_size,
+    ) as tf.Tensor2D;
     return tf.tanh(linear(routed, this.w.router));
   }
 
@@ -317,7 +325,7 @@ export class AltUp {
    * token. The active prediction is the same product for row 0 only.
    */
   predict(s: Streams): Streams {
-    const { altupN: N } = this.cfg;
+    const { altup_num_inputs: N } = this.cfg;
     const M = s.active.shape[0];
     const coefs = linear(this.modalities(s.active), this.w.predict);
     if (ownKernels()) {
@@ -338,7 +346,7 @@ export class AltUp {
    * a per-token outer product [N, 1]·[1, H] (exact), which avoids broadcasting a column.
    */
   correct(pred: Streams, act: tf.Tensor2D): Streams {
-    const { altupN: N } = this.cfg;
+    const { altup_num_inputs: N } = this.cfg;
     const M = act.shape[0];
     const coefs = linear(this.modalities(act), this.w.correct);
     if (ownKernels()) {
@@ -357,7 +365,7 @@ export class AltUp {
 
   /** The active stream times `correct_output_scale`: feeds only the PLE gate (Corr itself stays unscaled). */
   scaledActive(corr: Streams): tf.Tensor2D {
-    return this.cfg.altupCorrectScale ? tf.mul(corr.active, this.w.correctOutputScale) : corr.active;
+    return this.cfg.altup_correct_scale ? tf.mul(corr.active, this.w.correctOutputScale) : corr.active;
   }
 }
 
@@ -371,7 +379,11 @@ export class Laurel {
   forward(n: tf.Tensor2D): tf.Tensor2D {
     return tf.add(
       n,
-      rmsNorm(linear(linear(n, this.w.laurelLeft), this.w.laurelRight), this.w.postLaurelNorm, this.cfg.eps),
+      rmsNorm(
+        linear(linear(n, this.w.laurelLeft), this.w.laurelRight),
+        this.w.postLaurelNorm,
+        this.cfg.rms_norm_eps,
+      ),
     );
   }
 }
@@ -448,7 +460,7 @@ export class Attention {
   forward(n: tf.Tensor2D, ctx: AttentionContext): tf.Tensor2D {
     const { cfg, plan, w } = this;
     const { B, T } = ctx.shape;
-    const { numHeads: A, numKvHeads: Kh, headDim: D, eps } = cfg;
+    const { num_attention_heads: A, num_key_value_heads: Kh, head_dim: D, rms_norm_eps: eps } = cfg;
     const rope = ctx.rope.get(plan.ropeTheta)!;
     const heads = (x: tf.Tensor2D, count: number) => tf.reshape(x, [B, T, count, D]) as tf.Tensor4D;
 
@@ -554,16 +566,16 @@ export class DecoderLayer {
     const { cfg, w } = this;
     const pred = this.altup.predict(streams);
     const a = pred.active;
-    const n = rmsNorm(a, w.inputNorm, cfg.eps);
+    const n = rmsNorm(a, w.inputNorm, cfg.rms_norm_eps);
     const lr = this.laurel.forward(n);
-    const att = rmsNorm(this.attention.forward(n, ctx), w.postAttnNorm, cfg.eps);
+    const att = rmsNorm(this.attention.forward(n, ctx), w.postAttnNorm, cfg.rms_norm_eps);
     const h1 = tf.div(tf.add(tf.add(a, att), lr), Math.SQRT2) as tf.Tensor2D;
-    const mlp = this.mlp.forward(rmsNorm(h1, w.preFfnNorm, cfg.eps));
-    const act = tf.add(h1, rmsNorm(mlp, w.postFfnNorm, cfg.eps)) as tf.Tensor2D;
+    const mlp = this.mlp.forward(rmsNorm(h1, w.preFfnNorm, cfg.rms_norm_eps));
+    const act = tf.add(h1, rmsNorm(mlp, w.postFfnNorm, cfg.rms_norm_eps)) as tf.Tensor2D;
     const corr = this.altup.correct(pred, act);
     const gate = linear(this.altup.scaledActive(corr), w.pleGate);
     const gated = ownKernels() ? fusedGeluGate(gate, ple, 0) : (tf.mul(geluTanh(gate), ple) as tf.Tensor2D);
-    const q = rmsNorm(linear(gated, w.pleProj), w.postPleNorm, cfg.eps);
+    const q = rmsNorm(linear(gated, w.pleProj), w.postPleNorm, cfg.rms_norm_eps);
     // [1, N, 1]·[M, 1, H] (batch-broadcast outer product): q on streams 1.., exact zeros on stream 0.
     const all = tf.add(
       corr.all,
@@ -601,14 +613,17 @@ export class Gemma3nText {
     layerWeights: readonly LayerWeights[],
     private readonly host: HostTables,
   ) {
-    const N = cfg.altupN;
+    const N = cfg.altup_num_inputs;
     this.pleStreams = tf.tensor3d(
       Array.from({ length: N }, (_, j) => (j >= 1 ? 1 : 0)),
       [1, N, 1],
     );
-    this.rotateHalf = rotateHalfMatrix(cfg.headDim);
+    this.rotateHalf = rotateHalfMatrix(cfg.head_dim);
     this.ple = new PerLayerEmbeddings(cfg, g);
-    this.layers = cfg.layers.map((p, i) => new DecoderLayer(cfg, p, i, layerWeights[i], this.pleStreams));
+    if (layerWeights.length !== cfg.layers.length) {
+      throw new Error(`${cfg.layers.length} layer plans but ${layerWeights.length} layers of weights`);
+    }
+    this.layers = cfg.layers.map((p, i) => new DecoderLayer(cfg, p, i, layerWeights[i]!, this.pleStreams));
     this.thetas = [...new Set(cfg.layers.map((l) => l.ropeTheta))];
   }
 
@@ -617,16 +632,19 @@ export class Gemma3nText {
     const { cfg } = this;
     const M = ids.length;
     const e = tf.tidy(() =>
-      tf.mul(tf.tensor2d(this.host.embeddingRows(ids), [M, cfg.hiddenSize]), f32(Math.sqrt(cfg.hiddenSize))),
+      tf.mul(
+        tf.tensor2d(this.host.embeddingRows(ids), [M, cfg.hidden_size]),
+        f32(Math.sqrt(cfg.hidden_size)),
+      ),
     ) as tf.Tensor2D;
     const kept = cfg.layers.map((l) => l.parentIndex);
-    const tok = tf.tensor3d(this.host.pleRows(ids, kept), [M, kept.length, cfg.pleDim]);
+    const tok = tf.tensor3d(this.host.pleRows(ids, kept), [M, kept.length, cfg.hidden_size_per_layer_input]);
     return { e, tok };
   }
 
   /** S_0 = e, S_k = altup_projections[k-1](e) scaled to e's RMS (§3.4). */
   private initialStreams(e: tf.Tensor2D): Streams {
-    const { hiddenSize: H, altupN: N } = this.cfg;
+    const { hidden_size: H, altup_num_inputs: N } = this.cfg;
     const M = e.shape[0];
     const target = tf.sqrt(tf.mean(tf.square(e), -1, true));
     const u = tf.reshape(linear(e, this.g.altupIn), [M, N - 1, H]);
@@ -636,14 +654,14 @@ export class Gemma3nText {
 
   /** Mean of S_0 and the unembedded, magnitude-matched S_1..S_{N-1}, then the final norm → [M, H] (§3.8). */
   private collapse(s: Streams): tf.Tensor2D {
-    const { hiddenSize: H, altupN: N } = this.cfg;
+    const { hidden_size: H, altup_num_inputs: N } = this.cfg;
     const M = s.active.shape[0];
     const target = tf.sqrt(tf.mean(tf.square(s.active), -1, true));
     const rest = tf.transpose(tf.slice(s.all, [0, 1, 0], [M, N - 1, H]), [1, 0, 2]);
     const unembedded = matchMagnitude(tf.matMul(rest, this.g.altupOut), tf.reshape(target, [1, M, 1]));
     let sum: tf.Tensor = s.active;
     for (const part of tf.unstack(unembedded, 0)) sum = tf.add(sum, part);
-    return rmsNorm(tf.div(sum, N) as tf.Tensor2D, this.g.finalNorm, this.cfg.eps);
+    return rmsNorm(tf.div(sum, N) as tf.Tensor2D, this.g.finalNorm, this.cfg.rms_norm_eps);
   }
 
   /**
@@ -673,9 +691,9 @@ export class Gemma3nText {
     const { e, tok } = this.embed(inp.ids);
     const rope = new Map<number, RopeTables>();
     try {
-      const heads = { q: cfg.numHeads, k: cfg.numKvHeads };
+      const heads = { q: cfg.num_attention_heads, k: cfg.num_key_value_heads };
       for (const theta of this.thetas)
-        rope.set(theta, ropeTables(inp.positions, inp.shape, theta, cfg.headDim, heads));
+        rope.set(theta, ropeTables(inp.positions, inp.shape, theta, cfg.head_dim, heads));
       const ple = tf.tidy(() => this.ple.forward(e, tok));
       const pleRow = new Map(cfg.layers.map((l, i) => [l.parentIndex, i]));
       const streams = tf.tidy(() => this.initialStreams(e));
@@ -714,15 +732,16 @@ export class Gemma3nText {
     try {
       for (let i = state.done; i < to; i++) {
         const layer = this.layers[i];
+        if (!layer) throw new RangeError(`the decoder has no layer ${i} (it has ${this.layers.length})`);
         const row = root.pleRow.get(layer.plan.parentIndex);
         if (row === undefined || !root.rope.has(layer.plan.ropeTheta))
           throw new Error(`the paused forward has no inputs for parent layer ${layer.plan.parentIndex}`);
         const prev: Streams = streams;
         // One tidy per layer: everything but the new streams (and published K/V) is freed here.
         streams = tf.tidy(() => {
-          const pleL = tf.reshape(tf.slice(root.ple, [row, 0, 0], [1, M, cfg.pleDim]), [
+          const pleL = tf.reshape(tf.slice(root.ple, [row, 0, 0], [1, M, cfg.hidden_size_per_layer_input]), [
             M,
-            cfg.pleDim,
+            cfg.hidden_size_per_layer_input,
           ]) as tf.Tensor2D;
           return layer.forward(prev, pleL, ctx);
         });

@@ -115,9 +115,11 @@ export class LmHead {
         tf.dispose([mx, am]);
         for (let r = 0; r < b - a; r++) {
           // Strictly greater keeps the earliest chunk on ties, so the overall first maximum wins.
-          if (mv[r] > best[a + r]) {
-            best[a + r] = mv[r];
-            ids[a + r] = c.start + iv[r];
+          // mv and iv have one entry per row of h[a, b); best and ids one per row of h.
+          const v = mv[r]!;
+          if (v > best[a + r]!) {
+            best[a + r] = v;
+            ids[a + r] = c.start + iv[r]!;
           }
         }
       }
@@ -164,21 +166,23 @@ export class LmHead {
         tf.dispose([mx, se, ...(sel ? [sel] : [])]);
         for (let r = 0; r < b - a; r++) {
           const row = a + r;
-          const m = mv[r];
-          if (m > runMax[row]) {
-            runSum[row] = runSum[row] * Math.exp(runMax[row] - m) + sv[r];
+          // mv, sv have one entry per row of h[a, b), pv where.length per row; runMax, runSum one per row of h.
+          const m = mv[r]!;
+          const max = runMax[row]!;
+          if (m > max) {
+            runSum[row] = runSum[row]! * Math.exp(max - m) + sv[r]!;
             runMax[row] = m;
           } else {
-            runSum[row] += sv[r] * Math.exp(m - runMax[row]);
+            runSum[row]! += sv[r]! * Math.exp(m - max);
           }
           if (pv)
-            for (let j = 0; j < where.length; j++) picked[row * K + where[j]] = pv[r * where.length + j];
+            for (let j = 0; j < where.length; j++) picked[row * K + where[j]!] = pv[r * where.length + j]!;
         }
       }
     }
     return Array.from({ length: N }, (_, r) => ({
       logits: picked.slice(r * K, (r + 1) * K),
-      logsumexp: runMax[r] + Math.log(runSum[r]),
+      logsumexp: runMax[r]! + Math.log(runSum[r]!),
     }));
   }
 

@@ -39,7 +39,10 @@ export class EngineScorer {
         const cache = prefixCache.broadcast(group.length);
         try {
           const rows = await this.model.forward(group, { positions: 'last', vocabIds: choiceIds, cache });
-          for (const [row] of rows) out.push(Array.from(row.logits, (z) => z - row.logsumexp));
+          for (const [row] of rows) {
+            if (!row) throw new Error('the forward returned no row for a suffix');
+            out.push(Array.from(row.logits, (z) => z - row.logsumexp));
+          }
         } finally {
           cache.dispose();
         }

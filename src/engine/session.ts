@@ -94,7 +94,7 @@ export function stopTokenIds(dir: string, config: ModelConfig): number[] {
   }
   const top = asList(config.raw.eos_token_id);
   if (top) return top;
-  const eos = config.text.eosTokenId;
+  const eos = config.text.eos_token_id;
   return Array.isArray(eos) ? eos : [eos];
 }
 

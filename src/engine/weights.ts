@@ -164,7 +164,7 @@ export function loadParentWeights(
     const [rows = 0, cols = 0] = shape;
     return tf.tensor2d(read(n, shape), [rows, cols]);
   };
-  const clip = c.altupCoefClip;
+  const clip = c.altup_coef_clip;
   /** A Linear weight [out, in] used as `x @ W` (float32 [in, out], or packed bf16 on webgpu). */
   const linear = (n: string, shape: readonly number[]): LinearWeight => {
     const [out = 0, inp = 0] = shape;
@@ -220,9 +220,9 @@ export function loadParentWeights(
     return take(name(f.key), f, shape) as tf.Tensor;
   };
 
-  const L = c.numHiddenLayers;
-  const H = c.hiddenSize;
-  const P = c.hiddenSizePerLayerInput;
+  const L = c.num_hidden_layers;
+  const H = c.hidden_size;
+  const P = c.hidden_size_per_layer_input;
   const total = L + 2;
   try {
     const global = Object.fromEntries(
@@ -273,9 +273,9 @@ export function loadParentWeights(
     }
     const pleRows = pleInfo.shape[0] ?? 0;
     const head = LmHead.load(
-      c.vocabSize,
+      c.vocab_size,
       H,
-      c.finalLogitSoftcapping,
+      c.final_logit_softcapping,
       maxTensorBytes,
       (a, b) => ckpt.readFloat32(embedName, a, b),
       packBf16,

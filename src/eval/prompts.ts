@@ -66,8 +66,9 @@ export function tokenizeSubject(
   questions: readonly MmluQuestion[],
   shots: number,
 ): TokenizedPrompt[] {
-  if (questions.length === 0) return [];
-  const prefixText = fewShotPrefix(ds, questions[0].subject, shots);
+  const first = questions[0];
+  if (first === undefined) return [];
+  const prefixText = fewShotPrefix(ds, first.subject, shots);
   const prefix = tok.encode(prefixText, true);
   const bos = [tok.bosId];
   return questions.map((q) => {

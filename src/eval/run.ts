@@ -100,24 +100,25 @@ export async function evaluate(opts: EvaluateOptions): Promise<Evaluation> {
     if (indices.length === 0) continue;
     const pool = questionsOf(dataset, subset.split, subject);
     const questions: MmluQuestion[] = indices.map((i) => {
-      if (!pool[i])
-        throw new EvalInputError(`${dataset.source}: ${subject} has no ${subset.split} question #${i}`);
-      return pool[i];
+      const q = pool[i];
+      if (!q) throw new EvalInputError(`${dataset.source}: ${subject} has no ${subset.split} question #${i}`);
+      return q;
     });
     const prompts = tokenizeSubject(tokenizer, dataset, questions, shots);
     // Same prefix array = same KV cache; batches never mix prefixes.
     for (const group of [prompts.filter((p) => p.reuse), prompts.filter((p) => !p.reuse)]) {
-      if (group.length === 0) continue;
-      tokensProcessed += group[0].prefix.length;
+      const prefix = group[0]?.prefix;
+      if (prefix === undefined) continue;
+      tokensProcessed += prefix.length;
       for (let b = 0; b < group.length; b += batchSize) {
         const batch = group.slice(b, b + batchSize);
         const scores = await scorer.scoreSuffixes(
-          group[0].prefix,
+          prefix,
           batch.map((p) => p.suffix),
           choiceIds,
         );
         checkScores(scores, batch);
-        const scored = batch.map((p, k) => toPrediction(p.question, scores[k]));
+        const scored = batch.map((p, k) => toPrediction(p.question, scores[k]!)); // one row per prompt (checkScores)
         predictions.push(...scored);
         onPredictions?.(scored);
         batch.forEach((p) => {

@@ -45,7 +45,7 @@ export function wilsonInterval(correct: number, n: number, z = Z95): [number, nu
 /** Argmax, first index on ties (numpy's argmax, as the harness). */
 export function predict(logprobs: readonly number[]): AnswerIndex {
   let best = 0;
-  for (let i = 1; i < logprobs.length; i++) if (logprobs[i] > logprobs[best]) best = i;
+  for (let i = 1; i < logprobs.length; i++) if (logprobs[i]! > logprobs[best]!) best = i;
   return best as AnswerIndex;
 }
 

@@ -86,7 +86,7 @@ export function selectSubset(ds: MmluDataset, spec: SubsetSpec = {}): Subset {
     );
   const seed = spec.seed ?? 0;
   const items = pools.flatMap((p, i) => {
-    const k = counts[i];
+    const k = counts[i]!; // one count per pool
     const indices = k === p.n ? [...Array(p.n).keys()] : drawSorted(p.n, k, (seed ^ fnv1a(p.subject)) >>> 0);
     return indices.map((index) => ({ subject: p.subject, index }));
   });
@@ -105,8 +105,9 @@ export function allocate(sizes: readonly number[], n: number): number[] {
     .sort((a, b) => b.frac - a.frac || a.i - b.i);
   for (const { i } of order) {
     if (left === 0) break;
-    if (counts[i] < sizes[i]) {
-      counts[i]++;
+    // i indexes `exact`, which has one entry per size.
+    if (counts[i]! < sizes[i]!) {
+      counts[i]!++;
       left--;
     }
   }
@@ -119,7 +120,7 @@ function drawSorted(n: number, k: number, seed: number): number[] {
   const a = [...Array(n).keys()];
   for (let i = 0; i < k; i++) {
     const j = i + Math.floor(rand() * (n - i));
-    [a[i], a[j]] = [a[j], a[i]];
+    [a[i], a[j]] = [a[j]!, a[i]!]; // i <= j < n = a.length
   }
   return a.slice(0, k).sort((x, y) => x - y);
 }

@@ -95,8 +95,9 @@ async function exists(p: string): Promise<boolean> {
 export function choiceTokenIds(tok: TextTokenizer): number[] {
   return ['A', 'B', 'C', 'D'].map((l) => {
     const ids = tok.encode(` ${l}`, false);
-    if (ids.length !== 1)
+    const id = ids[0];
+    if (ids.length !== 1 || id === undefined)
       throw new Error(`${tok.source}: " ${l}" is ${ids.length} tokens, expected exactly 1`);
-    return ids[0];
+    return id;
   });
 }

@@ -46,7 +46,7 @@ export function renderGgufCard(input: GgufCardInput): string {
     `Made by \`matformer-lab export --format gguf\` ${kv('matformer_lab.version')} straight from the parent ` +
       `(no intermediate checkpoint): ${plan.slice.kept.length} of ${plan.slice.layers.length} layers` +
       `${spec.skip.length ? ` (skipped ${rangeList(spec.skip)})` : ''}, FFN widths \`${runLength(spec.ffn)}\`` +
-      `${plan.child.text.intermediateSize.join() !== spec.ffn.join() ? ` zero-padded to ${plan.child.text.intermediateSize[0]} (--pad-ffn: exact, saves no memory)` : ''}, ` +
+      `${plan.child.text.intermediate_size.join() !== spec.ffn.join() ? ` zero-padded to ${plan.child.text.intermediate_size[0]} (--pad-ffn: exact, saves no memory)` : ''}, ` +
       `${plan.dtype} weights (norms and AltUp coefficients F32, as llama.cpp's converter stores them).`,
     '',
     '| | |',

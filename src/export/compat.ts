@@ -54,7 +54,7 @@ export interface SubmodelFacts {
 export function submodelFacts(parent: ModelConfig, spec: MixNMatchSpec): SubmodelFacts {
   // The slicer's plan over no tensors is just its config update: one submodel function for both.
   const child = parseConfig(planSlice(parent, [], spec).config, 'submodel config');
-  return { parent, spec, child, kept: keptLayers(parent.text.numHiddenLayers, spec) };
+  return { parent, spec, child, kept: keptLayers(parent.text.num_hidden_layers, spec) };
 }
 
 function uniformWidth(widths: readonly number[]): boolean {
@@ -69,63 +69,64 @@ function describeWidths(widths: readonly number[]): string {
 /** llama.cpp's constraints; `ignoreWidth` when --pad-ffn will make the widths uniform. */
 export function llamaCppReasons(f: SubmodelFacts, ignoreWidth = false): string[] {
   const c = f.child.text;
-  const L = c.numHiddenLayers;
+  const L = c.num_hidden_layers;
   const F = LLAMA_CPP_FIXED;
   const out: string[] = [];
-  if (c.altupNumInputs !== F.altupNumInputs)
-    out.push(`altup_num_inputs is ${c.altupNumInputs}; llama.cpp needs ${F.altupNumInputs}`);
-  if (c.altupActiveIdx !== 0) out.push(`altup_active_idx is ${c.altupActiveIdx}; llama.cpp uses stream 0`);
-  if (c.laurelRank !== F.laurelRank)
-    out.push(`laurel_rank is ${c.laurelRank}; llama.cpp needs ${F.laurelRank}`);
-  if (c.hiddenSizePerLayerInput !== F.perLayerInputWidth)
+  if (c.altup_num_inputs !== F.altupNumInputs)
+    out.push(`altup_num_inputs is ${c.altup_num_inputs}; llama.cpp needs ${F.altupNumInputs}`);
+  if (c.altup_active_idx !== 0)
+    out.push(`altup_active_idx is ${c.altup_active_idx}; llama.cpp uses stream 0`);
+  if (c.laurel_rank !== F.laurelRank)
+    out.push(`laurel_rank is ${c.laurel_rank}; llama.cpp needs ${F.laurelRank}`);
+  if (c.hidden_size_per_layer_input !== F.perLayerInputWidth)
     out.push(
-      `hidden_size_per_layer_input is ${c.hiddenSizePerLayerInput}; llama.cpp needs ${F.perLayerInputWidth}`,
+      `hidden_size_per_layer_input is ${c.hidden_size_per_layer_input}; llama.cpp needs ${F.perLayerInputWidth}`,
     );
-  if (!ignoreWidth && !uniformWidth(c.intermediateSize))
+  if (!ignoreWidth && !uniformWidth(c.intermediate_size))
     out.push(
-      `FFN ${describeWidths(c.intermediateSize)}; llama.cpp builds every layer with layer 0's width (one uniform width needed)`,
+      `FFN ${describeWidths(c.intermediate_size)}; llama.cpp builds every layer with layer 0's width (one uniform width needed)`,
     );
   const early = f.spec.skip.filter((s) => s < F.kvFromStart);
   if (early.length > 0)
     out.push(
       `skips layer ${early[0]}; llama.cpp hard-codes ${F.kvFromStart} KV-producing layers, so layers 0-${F.kvFromStart - 1} must all be kept`,
     );
-  const firstShared = L - c.numKvSharedLayers;
+  const firstShared = L - c.num_kv_shared_layers;
   if (early.length === 0 && firstShared !== Math.min(L, F.kvFromStart))
     out.push(`the first KV-shared layer is ${firstShared}; llama.cpp hard-codes layer ${F.kvFromStart}`);
   const expected = (i: number): LayerType =>
     (i + 1) % F.swaPeriod === 0 ? 'full_attention' : 'sliding_attention';
-  const badType = c.layerTypes.findIndex((t, i) => t !== expected(i));
+  const badType = c.layer_types.findIndex((t, i) => t !== expected(i));
   if (badType >= 0) {
     const late = f.spec.skip.filter((s) => s >= F.kvFromStart);
     out.push(
       late.length > 0 && early.length === 0
         ? `skips ${late.join(',')}: the kept layers must keep llama.cpp's fixed ${F.swaPeriod - 1} sliding : 1 full pattern (skip whole ${F.swaPeriod}-layer runs such as 20-24)`
-        : `layer ${badType} is ${c.layerTypes[badType]}; llama.cpp hard-codes ${F.swaPeriod - 1} sliding then 1 full layer`,
+        : `layer ${badType} is ${c.layer_types[badType]}; llama.cpp hard-codes ${F.swaPeriod - 1} sliding then 1 full layer`,
     );
   }
-  const badSparsity = c.activationSparsityPattern.findIndex(
+  const badSparsity = c.activation_sparsity_pattern.findIndex(
     (s, i) => s !== (i < F.sparsityLayers ? F.sparsity : 0),
   );
   if (badSparsity >= 0 && early.length === 0)
     out.push(
-      `layer ${badSparsity} has activation sparsity ${c.activationSparsityPattern[badSparsity]}; llama.cpp applies ${F.sparsity} on layers 0-${F.sparsityLayers - 1} exactly and none elsewhere`,
+      `layer ${badSparsity} has activation sparsity ${c.activation_sparsity_pattern[badSparsity]}; llama.cpp applies ${F.sparsity} on layers 0-${F.sparsityLayers - 1} exactly and none elsewhere`,
     );
-  if (c.finalLogitSoftcapping !== F.softcap)
-    out.push(`final_logit_softcapping is ${c.finalLogitSoftcapping}; llama.cpp uses ${F.softcap}`);
+  if (c.final_logit_softcapping !== F.softcap)
+    out.push(`final_logit_softcapping is ${c.final_logit_softcapping}; llama.cpp uses ${F.softcap}`);
   return out;
 }
 
 /** vLLM and SGLang take the KV producers by position: the two layers before the first shared one. */
 function positionalProducerReasons(f: SubmodelFacts): string[] {
   const c = f.child.text;
-  const F = c.numHiddenLayers - c.numKvSharedLayers;
-  if (c.numKvSharedLayers === 0) return [];
+  const F = c.num_hidden_layers - c.num_kv_shared_layers;
+  if (c.num_kv_shared_layers === 0) return [];
   if (F < 2)
     return [
       `only ${F} layer(s) before the first KV-shared layer; producers are taken at positions F-2 and F-1`,
     ];
-  const types = [c.layerTypes[F - 2], c.layerTypes[F - 1]];
+  const types = [c.layer_types[F - 2], c.layer_types[F - 1]];
   if (types[0] !== 'sliding_attention' || types[1] !== 'full_attention')
     return [
       `layers ${F - 2} and ${F - 1} are [${types.join(', ')}]; producers are taken by position and must be [sliding, full]`,
@@ -141,7 +142,7 @@ export interface MatrixOptions {
 
 export function compatibilityMatrix(f: SubmodelFacts, opts: MatrixOptions = {}): CompatRow[] {
   const c = f.child.text;
-  const uniform = uniformWidth(c.intermediateSize);
+  const uniform = uniformWidth(c.intermediate_size);
   const kvMissing: string[] = [];
   if (opts.tensorNames) {
     const names = opts.tensorNames;
@@ -163,7 +164,7 @@ export function compatibilityMatrix(f: SubmodelFacts, opts: MatrixOptions = {}):
       'mlx-vlm',
       uniform
         ? []
-        : [`FFN ${describeWidths(c.intermediateSize)}; mlx-vlm builds every MLP with intermediate_size[0]`],
+        : [`FFN ${describeWidths(c.intermediate_size)}; mlx-vlm builds every MLP with intermediate_size[0]`],
     ],
     ['llama.cpp', llama],
     ['ollama', llama],
@@ -176,10 +177,10 @@ export function compatibilityMatrix(f: SubmodelFacts, opts: MatrixOptions = {}):
 /** Whether --pad-ffn is exact: every layer narrower than the widest has no activation sparsity. */
 export function padFfnProblem(f: SubmodelFacts): string | null {
   const c = f.child.text;
-  const W = Math.max(...c.intermediateSize);
-  const bad = c.intermediateSize.findIndex((w, i) => w < W && c.activationSparsityPattern[i]! > 0);
+  const W = Math.max(...c.intermediate_size);
+  const bad = c.intermediate_size.findIndex((w, i) => w < W && c.activation_sparsity_pattern[i]! > 0);
   if (bad < 0) return null;
-  return `--pad-ffn: layer ${bad} (parent layer ${f.kept[bad]}) is narrower than ${W} and has activation sparsity ${c.activationSparsityPattern[bad]}; zero-padding changes its top-k statistics, so padding is exact only for layers without sparsity`;
+  return `--pad-ffn: layer ${bad} (parent layer ${f.kept[bad]}) is narrower than ${W} and has activation sparsity ${c.activation_sparsity_pattern[bad]}; zero-padding changes its top-k statistics, so padding is exact only for layers without sparsity`;
 }
 
 export function formatMatrix(rows: readonly CompatRow[]): string {

@@ -125,43 +125,45 @@ function architectureKeys(child: ModelConfig, dtype: ExportDtype): GgufKv[] {
   const uniform = typeof raw.intermediate_size === 'number';
   const ctx = typeof raw.max_position_embeddings === 'number' ? raw.max_position_embeddings : 131072;
   const kvs: GgufKv[] = [
-    { key: a('block_count'), value: gguf.u32(c.numHiddenLayers) },
+    { key: a('block_count'), value: gguf.u32(c.num_hidden_layers) },
     { key: a('context_length'), value: gguf.u32(ctx) },
-    { key: a('embedding_length'), value: gguf.u32(c.hiddenSize) },
+    { key: a('embedding_length'), value: gguf.u32(c.hidden_size) },
     {
       key: a('feed_forward_length'),
-      value: uniform ? gguf.u32(c.intermediateSize[0]!) : gguf.array(GgufType.INT32, [...c.intermediateSize]),
+      value: uniform
+        ? gguf.u32(c.intermediate_size[0]!)
+        : gguf.array(GgufType.INT32, [...c.intermediate_size]),
     },
-    { key: a('attention.head_count'), value: gguf.u32(c.numAttentionHeads) },
-    { key: a('attention.head_count_kv'), value: gguf.u32(c.numKeyValueHeads) },
-    { key: a('rope.freq_base'), value: gguf.f32(c.ropeTheta) },
-    { key: a('rope.freq_base_swa'), value: gguf.f32(c.ropeLocalBaseFreq) },
-    { key: a('attention.layer_norm_rms_epsilon'), value: gguf.f32(c.rmsNormEps) },
-    { key: a('attention.key_length'), value: gguf.u32(c.headDim) },
-    { key: a('attention.value_length'), value: gguf.u32(c.headDim) },
+    { key: a('attention.head_count'), value: gguf.u32(c.num_attention_heads) },
+    { key: a('attention.head_count_kv'), value: gguf.u32(c.num_key_value_heads) },
+    { key: a('rope.freq_base'), value: gguf.f32(c.rope_theta) },
+    { key: a('rope.freq_base_swa'), value: gguf.f32(c.rope_local_base_freq) },
+    { key: a('attention.layer_norm_rms_epsilon'), value: gguf.f32(c.rms_norm_eps) },
+    { key: a('attention.key_length'), value: gguf.u32(c.head_dim) },
+    { key: a('attention.value_length'), value: gguf.u32(c.head_dim) },
     { key: 'general.file_type', value: gguf.u32(FILE_TYPE[dtype]) },
   ];
-  if (c.finalLogitSoftcapping)
-    kvs.push({ key: a('final_logit_softcapping'), value: gguf.f32(c.finalLogitSoftcapping) });
+  if (c.final_logit_softcapping)
+    kvs.push({ key: a('final_logit_softcapping'), value: gguf.f32(c.final_logit_softcapping) });
   kvs.push(
-    { key: a('attention.sliding_window'), value: gguf.u32(c.slidingWindow) },
-    { key: a('altup.active_idx'), value: gguf.u32(c.altupActiveIdx) },
-    { key: a('altup.num_inputs'), value: gguf.u32(c.altupNumInputs) },
-    { key: a('embedding_length_per_layer_input'), value: gguf.u32(c.hiddenSizePerLayerInput) },
-    { key: a('attention.shared_kv_layers'), value: gguf.u32(c.numKvSharedLayers) },
+    { key: a('attention.sliding_window'), value: gguf.u32(c.sliding_window) },
+    { key: a('altup.active_idx'), value: gguf.u32(c.altup_active_idx) },
+    { key: a('altup.num_inputs'), value: gguf.u32(c.altup_num_inputs) },
+    { key: a('embedding_length_per_layer_input'), value: gguf.u32(c.hidden_size_per_layer_input) },
+    { key: a('attention.shared_kv_layers'), value: gguf.u32(c.num_kv_shared_layers) },
     {
       // Φ⁻¹(s) in float32, as torch's Normal.icdf gives it: -inf where s = 0 (no sparsity).
       key: a('activation_sparsity_scale'),
       value: gguf.array(
         GgufType.FLOAT32,
-        c.activationSparsityPattern.map((s) => (s === 0 ? -Infinity : Math.fround(normalQuantile(s)))),
+        c.activation_sparsity_pattern.map((s) => (s === 0 ? -Infinity : Math.fround(normalQuantile(s)))),
       ),
     },
     {
       key: a('attention.sliding_window_pattern'),
       value: gguf.array(
         GgufType.BOOL,
-        c.layerTypes.map((t) => t === 'sliding_attention'),
+        c.layer_types.map((t) => t === 'sliding_attention'),
       ),
     },
   );
@@ -213,10 +215,10 @@ export function planGgufExport(
 ): GgufPlan {
   const slice = planSlice(parent, tensors, spec, { maxShardBytes: Number.MAX_SAFE_INTEGER });
   const sliced = parseConfig(slice.config, 'exported config');
-  const W = Math.max(...sliced.text.intermediateSize);
+  const W = Math.max(...sliced.text.intermediate_size);
   const child = opts.padFfn
     ? parseConfig(
-        withTextUpdates(sliced, { intermediate_size: sliced.text.intermediateSize.map(() => W) }),
+        withTextUpdates(sliced, { intermediate_size: sliced.text.intermediate_size.map(() => W) }),
         'padded config',
       )
     : sliced;
@@ -225,9 +227,9 @@ export function planGgufExport(
   const byName = new Map(slice.tensors.map((t) => [t.name, t]));
   const wanted = GGML_TYPE_OF[opts.dtype];
 
-  if (opts.vocab.tokens.length !== c.vocabSize) {
+  if (opts.vocab.tokens.length !== c.vocab_size) {
     throw new GgufPlanError(
-      `${opts.vocab.source}: vocabulary has ${opts.vocab.tokens.length} tokens, expected vocab_size ${c.vocabSize}`,
+      `${opts.vocab.source}: vocabulary has ${opts.vocab.tokens.length} tokens, expected vocab_size ${c.vocab_size}`,
     );
   }
 
@@ -253,7 +255,7 @@ export function planGgufExport(
     let shape = [...first.shape];
     let padRows = 0;
     let padCols = 0;
-    const ffnPad = layer === undefined ? 0 : W - sliced.text.intermediateSize[layer]!;
+    const ffnPad = layer === undefined ? 0 : W - sliced.text.intermediate_size[layer]!;
     if (opts.padFfn && ffnPad > 0 && f.slice === 'ffn_rows') {
       padRows = ffnPad;
       shape[0] = W;
@@ -268,10 +270,10 @@ export function planGgufExport(
       }
       shape = [sources.length, ...shape];
     } else if (row.transform === 'pad_vocab') {
-      if (shape[0]! > c.vocabSize)
-        throw new GgufPlanError(`${first.name}: ${shape[0]} rows, more than vocab_size ${c.vocabSize}`);
-      padRows = c.vocabSize - shape[0]!;
-      shape[0] = c.vocabSize;
+      if (shape[0]! > c.vocab_size)
+        throw new GgufPlanError(`${first.name}: ${shape[0]} rows, more than vocab_size ${c.vocab_size}`);
+      padRows = c.vocab_size - shape[0]!;
+      shape[0] = c.vocab_size;
     }
     const dims = [...shape].reverse();
     out.push({
@@ -294,14 +296,14 @@ export function planGgufExport(
       globalKeys(f, c).map((k) => prefix + k),
     );
   }
-  for (let l = 0; l < c.numHiddenLayers; l++) {
+  for (let l = 0; l < c.num_hidden_layers; l++) {
     for (const f of GGUF_LAYER_TENSORS)
       add(f, `blk.${l}.${f.gguf.name}`, [layerTensorName(l, f.key, prefix)], l);
   }
   out.sort((x, y) => (x.order < y.order ? -1 : x.order > y.order ? 1 : 0));
   const planned = out.map(({ order: _order, ...t }) => t);
 
-  const kept = keptLayers(parent.text.numHiddenLayers, spec);
+  const kept = keptLayers(parent.text.num_hidden_layers, spec);
   const provenance: GgufKv[] = [
     { key: 'matformer_lab.version', value: gguf.str(opts.provenance.toolVersion) },
     { key: 'matformer_lab.source', value: gguf.str(opts.provenance.source) },

@@ -217,7 +217,7 @@ export async function exportGgufs(jobs: readonly GgufJob[], opts: GgufBatchOptio
   try {
     const parent = first(checked).check.parent;
     const vocab = loadGgufVocab(opts.src, {
-      vocabSize: parent.text.vocabSize,
+      vocabSize: parent.text.vocab_size,
       tokenizerFile: opts.tokenizer,
     });
     const results: ExportResult[] = [];

@@ -139,7 +139,7 @@ export async function verifyGguf(opts: VerifyOptions): Promise<FidelityReport> {
       const sparsityStd: SparsityStd = semantics === 'llama.cpp' ? 'sample' : 'population';
       const model = engine.view(opts.spec, { sparsityStd });
       try {
-        const V = model.cfg.vocabSize;
+        const V = model.cfg.vocab_size;
         for (const [i, run] of llamaRuns.entries()) {
           const T = run.ids.length;
           const [logits] = await model.logits([run.ids]);

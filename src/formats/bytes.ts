@@ -17,7 +17,7 @@ const SIZE_UNITS: Record<string, number> = {
 
 export function parseByteSize(text: string | number, flag = '--max-shard-size'): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(String(text));
-  const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
+  const unit = m ? SIZE_UNITS[(m[2] ?? '').toLowerCase()] : undefined;
   const bytes = m && unit !== undefined ? Math.floor(Number(m[1]) * unit) : NaN;
   if (!Number.isSafeInteger(bytes) || bytes <= 0) {
     throw new UserInputError(`${flag}: "${text}" is not a size like 5GB, 500MB or a byte count`);

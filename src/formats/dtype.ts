@@ -44,7 +44,7 @@ export function bf16ToF32(bytes: Uint8Array, out?: Float32Array): Float32Array {
   const src = new Uint16Array(aligned(bytes, 2).buffer, aligned(bytes, 2).byteOffset, n);
   const dst = out ?? new Float32Array(n);
   const u32 = new Uint32Array(dst.buffer, dst.byteOffset, n);
-  for (let i = 0; i < n; i++) u32[i] = src[i] << 16;
+  for (let i = 0; i < n; i++) u32[i] = src[i]! << 16;
   return dst;
 }
 
@@ -53,7 +53,7 @@ export function f32ToBf16Bytes(values: Float32Array): Uint8Array {
   const u32 = new Uint32Array(values.buffer, values.byteOffset, values.length);
   const out = new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) {
-    const x = u32[i];
+    const x = u32[i]!;
     if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) {
       out[i] = (x >>> 16) | 0x40; // quiet NaN
     } else {
@@ -81,7 +81,7 @@ export function f16ToF32(bytes: Uint8Array, out?: Float32Array): Float32Array {
   const a = aligned(bytes, 2);
   const src = new Uint16Array(a.buffer, a.byteOffset, n);
   const dst = out ?? new Float32Array(n);
-  for (let i = 0; i < n; i++) dst[i] = F16_TABLE[src[i]];
+  for (let i = 0; i < n; i++) dst[i] = F16_TABLE[src[i]!]!;
   return dst;
 }
 
@@ -112,7 +112,7 @@ export function encodeFromFloat32(dtype: DType, values: Float32Array): Uint8Arra
       return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
     case 'F16': {
       const out = new Uint16Array(values.length);
-      for (let i = 0; i < values.length; i++) out[i] = f32ToF16Bits(values[i]);
+      for (let i = 0; i < values.length; i++) out[i] = f32ToF16Bits(values[i]!);
       return new Uint8Array(out.buffer);
     }
     default:
@@ -123,7 +123,7 @@ export function encodeFromFloat32(dtype: DType, values: Float32Array): Uint8Arra
 function f32ToF16Bits(v: number): number {
   // Round to nearest even via Math.fround-free integer manipulation.
   const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0];
+  const x = new Uint32Array(f.buffer)[0]!;
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;

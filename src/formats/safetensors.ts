@@ -209,13 +209,13 @@ export class SafetensorsFile {
   }
 
   rowBytes(t: TensorInfo): number {
-    return t.shape.length === 0 ? t.end - t.begin : (t.end - t.begin) / Math.max(1, t.shape[0]);
+    return t.shape.length === 0 ? t.end - t.begin : (t.end - t.begin) / Math.max(1, t.shape[0] ?? 1);
   }
 
   /** Raw bytes of rows [rowStart, rowEnd) along the first axis (the whole tensor by default). */
   readBytes(name: string, rowStart = 0, rowEnd?: number, into?: Uint8Array): Uint8Array {
     const t = this.info(name);
-    const rows = t.shape.length === 0 ? 1 : t.shape[0];
+    const rows = t.shape[0] ?? 1;
     const end = rowEnd ?? rows;
     if (rowStart < 0 || end > rows || rowStart > end) {
       throw new CheckpointError(

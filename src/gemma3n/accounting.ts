@@ -26,11 +26,11 @@ const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b
 /** Text parameters of the parent, or of a Mix-n-Match submodel of it, from the config and the tensor table. */
 export function textParams(
   c: TextConfig,
-  spec: MixNMatchSpec = identitySpec(c.intermediateSize),
+  spec: MixNMatchSpec = identitySpec(c.intermediate_size),
 ): ParamBreakdown {
-  const kept = keptLayers(c.numHiddenLayers, spec);
+  const kept = keptLayers(c.num_hidden_layers, spec);
   // Model-level tensors shaped for the submodel: the PLE table and projection keep one block per kept layer.
-  const child: TextConfig = { ...c, numHiddenLayers: kept.length };
+  const child: TextConfig = { ...c, num_hidden_layers: kept.length };
   const sums: Record<ParamClass, number> = { effective: 0, embeddings: 0, ple_embeddings: 0 };
   for (const g of GLOBAL_TENSORS) sums[g.params] += globalKeys(g, child).length * numel(g.shape(child));
   spec.ffn.forEach((width) => {

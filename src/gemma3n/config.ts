@@ -1,4 +1,5 @@
-// Gemma 3n text configuration: parse both published styles, normalise, derive per-layer facts.
+// Gemma 3n text configuration: one typed config named as config.json names it (defaults from transformers),
+// parsed from both published styles, with the per-layer facts derived from it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserInputError, fileProblem } from '../formats';
@@ -18,34 +19,91 @@ export type KvRole = 'producer' | 'consumer' | 'independent';
 /** 4.53 keeps `rope_theta`/`rope_local_base_freq`; 5.x writes `rope_parameters`. */
 export type ConfigStyle = '4.53' | '5.x';
 
+/**
+ * The text decoder's configuration, fields named exactly as in config.json (transformers'
+ * `Gemma3nTextConfig`). Absent fields take `TEXT_CONFIG_DEFAULTS` (transformers' defaults); per-layer lists
+ * given as one value are expanded to one entry per layer.
+ */
 export interface TextConfig {
-  readonly vocabSize: number;
-  readonly vocabSizePerLayerInput: number;
-  readonly hiddenSize: number;
-  readonly hiddenSizePerLayerInput: number;
-  readonly intermediateSize: readonly number[];
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly numKeyValueHeads: number;
-  readonly headDim: number;
-  readonly rmsNormEps: number;
-  readonly ropeTheta: number;
-  readonly ropeLocalBaseFreq: number;
-  readonly slidingWindow: number;
-  readonly layerTypes: readonly LayerType[];
-  readonly finalLogitSoftcapping: number | null;
-  readonly numKvSharedLayers: number;
-  readonly altupNumInputs: number;
-  readonly altupActiveIdx: number;
-  readonly altupCoefClip: number | null;
-  readonly altupCorrectScale: boolean;
-  readonly laurelRank: number;
-  readonly activationSparsityPattern: readonly number[];
-  readonly hiddenActivation: string;
-  readonly bosTokenId: number;
-  readonly eosTokenId: number | number[];
-  readonly padTokenId: number;
+  /** Rows of the token embedding and the LM head (text, vision and audio ids). */
+  readonly vocab_size: number;
+  /** Rows of the per-layer-embedding table; ids at or above it get no per-layer embedding. */
+  readonly vocab_size_per_layer_input: number;
+  /** Width of the residual stream (H). */
+  readonly hidden_size: number;
+  /** Width of each layer's per-layer embedding (P). */
+  readonly hidden_size_per_layer_input: number;
+  /** FFN width of each layer (a single number in config.json means the same width for all). */
+  readonly intermediate_size: readonly number[];
+  /** Decoder layers (L); required, no default. */
+  readonly num_hidden_layers: number;
+  /** Query heads. */
+  readonly num_attention_heads: number;
+  /** K/V heads (grouped-query attention); divides num_attention_heads. */
+  readonly num_key_value_heads: number;
+  /** Width of one attention head (D). */
+  readonly head_dim: number;
+  /** Epsilon of every RMSNorm. */
+  readonly rms_norm_eps: number;
+  /** RoPE base of full-attention layers (5.x: `rope_parameters.full_attention.rope_theta`). */
+  readonly rope_theta: number;
+  /** RoPE base of sliding-window layers (5.x: `rope_parameters.sliding_attention.rope_theta`). */
+  readonly rope_local_base_freq: number;
+  /** Keys a sliding-window layer attends to, its own position included. */
+  readonly sliding_window: number;
+  /** Attention kind of each layer; default: every fifth layer full, the others sliding. */
+  readonly layer_types: readonly LayerType[];
+  /** tanh soft cap of the final logits (cap·tanh(x/cap)); null for none. */
+  readonly final_logit_softcapping: number | null;
+  /** Last layers that reuse the K/V of an earlier layer of their type instead of computing their own. */
+  readonly num_kv_shared_layers: number;
+  /** AltUp streams (N); stream `altup_active_idx` goes through the layer, the others are predicted. */
+  readonly altup_num_inputs: number;
+  /** The AltUp stream the layers compute on. */
+  readonly altup_active_idx: number;
+  /** Clip of the AltUp prediction/correction coefficients; null for none. */
+  readonly altup_coef_clip: number | null;
+  /** Whether AltUp scales the corrected active stream by its learned correct_output_scale. */
+  readonly altup_correct_scale: boolean;
+  /** Rank of the Laurel low-rank residual. */
+  readonly laurel_rank: number;
+  /** Per-layer fraction of FFN activations zeroed by the Gaussian top-k; default 0.95 for the first 10. */
+  readonly activation_sparsity_pattern: readonly number[];
+  /** FFN activation; only gelu_pytorch_tanh is supported. */
+  readonly hidden_activation: string;
+  readonly bos_token_id: number;
+  /** One id or a list of ids that end generation. */
+  readonly eos_token_id: number | number[];
+  /** Id that fills padded batch positions. */
+  readonly pad_token_id: number;
 }
+
+/** transformers' defaults for fields config.json may leave out (per-layer lists are derived, see above). */
+export const TEXT_CONFIG_DEFAULTS = {
+  vocab_size: 262400,
+  vocab_size_per_layer_input: 262144,
+  hidden_size: 2048,
+  hidden_size_per_layer_input: 256,
+  intermediate_size: 16384,
+  num_attention_heads: 8,
+  num_key_value_heads: 2,
+  head_dim: 256,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1_000_000,
+  rope_local_base_freq: 10_000,
+  sliding_window: 512,
+  final_logit_softcapping: 30,
+  num_kv_shared_layers: 15,
+  altup_num_inputs: 4,
+  altup_active_idx: 0,
+  altup_coef_clip: 120,
+  altup_correct_scale: true,
+  laurel_rank: 64,
+  hidden_activation: 'gelu_pytorch_tanh',
+  bos_token_id: 2,
+  eos_token_id: 1,
+  pad_token_id: 0,
+} as const satisfies { readonly [K in keyof TextConfig]?: unknown };
 
 export interface LayerFacts {
   readonly index: number;
@@ -113,6 +171,7 @@ function defaultLayerTypes(n: number): LayerType[] {
 }
 
 export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
+  const D = TEXT_CONFIG_DEFAULTS;
   if (!isObject(json)) throw new ConfigError(file, 'expected a JSON object');
   const multimodal = isObject(json.text_config);
   const t: Json = multimodal ? (json.text_config as Json) : json;
@@ -122,9 +181,9 @@ export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
   }
   const L = num(file, t, 'num_hidden_layers', undefined, true);
   // The bound keeps a corrupt value from allocating per-layer lists of absurd length (Gemma 3n has 30-35).
-  if (L < 1 || L > MAX_LAYERS) {
-    throw new ConfigError(file, `"num_hidden_layers" must be between 1 and ${MAX_LAYERS}, got ${L}`);
-  }
+  if (L < 1) throw new ConfigError(file, '"num_hidden_layers" must be at least 1');
+  if (L > MAX_LAYERS)
+    throw new ConfigError(file, `"num_hidden_layers" must be at most ${MAX_LAYERS}, got ${L}`);
 
   const listOfLength = <T>(key: string, value: unknown, check: (x: unknown) => x is T, what: string): T[] => {
     if (!Array.isArray(value) || !value.every(check)) {
@@ -139,7 +198,7 @@ export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
   const isFrac = (x: unknown): x is number => typeof x === 'number' && x >= 0 && x < 1;
   const isType = (x: unknown): x is LayerType => x === 'sliding_attention' || x === 'full_attention';
 
-  const inter = t.intermediate_size ?? 16384;
+  const inter = t.intermediate_size ?? D.intermediate_size;
   const intermediateSize =
     typeof inter === 'number'
       ? Array.from({ length: L }, () => (isPosInt(inter) ? inter : NaN))
@@ -177,78 +236,80 @@ export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
         );
       }
     }
-    ropeTheta = num(file, full, 'rope_theta', 1_000_000);
-    ropeLocalBaseFreq = num(file, sliding, 'rope_theta', 10_000);
+    ropeTheta = num(file, full, 'rope_theta', D.rope_theta);
+    ropeLocalBaseFreq = num(file, sliding, 'rope_theta', D.rope_local_base_freq);
   } else {
-    ropeTheta = num(file, t, 'rope_theta', 1_000_000);
-    ropeLocalBaseFreq = num(file, t, 'rope_local_base_freq', 10_000);
+    ropeTheta = num(file, t, 'rope_theta', D.rope_theta);
+    ropeLocalBaseFreq = num(file, t, 'rope_local_base_freq', D.rope_local_base_freq);
     if (t.rope_scaling !== undefined && t.rope_scaling !== null) {
       throw new ConfigError(file, '"rope_scaling" must be null (only default RoPE is supported)');
     }
   }
 
-  const H = dim(file, t, 'hidden_size', 2048);
-  const heads = dim(file, t, 'num_attention_heads', 8);
-  const kvHeads = dim(file, t, 'num_key_value_heads', 2);
+  const H = dim(file, t, 'hidden_size', D.hidden_size);
+  const heads = dim(file, t, 'num_attention_heads', D.num_attention_heads);
+  const kvHeads = dim(file, t, 'num_key_value_heads', D.num_key_value_heads);
   if (heads % kvHeads !== 0) {
     throw new ConfigError(
       file,
       `num_attention_heads (${heads}) must be a multiple of num_key_value_heads (${kvHeads})`,
     );
   }
-  const shared = num(file, t, 'num_kv_shared_layers', 15, true);
+  const shared = num(file, t, 'num_kv_shared_layers', D.num_kv_shared_layers, true);
   if (shared < 0 || shared > L) {
     throw new ConfigError(
       file,
       `"num_kv_shared_layers" (${shared}) must be between 0 and num_hidden_layers (${L})`,
     );
   }
-  const altupN = dim(file, t, 'altup_num_inputs', 4);
+  const altupN = dim(file, t, 'altup_num_inputs', D.altup_num_inputs);
   // Each AltUp input has its own projection tensors; Gemma 3n uses 4.
   if (altupN > MAX_ALTUP_INPUTS) {
     throw new ConfigError(file, `"altup_num_inputs" must be at most ${MAX_ALTUP_INPUTS}, got ${altupN}`);
   }
-  const active = num(file, t, 'altup_active_idx', 0, true);
+  const active = num(file, t, 'altup_active_idx', D.altup_active_idx, true);
   if (active < 0 || active >= altupN) {
     throw new ConfigError(file, `"altup_active_idx" (${active}) must be below altup_num_inputs (${altupN})`);
   }
-  const act = t.hidden_activation ?? 'gelu_pytorch_tanh';
-  if (act !== 'gelu_pytorch_tanh') {
+  const act = t.hidden_activation ?? D.hidden_activation;
+  if (act !== D.hidden_activation) {
     throw new ConfigError(
       file,
       `"hidden_activation" ${JSON.stringify(act)} is not supported (expected gelu_pytorch_tanh)`,
     );
   }
   const softcap = t.final_logit_softcapping;
-  const eos = t.eos_token_id ?? 1;
+  const eos = t.eos_token_id ?? D.eos_token_id;
 
   const text: TextConfig = {
-    vocabSize: dim(file, t, 'vocab_size', 262400),
-    vocabSizePerLayerInput: dim(file, t, 'vocab_size_per_layer_input', 262144),
-    hiddenSize: H,
-    hiddenSizePerLayerInput: dim(file, t, 'hidden_size_per_layer_input', 256),
-    intermediateSize,
-    numHiddenLayers: L,
-    numAttentionHeads: heads,
-    numKeyValueHeads: kvHeads,
-    headDim: dim(file, t, 'head_dim', 256),
-    rmsNormEps: positive(file, t, 'rms_norm_eps', 1e-6),
-    ropeTheta,
-    ropeLocalBaseFreq,
-    slidingWindow: dim(file, t, 'sliding_window', 512),
-    layerTypes,
-    finalLogitSoftcapping: softcap === null ? null : num(file, t, 'final_logit_softcapping', 30),
-    numKvSharedLayers: shared,
-    altupNumInputs: altupN,
-    altupActiveIdx: active,
-    altupCoefClip: t.altup_coef_clip === null ? null : num(file, t, 'altup_coef_clip', 120),
-    altupCorrectScale: t.altup_correct_scale === undefined ? true : Boolean(t.altup_correct_scale),
-    laurelRank: dim(file, t, 'laurel_rank', 64),
-    activationSparsityPattern,
-    hiddenActivation: act,
-    bosTokenId: num(file, t, 'bos_token_id', 2, true),
-    eosTokenId: Array.isArray(eos) ? (eos as number[]) : (eos as number),
-    padTokenId: num(file, t, 'pad_token_id', 0, true),
+    vocab_size: dim(file, t, 'vocab_size', D.vocab_size),
+    vocab_size_per_layer_input: dim(file, t, 'vocab_size_per_layer_input', D.vocab_size_per_layer_input),
+    hidden_size: H,
+    hidden_size_per_layer_input: dim(file, t, 'hidden_size_per_layer_input', D.hidden_size_per_layer_input),
+    intermediate_size: intermediateSize,
+    num_hidden_layers: L,
+    num_attention_heads: heads,
+    num_key_value_heads: kvHeads,
+    head_dim: dim(file, t, 'head_dim', D.head_dim),
+    rms_norm_eps: positive(file, t, 'rms_norm_eps', D.rms_norm_eps),
+    rope_theta: ropeTheta,
+    rope_local_base_freq: ropeLocalBaseFreq,
+    sliding_window: dim(file, t, 'sliding_window', D.sliding_window),
+    layer_types: layerTypes,
+    final_logit_softcapping:
+      softcap === null ? null : num(file, t, 'final_logit_softcapping', D.final_logit_softcapping),
+    num_kv_shared_layers: shared,
+    altup_num_inputs: altupN,
+    altup_active_idx: active,
+    altup_coef_clip: t.altup_coef_clip === null ? null : num(file, t, 'altup_coef_clip', D.altup_coef_clip),
+    altup_correct_scale:
+      t.altup_correct_scale === undefined ? D.altup_correct_scale : Boolean(t.altup_correct_scale),
+    laurel_rank: dim(file, t, 'laurel_rank', D.laurel_rank),
+    activation_sparsity_pattern: activationSparsityPattern,
+    hidden_activation: act,
+    bos_token_id: num(file, t, 'bos_token_id', D.bos_token_id, true),
+    eos_token_id: Array.isArray(eos) ? (eos as number[]) : (eos as number),
+    pad_token_id: num(file, t, 'pad_token_id', D.pad_token_id, true),
   };
   const { layers, firstSharedLayer } = deriveLayers(text, file);
   return { raw: json, multimodal, style, text, layers, firstSharedLayer };
@@ -289,21 +350,23 @@ export function deriveKvRoles(
 }
 
 function deriveLayers(text: TextConfig, file: string): { layers: LayerFacts[]; firstSharedLayer: number } {
-  const { roles, sources, firstShared, missing } = deriveKvRoles(text.layerTypes, text.numKvSharedLayers);
-  if (missing.length > 0) {
+  const { roles, sources, firstShared, missing } = deriveKvRoles(text.layer_types, text.num_kv_shared_layers);
+  const orphan = missing[0];
+  if (orphan !== undefined) {
     throw new ConfigError(
       file,
-      `KV-shared layer ${missing[0]} (${text.layerTypes[missing[0]]}) has no earlier layer of its type to share from`,
+      `KV-shared layer ${orphan} (${text.layer_types[orphan]}) has no earlier layer of its type to share from`,
     );
   }
-  const layers = text.layerTypes.map((type, i) => ({
+  // roles, sources and the per-layer lists all have num_hidden_layers entries (parseConfig checks the lists).
+  const layers = text.layer_types.map((type, i) => ({
     index: i,
     type,
-    ropeTheta: type === 'full_attention' ? text.ropeTheta : text.ropeLocalBaseFreq,
-    kv: roles[i],
-    kvSource: sources[i],
-    sparsity: text.activationSparsityPattern[i],
-    ffn: text.intermediateSize[i],
+    ropeTheta: type === 'full_attention' ? text.rope_theta : text.rope_local_base_freq,
+    kv: roles[i]!,
+    kvSource: sources[i]!,
+    sparsity: text.activation_sparsity_pattern[i]!,
+    ffn: text.intermediate_size[i]!,
   }));
   return { layers, firstSharedLayer: firstShared };
 }
@@ -359,7 +422,7 @@ export function serializeConfig(json: Json): string {
 export function textVocabLimit(cfg: ModelConfig): number {
   const vision = cfg.raw.vision_config as { vocab_offset?: unknown } | undefined;
   const offset = typeof vision?.vocab_offset === 'number' ? vision.vocab_offset : Infinity;
-  return Math.min(cfg.text.vocabSize, offset);
+  return Math.min(cfg.text.vocab_size, offset);
 }
 
 /** transformers' Gemma3nTextConfig default for max_position_embeddings. */

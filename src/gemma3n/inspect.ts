@@ -146,7 +146,7 @@ export function checkTensors(cfg: ModelConfig, ckpt: Checkpoint): CheckpointRepo
   for (const [name, t] of ckpt.tensors) {
     dtypes[t.info.dtype] = (dtypes[t.info.dtype] ?? 0) + 1;
     if (name === lmHead) {
-      const want = [cfg.text.vocabSize, cfg.text.hiddenSize];
+      const want = [cfg.text.vocab_size, cfg.text.hidden_size];
       const got = [...t.info.shape];
       if (got.length !== 2 || got[0] !== want[0] || got[1] !== want[1]) {
         wrongShape.push({ name, expected: want, actual: got });
@@ -204,7 +204,7 @@ export function inspectConfig(
   opts: InspectOptions = {},
 ): InspectReport {
   const c = cfg.text;
-  const spec = opts.spec ?? identitySpec(c.intermediateSize);
+  const spec = opts.spec ?? identitySpec(c.intermediate_size);
   const layers = specLayers(cfg, spec);
   const firstConsumer = layers.findIndex((l) => l.kv === 'consumer');
   let params = textParams(c, spec);
@@ -229,14 +229,14 @@ export function inspectConfig(
     style: cfg.style,
     text: {
       layers: layers.length,
-      hiddenSize: c.hiddenSize,
-      numAttentionHeads: c.numAttentionHeads,
-      numKeyValueHeads: c.numKeyValueHeads,
-      headDim: c.headDim,
-      hiddenSizePerLayerInput: c.hiddenSizePerLayerInput,
-      vocabSize: c.vocabSize,
-      vocabSizePerLayerInput: c.vocabSizePerLayerInput,
-      slidingWindow: c.slidingWindow,
+      hiddenSize: c.hidden_size,
+      numAttentionHeads: c.num_attention_heads,
+      numKeyValueHeads: c.num_key_value_heads,
+      headDim: c.head_dim,
+      hiddenSizePerLayerInput: c.hidden_size_per_layer_input,
+      vocabSize: c.vocab_size,
+      vocabSizePerLayerInput: c.vocab_size_per_layer_input,
+      slidingWindow: c.sliding_window,
       numKvSharedLayers: layers.filter((l) => l.kv === 'consumer').length,
       firstSharedLayer: firstConsumer >= 0 ? firstConsumer : layers.length,
     },

@@ -75,8 +75,9 @@ export function parsePublishedConfigs(csvText: string, file = PUBLISHED_CONFIGS_
     const m = /:(\d+): (.*)$/.exec((err as Error).message);
     throw new PresetError(file, m ? `line ${m[1]}: ${m[2]}` : (err as Error).message);
   }
-  if (rows.length === 0) throw new PresetError(file, 'is empty; expected a header row');
-  const header = rows[0].map((h) => h.trim());
+  const first = rows[0];
+  if (first === undefined) throw new PresetError(file, 'is empty; expected a header row');
+  const header = first.map((h) => h.trim());
   const col = {} as Record<keyof typeof COLUMNS, number>;
   for (const [k, title] of Object.entries(COLUMNS) as [keyof typeof COLUMNS, string][]) {
     const idx = header.indexOf(title);

@@ -106,7 +106,7 @@ export function planTensors(cfg: ModelConfig): PlannedTensor[] {
         'embedding.weight': [vocab, hidden],
         'hard_embedding_norm.weight': [hidden],
         'soft_embedding_norm.weight': [hidden],
-        'embedding_projection.weight': [c.hiddenSize, hidden],
+        'embedding_projection.weight': [c.hidden_size, hidden],
       };
       for (const [key, shape] of Object.entries(shapes)) {
         const fill = TOWER_FILL[key] ?? 'fan_in';
@@ -148,7 +148,7 @@ function bf16NormalTable(init: Init): Uint16Array {
     const u32 = new Uint32Array(f.buffer);
     t = new Uint16Array(65536);
     for (let i = 0; i < 65536; i++) {
-      const x = u32[i];
+      const x = u32[i]!;
       t[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16; // round to nearest even
     }
     tables.set(key, t);
@@ -161,10 +161,11 @@ function fillBf16(out: Uint16Array, count: number, table: Uint16Array, next: () 
   let i = 0;
   for (; i + 1 < count; i += 2) {
     const r = next();
-    out[i] = table[r & 0xffff];
-    out[i + 1] = table[r >>> 16];
+    // The table has 65536 entries: every 16-bit index is in it.
+    out[i] = table[r & 0xffff]!;
+    out[i + 1] = table[r >>> 16]!;
   }
-  if (i < count) out[i] = table[next() & 0xffff];
+  if (i < count) out[i] = table[next() & 0xffff]!;
 }
 
 /** A tensor's values as bf16, in chunks (the same bytes whatever the chunk size, if it is even). */
@@ -260,9 +261,9 @@ function generationConfig(cfg: ModelConfig): Record<string, unknown> {
   const t = cfg.text;
   return {
     _from_model_config: true,
-    bos_token_id: t.bosTokenId,
-    eos_token_id: (cfg.raw.eos_token_id as unknown) ?? t.eosTokenId,
-    pad_token_id: t.padTokenId,
+    bos_token_id: t.bos_token_id,
+    eos_token_id: (cfg.raw.eos_token_id as unknown) ?? t.eos_token_id,
+    pad_token_id: t.pad_token_id,
     use_cache: true,
   };
 }

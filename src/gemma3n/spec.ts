@@ -92,7 +92,7 @@ export function parseWidthList(value: ListInput, flag = '--ffn'): number[] {
   for (const item of toItems(value, flag)) {
     if (item === '') throw new SpecError(`${flag}: empty entry in the width list`);
     const m = /^(.+?)\s*[x×]\s*(\d+)$/i.exec(item);
-    const expr = m ? m[1] : item;
+    const expr = m?.[1] ?? item;
     const count = m ? Number(m[2]) : 1;
     if (count < 1 || count > MAX_REPEAT) {
       throw new SpecError(`${flag}: repeat count in "${item}" must be between 1 and ${MAX_REPEAT}`);
@@ -136,7 +136,8 @@ export function expandBlocks(value: ListInput, layerTypes: readonly string[], fl
     );
   }
   const perLayer = new Array<number>(layerTypes.length);
-  blocks.forEach((b, k) => b.forEach((l) => (perLayer[l] = widths[k])));
+  // One width per block (checked above).
+  blocks.forEach((b, k) => b.forEach((l) => (perLayer[l] = widths[k]!)));
   return perLayer;
 }
 
@@ -148,9 +149,11 @@ export function widthsForKept(
   flag: string,
 ): number[] {
   const kept = keptLayers(numLayers, { skip });
-  if (widths.length === 1) return kept.map(() => widths[0]);
+  const [only] = widths;
+  if (widths.length === 1 && only !== undefined) return kept.map(() => only);
   if (widths.length === kept.length) return widths;
-  if (widths.length === numLayers) return kept.map((l) => widths[l]);
+  // Kept indices are below numLayers = widths.length.
+  if (widths.length === numLayers) return kept.map((l) => widths[l]!);
   const expected =
     kept.length === numLayers
       ? `1 or ${numLayers} (one per layer)`
@@ -248,7 +251,7 @@ const given = (v: unknown): boolean => v !== undefined && v !== null && !(Array.
  * a preset stands alone. With nothing given, the result is the parent's own shape.
  */
 export function resolveSpec(flags: SpecFlags, parent: ModelConfig): ResolvedSpec {
-  const L = parent.text.numHiddenLayers;
+  const L = parent.text.num_hidden_layers;
   let file: FileSpec = {};
   let fileFlag = '';
   if (given(flags.preset) && given(flags.specFile)) {
@@ -269,8 +272,9 @@ export function resolveSpec(flags: SpecFlags, parent: ModelConfig): ResolvedSpec
       ['skip', file.skip],
       ['blocks', file.blocks],
     ].filter(([, v]) => given(v));
-    if (others.length > 0) {
-      throw new SpecError(`${presetFlag}: a published config fixes every layer; drop ${others[0][0]}`);
+    const other = others[0];
+    if (other !== undefined) {
+      throw new SpecError(`${presetFlag}: a published config fixes every layer; drop ${other[0]}`);
     }
     return fromPreset(findPreset(presetName, loadPublishedConfigs(), presetFlag), parent, presetFlag);
   }
@@ -294,14 +298,14 @@ export function resolveSpec(flags: SpecFlags, parent: ModelConfig): ResolvedSpec
     }
     if (given(ffn)) return { from: ffnLabel, widths: parseWidthList(ffn!, ffnLabel) };
     if (given(blocks)) {
-      return { from: blocksLabel, widths: expandBlocks(blocks!, parent.text.layerTypes, blocksLabel) };
+      return { from: blocksLabel, widths: expandBlocks(blocks!, parent.text.layer_types, blocksLabel) };
     }
     return null;
   };
   const { from: ffnFrom, widths } = widthsFrom('--ffn', flags.ffn, '--blocks', flags.blocks) ??
     widthsFrom(`${fileFlag}: ffn`, file.ffn, `${fileFlag}: blocks`, file.blocks) ?? {
       from: '--ffn',
-      widths: [...parent.text.intermediateSize],
+      widths: [...parent.text.intermediate_size],
     };
   const ffn = widthsForKept(widths, L, skip, ffnFrom);
   const submodel = deriveSubmodel(parent, { skip, ffn }, { skipFrom, ffnFrom });
@@ -309,7 +313,7 @@ export function resolveSpec(flags: SpecFlags, parent: ModelConfig): ResolvedSpec
 }
 
 function fromPreset(preset: PublishedConfig, parent: ModelConfig, flag: string): ResolvedSpec {
-  const L = parent.text.numHiddenLayers;
+  const L = parent.text.num_hidden_layers;
   const presetParent = preset.layers + preset.skip.length;
   if (presetParent !== L) {
     throw new SpecError(
@@ -359,7 +363,7 @@ export function rangeList(indices: readonly number[]): string {
   const parts: string[] = [];
   for (let i = 0; i < indices.length;) {
     let j = i;
-    while (j + 1 < indices.length && indices[j + 1] === indices[j] + 1) j++;
+    while (j + 1 < indices.length && indices[j + 1] === indices[j]! + 1) j++;
     parts.push(j > i ? `${indices[i]}-${indices[j]}` : String(indices[i]));
     i = j + 1;
   }

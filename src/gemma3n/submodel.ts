@@ -48,7 +48,7 @@ export interface Submodel {
   readonly kept: readonly number[];
   readonly layers: readonly SubmodelLayer[];
   /** The submodel's own num_kv_shared_layers (the parent's minus the skipped consumers). */
-  readonly numKvSharedLayers: number;
+  readonly num_kv_shared_layers: number;
   /** First KV-shared layer of the submodel (its layer count when none is shared). */
   readonly firstSharedLayer: number;
   /** Problems that do not stop a run (e.g. widths outside the trained range). */
@@ -76,7 +76,7 @@ export function deriveSubmodel(parent: ModelConfig, spec: MixNMatchSpec, labels:
   const skipFrom = labels.skipFrom ?? '--skip';
   const ffnFrom = labels.ffnFrom ?? '--ffn';
   const t = parent.text;
-  const L = t.numHiddenLayers;
+  const L = t.num_hidden_layers;
   const seen = new Set<number>();
   spec.skip.forEach((s, i) => {
     if (!Number.isInteger(s) || s < 0 || s >= L) {
@@ -112,7 +112,7 @@ export function deriveSubmodel(parent: ModelConfig, spec: MixNMatchSpec, labels:
   const newIndex = new Map(kept.map((l, i) => [l, i]));
   const types = kept.map((l) => parentLayer(l).type);
   const numKvSharedLayers =
-    t.numKvSharedLayers - spec.skip.filter((s) => parentLayer(s).kv === 'consumer').length;
+    t.num_kv_shared_layers - spec.skip.filter((s) => parentLayer(s).kv === 'consumer').length;
   const child = deriveKvRoles(types, numKvSharedLayers);
   kept.forEach((l, i) => {
     const want = parentLayer(l).kvSource;
@@ -146,7 +146,7 @@ export function deriveSubmodel(parent: ModelConfig, spec: MixNMatchSpec, labels:
     };
   });
   const warnings: string[] = [];
-  if (t.hiddenSize === FULL_SIZE_HIDDEN && untrained.length > 0) {
+  if (t.hidden_size === FULL_SIZE_HIDDEN && untrained.length > 0) {
     warnings.push(
       `${ffnFrom}: widths outside ${TRAINED_WIDTHS.min}..${TRAINED_WIDTHS.max} (only those were trained) on layers ${untrained.join(', ')}`,
     );
@@ -155,7 +155,7 @@ export function deriveSubmodel(parent: ModelConfig, spec: MixNMatchSpec, labels:
     spec: { skip: [...spec.skip], ffn: [...spec.ffn] },
     kept,
     layers,
-    numKvSharedLayers,
+    num_kv_shared_layers: numKvSharedLayers,
     firstSharedLayer: child.firstShared,
     warnings,
   };

@@ -105,113 +105,113 @@ export const LAYER_TENSORS: readonly LayerFamily[] = [
   layer(
     'self_attn.q_proj.weight',
     'attention query',
-    (c) => [c.numAttentionHeads * c.headDim, c.hiddenSize],
+    (c) => [c.num_attention_heads * c.head_dim, c.hidden_size],
     'transposed',
     { gguf: { name: 'attn_q.weight' } },
   ),
   layer(
     'self_attn.k_proj.weight',
     'attention key',
-    (c) => [c.numKeyValueHeads * c.headDim, c.hiddenSize],
+    (c) => [c.num_key_value_heads * c.head_dim, c.hidden_size],
     'transposed',
     { kvOnly: true, gguf: { name: 'attn_k.weight' } },
   ),
   layer(
     'self_attn.v_proj.weight',
     'attention value',
-    (c) => [c.numKeyValueHeads * c.headDim, c.hiddenSize],
+    (c) => [c.num_key_value_heads * c.head_dim, c.hidden_size],
     'transposed',
     { kvOnly: true, gguf: { name: 'attn_v.weight' } },
   ),
   layer(
     'self_attn.o_proj.weight',
     'attention output',
-    (c) => [c.hiddenSize, c.numAttentionHeads * c.headDim],
+    (c) => [c.hidden_size, c.num_attention_heads * c.head_dim],
     'transposed',
     { gguf: { name: 'attn_output.weight' } },
   ),
-  layer('self_attn.q_norm.weight', 'query RMSNorm', (c) => [c.headDim], 'vector', {
+  layer('self_attn.q_norm.weight', 'query RMSNorm', (c) => [c.head_dim], 'vector', {
     gguf: { name: 'attn_q_norm.weight', f32: true },
   }),
-  layer('self_attn.k_norm.weight', 'key RMSNorm', (c) => [c.headDim], 'vector', {
+  layer('self_attn.k_norm.weight', 'key RMSNorm', (c) => [c.head_dim], 'vector', {
     kvOnly: true,
     gguf: { name: 'attn_k_norm.weight', f32: true },
   }),
-  layer('mlp.gate_proj.weight', 'FFN gate', (c, f) => [f, c.hiddenSize], 'transposed', {
+  layer('mlp.gate_proj.weight', 'FFN gate', (c, f) => [f, c.hidden_size], 'transposed', {
     slice: 'ffn_rows',
     gguf: { name: 'ffn_gate.weight' },
   }),
-  layer('mlp.up_proj.weight', 'FFN up', (c, f) => [f, c.hiddenSize], 'transposed', {
+  layer('mlp.up_proj.weight', 'FFN up', (c, f) => [f, c.hidden_size], 'transposed', {
     slice: 'ffn_rows',
     gguf: { name: 'ffn_up.weight' },
   }),
-  layer('mlp.down_proj.weight', 'FFN down', (c, f) => [c.hiddenSize, f], 'transposed', {
+  layer('mlp.down_proj.weight', 'FFN down', (c, f) => [c.hidden_size, f], 'transposed', {
     slice: 'ffn_cols',
     gguf: { name: 'ffn_down.weight' },
   }),
-  layer('input_layernorm.weight', 'pre-attention RMSNorm', (c) => [c.hiddenSize], 'vector', {
+  layer('input_layernorm.weight', 'pre-attention RMSNorm', (c) => [c.hidden_size], 'vector', {
     gguf: { name: 'attn_norm.weight', f32: true },
   }),
-  layer('post_attention_layernorm.weight', 'post-attention RMSNorm', (c) => [c.hiddenSize], 'vector', {
+  layer('post_attention_layernorm.weight', 'post-attention RMSNorm', (c) => [c.hidden_size], 'vector', {
     gguf: { name: 'post_attention_norm.weight', f32: true },
   }),
-  layer('pre_feedforward_layernorm.weight', 'pre-FFN RMSNorm', (c) => [c.hiddenSize], 'vector', {
+  layer('pre_feedforward_layernorm.weight', 'pre-FFN RMSNorm', (c) => [c.hidden_size], 'vector', {
     gguf: { name: 'ffn_norm.weight', f32: true },
   }),
-  layer('post_feedforward_layernorm.weight', 'post-FFN RMSNorm', (c) => [c.hiddenSize], 'vector', {
+  layer('post_feedforward_layernorm.weight', 'post-FFN RMSNorm', (c) => [c.hidden_size], 'vector', {
     gguf: { name: 'post_ffw_norm.weight', f32: true },
   }),
-  layer('altup.correct_output_scale', 'AltUp output scale', (c) => [c.hiddenSize], 'vector', {
+  layer('altup.correct_output_scale', 'AltUp output scale', (c) => [c.hidden_size], 'vector', {
     gguf: { name: 'altup_correct_scale.weight', f32: true },
   }),
   layer(
     'altup.correction_coefs.weight',
     'AltUp correction',
-    (c) => [c.altupNumInputs, c.altupNumInputs],
+    (c) => [c.altup_num_inputs, c.altup_num_inputs],
     'clipped_transposed',
     { fill: COEF, gguf: { name: 'altup_correct_coef.weight', f32: true } },
   ),
   layer(
     'altup.prediction_coefs.weight',
     'AltUp prediction',
-    (c) => [c.altupNumInputs ** 2, c.altupNumInputs],
+    (c) => [c.altup_num_inputs ** 2, c.altup_num_inputs],
     'transposed',
     { fill: COEF, gguf: { name: 'altup_predict_coef.weight', f32: true } },
   ),
   layer(
     'altup.modality_router.weight',
     'AltUp router',
-    (c) => [c.altupNumInputs, c.hiddenSize],
+    (c) => [c.altup_num_inputs, c.hidden_size],
     'transposed',
     { gguf: { name: 'altup_router.weight' } },
   ),
-  layer('altup.router_norm.weight', 'AltUp router RMSNorm', (c) => [c.hiddenSize], 'vector', {
+  layer('altup.router_norm.weight', 'AltUp router RMSNorm', (c) => [c.hidden_size], 'vector', {
     gguf: { name: 'altup_router_norm.weight', f32: true },
   }),
-  layer('laurel.linear_left.weight', 'LAuReL down', (c) => [c.laurelRank, c.hiddenSize], 'transposed', {
+  layer('laurel.linear_left.weight', 'LAuReL down', (c) => [c.laurel_rank, c.hidden_size], 'transposed', {
     gguf: { name: 'laurel_l.weight' },
   }),
-  layer('laurel.linear_right.weight', 'LAuReL up', (c) => [c.hiddenSize, c.laurelRank], 'transposed', {
+  layer('laurel.linear_right.weight', 'LAuReL up', (c) => [c.hidden_size, c.laurel_rank], 'transposed', {
     gguf: { name: 'laurel_r.weight' },
   }),
-  layer('laurel.post_laurel_norm.weight', 'LAuReL RMSNorm', (c) => [c.hiddenSize], 'vector', {
+  layer('laurel.post_laurel_norm.weight', 'LAuReL RMSNorm', (c) => [c.hidden_size], 'vector', {
     gguf: { name: 'laurel_post_norm.weight', f32: true },
   }),
   layer(
     'per_layer_input_gate.weight',
     'PLE gate',
-    (c) => [c.hiddenSizePerLayerInput, c.hiddenSize],
+    (c) => [c.hidden_size_per_layer_input, c.hidden_size],
     'transposed',
     { gguf: { name: 'inp_gate.weight' } },
   ),
   layer(
     'per_layer_projection.weight',
     'PLE projection',
-    (c) => [c.hiddenSize, c.hiddenSizePerLayerInput],
+    (c) => [c.hidden_size, c.hidden_size_per_layer_input],
     'transposed',
     { gguf: { name: 'proj.weight' } },
   ),
-  layer('post_per_layer_input_norm.weight', 'PLE RMSNorm', (c) => [c.hiddenSize], 'vector', {
+  layer('post_per_layer_input_norm.weight', 'PLE RMSNorm', (c) => [c.hidden_size], 'vector', {
     gguf: { name: 'post_norm.weight', f32: true },
   }),
 ];
@@ -227,14 +227,14 @@ function global(
   return { scope: 'global', key, role, shape, engine, slice: 'copy', params: 'effective', ...more, fill };
 }
 
-const altupCopies = (c: TextConfig) => c.altupNumInputs - 1;
+const altupCopies = (c: TextConfig) => c.altup_num_inputs - 1;
 
 /** Model-level text tensors, key after the text prefix. */
 export const GLOBAL_TENSORS: readonly GlobalFamily[] = [
   global(
     'embed_tokens.weight',
     'token embeddings (tied LM head)',
-    (c) => [c.vocabSize, c.hiddenSize],
+    (c) => [c.vocab_size, c.hidden_size],
     'host',
     {
       fill: { mean: 0, std: 0.5 },
@@ -245,7 +245,7 @@ export const GLOBAL_TENSORS: readonly GlobalFamily[] = [
   global(
     'embed_tokens_per_layer.weight',
     'per-layer embeddings (PLE table, layer-major columns)',
-    (c) => [c.vocabSizePerLayerInput, c.numHiddenLayers * c.hiddenSizePerLayerInput],
+    (c) => [c.vocab_size_per_layer_input, c.num_hidden_layers * c.hidden_size_per_layer_input],
     'host',
     {
       slice: 'ple_cols',
@@ -257,21 +257,21 @@ export const GLOBAL_TENSORS: readonly GlobalFamily[] = [
   global(
     'per_layer_model_projection.weight',
     'PLE model projection (layer-major rows)',
-    (c) => [c.numHiddenLayers * c.hiddenSizePerLayerInput, c.hiddenSize],
+    (c) => [c.num_hidden_layers * c.hidden_size_per_layer_input, c.hidden_size],
     'transposed',
     { slice: 'ple_rows', gguf: { name: 'per_layer_model_proj.weight' } },
   ),
   global(
     'per_layer_projection_norm.weight',
     'PLE projection RMSNorm',
-    (c) => [c.hiddenSizePerLayerInput],
+    (c) => [c.hidden_size_per_layer_input],
     'vector',
     { gguf: { name: 'per_layer_proj_norm.weight', f32: true } },
   ),
   global(
     'altup_projections.{k}.weight',
     'AltUp input projections',
-    (c) => [c.hiddenSize, c.hiddenSize],
+    (c) => [c.hidden_size, c.hidden_size],
     'fused_transposed',
     {
       count: altupCopies,
@@ -281,11 +281,11 @@ export const GLOBAL_TENSORS: readonly GlobalFamily[] = [
   global(
     'altup_unembed_projections.{k}.weight',
     'AltUp unembedding projections',
-    (c) => [c.hiddenSize, c.hiddenSize],
+    (c) => [c.hidden_size, c.hidden_size],
     'stacked_transposed',
     { count: altupCopies, gguf: { name: 'altup_unembd_proj.weight', transform: 'stack' } },
   ),
-  global('norm.weight', 'final RMSNorm', (c) => [c.hiddenSize], 'vector', {
+  global('norm.weight', 'final RMSNorm', (c) => [c.hidden_size], 'vector', {
     gguf: { name: 'output_norm.weight', f32: true },
   }),
 ];
@@ -326,7 +326,7 @@ export function expectedTextTensors(
     for (const key of globalKeys(g, c))
       out.push({ name: prefix + key, shape: g.shape(c), optional: false, family: g });
   }
-  for (let l = 0; l < c.numHiddenLayers; l++) {
+  for (let l = 0; l < c.num_hidden_layers; l++) {
     for (const t of LAYER_TENSORS) {
       out.push({
         name: layerTensorName(l, t.key, prefix),
@@ -341,9 +341,9 @@ export function expectedTextTensors(
 
 /** A layer's FFN width (the config guarantees one per layer). */
 export function ffnOf(c: TextConfig, layer: number): number {
-  const w = c.intermediateSize[layer];
+  const w = c.intermediate_size[layer];
   if (w === undefined)
-    throw new RangeError(`layer ${layer} is not a layer of this ${c.numHiddenLayers}-layer config`);
+    throw new RangeError(`layer ${layer} is not a layer of this ${c.num_hidden_layers}-layer config`);
   return w;
 }
 

@@ -180,7 +180,7 @@ export function layersFigure(rows: readonly SweepCandidate[], depth: number): Fi
   rows.forEach((c, r) =>
     c.spec.skip.forEach((l) => {
       skipX.push(l);
-      skipY.push(labels[r]);
+      skipY.push(labels[r]!); // one label per row
     }),
   );
   return {
@@ -270,7 +270,10 @@ export function categoriesFigure(rows: readonly SweepCandidate[]): Figure {
       'MMLU accuracy against the labels per category, with 95% intervals, for each frontier candidate.',
     data: rows.map((c) => {
       const cats = c.result?.categories ?? {};
-      const acc = names.map((n) => (cats[n] ? cats[n].acc * 100 : null));
+      const acc = names.map((n) => {
+        const cat = cats[n];
+        return cat ? cat.acc * 100 : null;
+      });
       return {
         type: 'bar',
         name: escapeHtml(candidateLabel(c)),
@@ -279,15 +282,22 @@ export function categoriesFigure(rows: readonly SweepCandidate[]): Figure {
         error_y: {
           type: 'data',
           symmetric: false,
-          array: names.map((n) => (cats[n]?.ci ? (cats[n].ci![1] - cats[n].acc) * 100 : 0)),
-          arrayminus: names.map((n) => (cats[n]?.ci ? (cats[n].acc - cats[n].ci![0]) * 100 : 0)),
+          array: names.map((n) => {
+            const cat = cats[n];
+            return cat?.ci ? (cat.ci[1] - cat.acc) * 100 : 0;
+          }),
+          arrayminus: names.map((n) => {
+            const cat = cats[n];
+            return cat?.ci ? (cat.acc - cat.ci[0]) * 100 : 0;
+          }),
           thickness: 1,
         },
-        hovertext: names.map((n) =>
-          cats[n]
-            ? `${escapeHtml(candidateLabel(c))}<br>${escapeHtml(n)}: ${pct(cats[n].acc)} (n=${cats[n].n})`
-            : '',
-        ),
+        hovertext: names.map((n) => {
+          const cat = cats[n];
+          return cat
+            ? `${escapeHtml(candidateLabel(c))}<br>${escapeHtml(n)}: ${pct(cat.acc)} (n=${cat.n})`
+            : '';
+        }),
         hoverinfo: 'text',
       };
     }),

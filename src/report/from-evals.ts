@@ -105,13 +105,13 @@ export function sweepResultsFromEvals(
   }
   const names = new Map<string, number>();
   const rows = evals.map((e) => {
-    const spec = e.spec ?? identitySpec(parent.intermediateSize);
+    const spec = e.spec ?? identitySpec(parent.intermediate_size);
     if (
-      spec.skip.length + spec.ffn.length !== parent.numHiddenLayers ||
-      spec.skip.some((l) => l >= parent.numHiddenLayers)
+      spec.skip.length + spec.ffn.length !== parent.num_hidden_layers ||
+      spec.skip.some((l) => l >= parent.num_hidden_layers)
     )
       throw new ReportInputError(
-        `${e.file}: spec does not fit the ${parent.numHiddenLayers}-layer checkpoint ${e.model}`,
+        `${e.file}: spec does not fit the ${parent.num_hidden_layers}-layer checkpoint ${e.model}`,
       );
     const base = (e.file.split(/[\\/]/).pop() ?? e.file).replace(/\.json$/i, '');
     const seen = names.get(base) ?? 0;

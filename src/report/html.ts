@@ -43,10 +43,11 @@ export function scriptJson(value: unknown): string {
 }
 
 export function selectRun(results: SweepResults, runId?: string | number): SweepRun {
-  if (runId === undefined)
-    return (
-      results.runs.find((r) => String(r.id) === String(results.run)) ?? results.runs[results.runs.length - 1]
-    );
+  if (runId === undefined) {
+    const run = results.runs.find((r) => String(r.id) === String(results.run)) ?? results.runs.at(-1);
+    if (!run) throw new UserInputError('the sweep results hold no run');
+    return run;
+  }
   const run = results.runs.find((r) => String(r.id) === String(runId));
   if (!run)
     throw new UserInputError(

@@ -177,7 +177,7 @@ function readCandidate(r: JsonReader, v: unknown, at: string): SweepCandidate {
   const spec = r.obj(o.spec, `${at}.spec`);
   const skip = r.arr(spec.skip ?? [], `${at}.spec.skip`).map((x, i) => r.int(x, `${at}.spec.skip[${i}]`));
   for (let i = 1; i < skip.length; i++)
-    if (skip[i] <= skip[i - 1]) r.fail(`${at}.spec.skip`, 'expected sorted, unique layer indices');
+    if (skip[i]! <= skip[i - 1]!) r.fail(`${at}.spec.skip`, 'expected sorted, unique layer indices');
   const ffn = r.arr(spec.ffn, `${at}.spec.ffn`).map((x, i) => r.int(x, `${at}.spec.ffn[${i}]`, 1));
   const paramsObj = r.obj(o.params, `${at}.params`);
   const params: Record<string, number> = {};

@@ -100,10 +100,8 @@ class Scanner {
 }
 
 /** Python-compatible JSON for a value; `floats` forces a decimal point on integral numbers (0 → 0.0). */
-function encode(value: unknown, floats: boolean): string[] {
-  const one = (v: unknown) =>
-    floats && typeof v === 'number' && Number.isInteger(v) ? `${v}.0` : JSON.stringify(v);
-  return Array.isArray(value) ? value.map(one) : [one(value)];
+function encode(v: unknown, floats: boolean): string {
+  return floats && typeof v === 'number' && Number.isInteger(v) ? `${v}.0` : JSON.stringify(v);
 }
 
 function lineIndent(text: string, pos: number): string {
@@ -130,14 +128,16 @@ export function editJsonObject(
   const { span, keys } = s.found;
   const edits: { start: number; end: number; text: string }[] = [];
   const additions: string[] = [];
-  const memberIndent = keys.size > 0 ? lineIndent(text, [...keys.values()][0].start) : '  ';
+  const firstKey = keys.values().next();
+  const memberIndent = firstKey.done ? '  ' : lineIndent(text, firstKey.value.start);
   for (const [key, value] of Object.entries(updates)) {
     const old = keys.get(key);
-    const items = encode(value, floatKeys.has(key));
+    const floats = floatKeys.has(key);
+    const items = Array.isArray(value) ? value.map((v: unknown) => encode(v, floats)) : [];
     const multiline = old ? text.slice(old.start, old.end).includes('\n') : Array.isArray(value);
     const indent = old ? lineIndent(text, old.start) : memberIndent;
     const rendered = !Array.isArray(value)
-      ? items[0]
+      ? encode(value, floats)
       : items.length === 0
         ? '[]'
         : multiline

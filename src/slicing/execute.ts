@@ -126,9 +126,10 @@ function* chunksOf(t: PlannedTensor, src: CheckpointTensor, chunk: number): Gene
     return;
   }
   const rowBytes = rowBytesOf(t);
-  const colBytes = rowBytes / t.sourceShape[1];
+  // Column prefixes apply to 2-D tensors only (the plan's column ops).
+  const colBytes = rowBytes / at(t.sourceShape, 1);
   const keep = op.ranges.map(([a, b]) => [a * colBytes, b * colBytes] as [number, number]);
-  const rows = t.sourceShape[0];
+  const rows = at(t.sourceShape, 0);
   const perChunk = Math.max(1, Math.floor(chunk / rowBytes));
   for (let r = 0; r < rows; r += perChunk) {
     const n = Math.min(perChunk, rows - r);
@@ -171,7 +172,7 @@ async function* shardBytes(
   while (!cur.done && pending) {
     const data = await pending;
     const next = chunks.next();
-    pending = next.done ? null : read(next.value, buffers[(k + 1) % 2]);
+    pending = next.done ? null : read(next.value, k % 2 === 0 ? buffers[1] : buffers[0]);
     yield cur.value.cols ? compactColumns(data, cur.value.cols) : data;
     cur = next;
     k++;

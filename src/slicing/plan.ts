@@ -140,8 +140,8 @@ export function planSlice(
   // Callers usually validated already (with their flag names); this guards direct API use.
   const submodel = deriveSubmodel(parent, spec);
   const c = parent.text;
-  const L = c.numHiddenLayers;
-  const P = c.hiddenSizePerLayerInput;
+  const L = c.num_hidden_layers;
+  const P = c.hidden_size_per_layer_input;
   const kept = submodel.kept;
   const newIndex = new Map(kept.map((l, i) => [l, i]));
   const prefix = detectTextPrefix(tensors.map((t) => t.name));
@@ -243,7 +243,7 @@ export function planSlice(
     intermediate_size: submodel.layers.map((l) => l.ffn),
     layer_types: submodel.layers.map((l) => l.type),
     activation_sparsity_pattern: submodel.layers.map((l) => l.sparsity),
-    num_kv_shared_layers: submodel.numKvSharedLayers,
+    num_kv_shared_layers: submodel.num_kv_shared_layers,
   };
   const config = withTextUpdates(parent, textUpdates);
   // The new config must load by the same rules as any other (lengths, KV sources).

@@ -79,7 +79,7 @@ export function sweepCandidates(sweep: SweepFile, parent: ModelConfig): Candidat
     if (out.size > MAX_CANDIDATES)
       throw new SweepFileError(`${sweep.file}: candidates: more than ${MAX_CANDIDATES} candidates`);
   };
-  add(makeCandidate(parent, identitySpec(parent.text.intermediateSize), 'parent'));
+  add(makeCandidate(parent, identitySpec(parent.text.intermediate_size), 'parent'));
   const presets = loadPublishedConfigs();
   const e2b = presetCandidate(parent, findPreset(E2B_PRESET, presets));
   if (e2b) add(e2b);
@@ -107,7 +107,7 @@ function within(c: Candidate, bound: ParamsBound | undefined): boolean {
 /** A published config as a candidate, or null when it does not fit this parent (not E4B-shaped). */
 function presetCandidate(parent: ModelConfig, p: PublishedConfig): Candidate | null {
   const spec = { skip: [...p.skip], ffn: [...p.ffn] };
-  if (p.layers + p.skip.length !== parent.text.numHiddenLayers) return null;
+  if (p.layers + p.skip.length !== parent.text.num_hidden_layers) return null;
   try {
     validateSpec(parent, spec);
   } catch (e) {
@@ -122,9 +122,9 @@ function expand(
   parent: ModelConfig,
   presets: readonly PublishedConfig[],
 ): Candidate[] {
-  const L = parent.text.numHiddenLayers;
+  const L = parent.text.num_hidden_layers;
   const at = entry.at;
-  const full = parent.text.intermediateSize;
+  const full = parent.text.intermediate_size;
   const validated = (spec: MixNMatchSpec, skipFrom = `${at}.skip`, ffnFrom = `${at}.ffn`) => {
     validateSpec(parent, spec, skipFrom, ffnFrom);
     return makeCandidate(parent, spec, at);
@@ -156,12 +156,12 @@ function expand(
         entry.ffn !== undefined
           ? parseWidthList(entry.ffn, ffnFrom)
           : entry.blocks !== undefined
-            ? expandBlocks(entry.blocks, parent.text.layerTypes, ffnFrom)
+            ? expandBlocks(entry.blocks, parent.text.layer_types, ffnFrom)
             : [...full];
       return [validated({ skip, ffn: widthsForKept(widths, L, skip, ffnFrom) }, `${at}.skip`, ffnFrom)];
     }
     case 'blocks': {
-      const blocks = parentBlocks(parent.text.layerTypes);
+      const blocks = parentBlocks(parent.text.layer_types);
       const n = entry.widths.length ** blocks.length;
       if (n > MAX_CANDIDATES)
         throw new SweepFileError(

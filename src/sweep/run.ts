@@ -75,7 +75,7 @@ function sensitivityCandidates(sweep: SweepFile, parent: ModelConfig): Candidate
   const width = sweep.strategy.kind === 'sensitivity' ? sweep.strategy.width : undefined;
   const seen = new Set(base.map((c) => c.hash));
   const out = [...base];
-  for (const s of sensitivitySpecs(parent.text.intermediateSize, width)) {
+  for (const s of sensitivitySpecs(parent.text.intermediate_size, width)) {
     try {
       deriveSubmodel(parent, s);
     } catch (e) {

@@ -163,8 +163,8 @@ function plan(
 ): Pass[] {
   const trie = buildTrie(cands);
   const cfg = parent.cfg;
-  const perToken = (cfg.altupN + 1) * cfg.hiddenSize * 4;
-  const kvPerToken = 2 * cfg.numKvHeads * cfg.headDim * 4;
+  const perToken = (cfg.altup_num_inputs + 1) * cfg.hidden_size * 4;
+  const kvPerToken = 2 * cfg.num_key_value_heads * cfg.head_dim * 4;
   const bytes = (gs: readonly (readonly number[])[][]) => {
     const padded = gs.reduce((n, g) => n + g.length * Math.max(...g.map((s) => s.length)), 0);
     const attended = gs.reduce(

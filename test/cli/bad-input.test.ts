@@ -4,12 +4,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { encodeHeader } from '../../src/formats';
 import { runCli } from '../helpers/cli';
-import { describeIfShared, fixturesDir } from '../helpers/shared';
 import { tmpDir } from '../helpers/tmp';
 
-const tinyConfig = () => path.join(fixturesDir(), 'gemma3n', 'tiny-vocab', 'config.json');
+/** The project's own 10-layer test config: these tests need a config, no shared fixtures. */
+const tinyConfig = () => path.join(__dirname, '..', '..', 'configs', 'tiny', 'config.json');
 
-/** A folder with the tiny-vocab config and one model.safetensors made of the given raw bytes. */
+/** A folder with the tiny config and one model.safetensors made of the given raw bytes. */
 function checkpointWith(bytes: Buffer): { dir: string; file: string } {
   const dir = tmpDir();
   fs.copyFileSync(tinyConfig(), path.join(dir, 'config.json'));
@@ -31,12 +31,12 @@ function expectUserError(args: string[], file: string, expected: RegExp): void {
   expect(r.code).toBe(2);
   const lines = r.stderr.split('\n').filter((l) => l.length > 0);
   expect(lines).toHaveLength(1);
-  expect(lines[0].startsWith(`error: ${file}`)).toBe(true);
+  expect(lines[0]!.startsWith(`error: ${file}`)).toBe(true);
   expect(lines[0]).toMatch(expected);
   expect(r.stderr).not.toMatch(/\n\s+at /);
 }
 
-describeIfShared('bad input through the CLI', () => {
+describe('bad input through the CLI', () => {
   test('truncated shard', () => {
     const good = encodeHeader([{ name: 'w', dtype: 'F32', shape: [4, 4] }]).bytes;
     const { dir, file } = checkpointWith(Buffer.concat([good, Buffer.alloc(40)]));

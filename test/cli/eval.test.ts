@@ -63,7 +63,7 @@ describeIfShared(
         for (const w of want) {
           const g = got.find((p) => p.subject === w.subject && p.index === w.index)!;
           expect(g.pred).toBe(w.pred);
-          g.logprobs.forEach((lp, j) => expect(Math.abs(lp - w.logprobs[j])).toBeLessThanOrEqual(1e-3));
+          g.logprobs.forEach((lp, j) => expect(Math.abs(lp - w.logprobs[j]!)).toBeLessThanOrEqual(1e-3));
         }
         const results = JSON.parse(fs.readFileSync(out, 'utf8'));
         expect(results.overall.n).toBe(20);

@@ -68,7 +68,7 @@ describe('report command', () => {
     const html = fs.readFileSync(out, 'utf8');
     expect(html).toContain('skip 7 · ffn 64x9');
     expect(html).toContain('id="chance-warning"');
-    const mixed = runCli(['report', files[0], evalFile('other', null, 0.3, 's2'), '--out', out, '--force']);
+    const mixed = runCli(['report', files[0]!, evalFile('other', null, 0.3, 's2'), '--out', out, '--force']);
     expect(mixed.code).toBe(2);
     expect(mixed.stderr).toMatch(/other\.json: subset "s2" differs from .*parent\.json's "s1"/);
   });
@@ -86,7 +86,7 @@ describe('report command', () => {
   ])('%s: one line, exit 2', (_, args, message) => {
     fs.writeFileSync(path.join(dir, 'garbage.txt'), 'not json');
     const bad = sweepFixture(2) as unknown as { candidates: { params: Record<string, unknown> }[] };
-    bad.candidates[0].params.effective = 'many';
+    bad.candidates[0]!.params.effective = 'many';
     fs.writeFileSync(path.join(dir, 'bad.json'), JSON.stringify(bad));
     const r = runCli(['report', ...args], { cwd: dir });
     expect(r.code).toBe(2);

@@ -15,7 +15,7 @@ describeIfShared(
     it('logits writes float32 [T, vocab] that match the reference, atomically', () => {
       const dir = tmpDir('matformer-logits-');
       const out = path.join(dir, 'l.safetensors');
-      const ids = manifest()['tiny-e4b'].inputs[1];
+      const ids = manifest()['tiny-e4b']!.inputs[1]!;
       const r = runCli(['logits', e4b(), '--ids', ids.join(','), '--out', out, '--backend', 'wasm']);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
@@ -38,13 +38,13 @@ describeIfShared(
     it('logits of a --skip/--ffn submodel match the slice reference', () => {
       const dir = tmpDir('matformer-logits-');
       const out = path.join(dir, 'slice.safetensors');
-      const m = manifest()['tiny-e4b'];
-      const s = m.slices['e2b-like'];
+      const m = manifest()['tiny-e4b']!;
+      const s = m.slices['e2b-like']!;
       const r = runCli([
         'logits',
         e4b(),
         '--ids',
-        m.inputs[1].join(','),
+        m.inputs[1]!.join(','),
         '--skip',
         s.layers_to_skip.join(','),
         '--ffn',
@@ -67,7 +67,7 @@ describeIfShared(
     });
 
     it('generate --ids prints the greedy continuation', () => {
-      const m = manifest()['tiny-e4b'];
+      const m = manifest()['tiny-e4b']!;
       const r = runCli([
         'generate',
         e4b(),

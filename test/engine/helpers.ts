@@ -78,9 +78,9 @@ export function compareLogits(ours: ArrayLike<number>, ref: ArrayLike<number>, V
   let den = 0;
   let maxAbs = 0;
   for (let i = 0; i < ref.length; i++) {
-    const d = ours[i] - ref[i];
+    const d = ours[i]! - ref[i]!;
     num += d * d;
-    den += ref[i] * ref[i];
+    den += ref[i]! * ref[i]!;
     maxAbs = Math.max(maxAbs, Math.abs(d));
   }
   const rows = ref.length / V;
@@ -89,8 +89,8 @@ export function compareLogits(ours: ArrayLike<number>, ref: ArrayLike<number>, V
     let a = r * V;
     let b = r * V;
     for (let v = r * V; v < (r + 1) * V; v++) {
-      if (ours[v] > ours[a]) a = v;
-      if (ref[v] > ref[b]) b = v;
+      if (ours[v]! > ours[a]!) a = v;
+      if (ref[v]! > ref[b]!) b = v;
     }
     if (a === b) agree++;
   }
@@ -102,18 +102,18 @@ export function compareLogits(ours: ArrayLike<number>, ref: ArrayLike<number>, V
  * (no full reference) every position at `logit_columns` plus the full last row, compared as one tensor.
  */
 export async function parityOf(model: TextModel, c: ParityCase): Promise<SeqParity[]> {
-  const m = manifest()[c.fixture];
+  const m = manifest()[c.fixture]!;
   const ref = SafetensorsFile.open(c.referenceFile);
   try {
     const logits = await model.logits(m.inputs);
-    const V = model.cfg.vocabSize;
+    const V = model.cfg.vocab_size;
     return m.inputs.map((ids, i) => {
-      const ours = logits[i];
+      const ours = logits[i]!;
       if (!m.logit_columns) return compareLogits(ours, ref.readFloat32(`logits.${i}`), V);
       const cols = m.logit_columns;
       const oursCols = new Float32Array(ids.length * cols.length);
       for (let t = 0; t < ids.length; t++)
-        cols.forEach((v, j) => (oursCols[t * cols.length + j] = ours[t * V + v]));
+        cols.forEach((v, j) => (oursCols[t * cols.length + j] = ours[t * V + v]!));
       const refCols = ref.readFloat32(`logits_cols.${i}`);
       const refLast = ref.readFloat32(`logits_last.${i}`);
       const colStats = compareLogits(oursCols, refCols, cols.length);

@@ -242,7 +242,7 @@ function composedNormRope(
   ) as tf.Tensor4D;
   if (!cos || !sin) return tf.transpose(n, [0, 2, 1, 3]);
   const [a, b] = tf.split(n, 2, 3);
-  const rotated = tf.concat([tf.neg(b), a], 3);
+  const rotated = tf.concat([tf.neg(b!), a!], 3);
   return tf.transpose(tf.add(tf.mul(n, cos), tf.mul(rotated, sin)), [0, 2, 1, 3]);
 }
 

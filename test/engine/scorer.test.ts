@@ -44,16 +44,16 @@ describeIfShared(
       for (const [key, items] of groups) {
         // The longest common prefix (the few-shot block / header), leaving every suffix at least one token.
         let lcp = 0;
-        while (items.every((it) => lcp < it.ids.length - 1 && it.ids[lcp] === items[0].ids[lcp])) lcp++;
+        while (items.every((it) => lcp < it.ids.length - 1 && it.ids[lcp] === items[0]!.ids[lcp])) lcp++;
         const got = await scorer.scoreSuffixes(
-          items[0].ids.slice(0, lcp),
+          items[0]!.ids.slice(0, lcp),
           items.map((it) => it.ids.slice(lcp)),
           ref.choice_token_ids,
         );
         items.forEach((it, i) =>
           it.logprobs.forEach((lp, j) => {
-            worst = Math.max(worst, Math.abs(got[i][j] - lp));
-            expect(Math.abs(got[i][j] - lp)).toBeLessThanOrEqual(1e-3);
+            worst = Math.max(worst, Math.abs(got[i]![j]! - lp));
+            expect(Math.abs(got[i]![j]! - lp)).toBeLessThanOrEqual(1e-3);
           }),
         );
         expect(lcp).toBeGreaterThan(key.endsWith('/5') ? 200 : 10);
@@ -73,12 +73,12 @@ describeIfShared(
       const one = new EngineScorer(model, { groupSize: 1 });
       const many = new EngineScorer(model, { groupSize: 8 });
       const a = await one.scoreSuffixes(
-        items[0].ids.slice(0, 5),
+        items[0]!.ids.slice(0, 5),
         items.map((it) => it.ids.slice(5)),
         ids,
       );
       const b = await many.scoreSuffixes(
-        items[0].ids.slice(0, 5),
+        items[0]!.ids.slice(0, 5),
         items.map((it) => it.ids.slice(5)),
         ids,
       );
@@ -86,9 +86,9 @@ describeIfShared(
       for (const [i, it] of items.entries()) {
         const [c] = await many.scoreSuffixes(it.ids.slice(0, 1), [it.ids.slice(1)], ids);
         for (let j = 0; j < ids.length; j++) {
-          expect(a[i][j]).toBeCloseTo(b[i][j], 4);
-          expect(a[i][j]).toBeCloseTo(c[j], 4);
-          expect(c[j]).toBeLessThan(0);
+          expect(a[i]![j]).toBeCloseTo(b[i]![j]!, 4);
+          expect(a[i]![j]).toBeCloseTo(c![j]!, 4);
+          expect(c![j]).toBeLessThan(0);
         }
       }
       await expect(many.scoreSuffixes([], [[2]], ids)).rejects.toThrow(/prefix/);

@@ -66,7 +66,7 @@ describe('submodel KV roles', () => {
         expect(c.layers).toHaveLength(30);
         const consumers = c.layers.filter((l) => l.kvRole === 'consumer');
         expect(consumers.map((l) => l.parentIndex)).toEqual([25, 26, 27, 28, 29, 30, 31, 32, 33, 34]);
-        expect(consumers.map((l) => c.layers[l.kvSource!].parentIndex)).toEqual([
+        expect(consumers.map((l) => c.layers[l.kvSource!]!.parentIndex)).toEqual([
           18, 18, 18, 18, 19, 18, 18, 18, 18, 19,
         ]);
         expect(c.layers.filter((l) => l.kvRole === 'producer').map((l) => l.parentIndex)).toEqual([18, 19]);
@@ -75,7 +75,7 @@ describe('submodel KV roles', () => {
       it('skipping early layers moves the sharing boundary with them', () => {
         const c = submodelConfig(e4b(), { skip: [3, 9], ffn: new Array(33).fill(16384) });
         const first = c.layers.findIndex((l) => l.kvRole === 'consumer');
-        expect(c.layers[first].parentIndex).toBe(20);
+        expect(c.layers[first]!.parentIndex).toBe(20);
         expect(c.layers.filter((l) => l.kvRole === 'producer').map((l) => l.parentIndex)).toEqual([18, 19]);
         expect(c.layers.find((l) => l.parentIndex === 9)).toBeUndefined();
       });
@@ -115,9 +115,9 @@ describe('chunked LM head', () => {
     const ids = [999, 0, 512, 100, 101];
     const [ra, rb] = [await one.restricted(h, ids), await many.restricted(h, ids)];
     for (let r = 0; r < 12; r++) {
-      expect(rb[r].logsumexp).toBeCloseTo(ra[r].logsumexp, 5);
+      expect(rb[r]!.logsumexp).toBeCloseTo(ra[r]!.logsumexp, 5);
       const row = a.subarray(r * V, (r + 1) * V);
-      ids.forEach((id, k) => expect(rb[r].logits[k]).toBeCloseTo(row[id], 5));
+      ids.forEach((id, k) => expect(rb[r]!.logits[k]).toBeCloseTo(row[id]!, 5));
       expect(Math.max(...row)).toBeLessThanOrEqual(30);
     }
     tf.dispose(h);
@@ -205,10 +205,10 @@ describeIfShared(
       fs.copyFileSync(path.join(src, 'config.json'), path.join(dir, 'config.json'));
       const [a, b] = [await Engine.load(src), await Engine.load(dir)];
       try {
-        const ids = [manifest()['tiny-e4b'].inputs[1]];
+        const ids = [manifest()['tiny-e4b']!.inputs[1]!];
         const [la] = await a.view().logits(ids);
         const [lb] = await b.view().logits(ids);
-        expect(compareLogits(lb, la, 1024).relRms).toBe(0);
+        expect(compareLogits(lb!, la!, 1024).relRms).toBe(0);
       } finally {
         a.dispose();
         b.dispose();

@@ -32,14 +32,14 @@ describeIfShared(
             Array.from({ length: n }, (_, i) => (i === 0 ? 2 : 3 + ((i * 37) % 900))),
           );
           const first = [];
-          for (const s of seqs) first.push((await model.logits([s]))[0].slice());
+          for (const s of seqs) first.push((await model.logits([s]))[0]!.slice());
           const idle = pool().numBytesAllocated - pool().numBytesUsed;
           expect(idle).toBeGreaterThan(0);
           expect(releaseIdleBuffers(Infinity)).toBe(0);
           expect(releaseIdleBuffers(0)).toBe(idle);
           expect(pool().numBytesAllocated).toBe(pool().numBytesUsed);
           for (let i = 0; i < seqs.length; i++) {
-            expect(Array.from((await model.logits([seqs[i]]))[0])).toEqual(Array.from(first[i]));
+            expect(Array.from((await model.logits([seqs[i]!]))[0]!)).toEqual(Array.from(first[i]!));
           }
           // Releases are still accounted after a trim (TF.js ignores them if the pool map is emptied).
           expect(pool().numBytesAllocated - pool().numBytesUsed).toBeGreaterThan(0);

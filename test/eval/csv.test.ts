@@ -74,7 +74,7 @@ describeWith([MMLU_DATA], 'the shared hendrycks CSVs', () => {
     for (const s of SUBJECTS) expect(questionsOf(ds, 'dev', s)).toHaveLength(5);
     expect(questionsOf(ds, 'test', 'professional_law')).toHaveLength(1534);
     const tally = [0, 0, 0, 0];
-    for (const qs of ds.splits.test.values()) for (const q of qs) tally[q.answer]++;
+    for (const qs of ds.splits.test.values()) for (const q of qs) tally[q.answer]!++;
     expect(tally).toEqual([3222, 3462, 3582, 3776]);
   });
 });

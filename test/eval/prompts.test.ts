@@ -15,7 +15,7 @@ import { syntheticDataset } from './helpers/synthetic';
 function docExample(): string {
   const doc = readFileSync(MMLU_DOC, 'utf8');
   const m = /Exact 5-shot prompt[^\n]*\n[^\n]*\n\n```\n([\s\S]*?)\n```/.exec(doc);
-  if (!m) throw new Error(`${MMLU_DOC}: example block not found`);
+  if (!m?.[1]) throw new Error(`${MMLU_DOC}: example block not found`);
   return m[1];
 }
 
@@ -25,14 +25,14 @@ describeWith([MMLU_DATA, MMLU_DOC], 'harness prompts on the shared data', () => 
     ds = await loadMmlu(MMLU_DATA);
   });
   it('reproduce the doc example for the first abstract_algebra test item, 5-shot', () => {
-    const q = questionsOf(ds, 'test', 'abstract_algebra')[0];
+    const q = questionsOf(ds, 'test', 'abstract_algebra')[0]!;
     const text = promptText(ds, q, 5);
     expect(text).toBe(docExample());
     expect(text).toHaveLength(993);
     expect(text.endsWith('D. 6\nAnswer:')).toBe(true);
   });
   it('are description + question at 0-shot, with a space-separated subject', () => {
-    const q = questionsOf(ds, 'test', 'high_school_government_and_politics')[0];
+    const q = questionsOf(ds, 'test', 'high_school_government_and_politics')[0]!;
     expect(promptText(ds, q, 0)).toBe(
       'The following are multiple choice questions (with answers) about high school government and politics.\n\n' +
         formatQuestion(q, false),
@@ -42,7 +42,7 @@ describeWith([MMLU_DATA, MMLU_DOC], 'harness prompts on the shared data', () => 
     const dev = questionsOf(ds, 'dev', 'anatomy');
     for (let k = 1; k <= 5; k++) {
       expect(fewShotPrefix(ds, 'anatomy', k)).toBe(
-        fewShotPrefix(ds, 'anatomy', k - 1) + formatQuestion(dev[k - 1], true) + '\n\n',
+        fewShotPrefix(ds, 'anatomy', k - 1) + formatQuestion(dev[k - 1]!, true) + '\n\n',
       );
     }
   });

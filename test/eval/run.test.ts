@@ -38,7 +38,7 @@ class BigramScorer implements ChoiceScorer {
     let last = from.last;
     for (const t of ids) {
       choiceIds.forEach((c, k) => {
-        s[k] = 0.9 * s[k] + ((((last * 7919 + t) * 31 + c) % 997) / 997 - 0.5) * 3;
+        s[k] = 0.9 * s[k]! + ((((last * 7919 + t) * 31 + c) % 997) / 997 - 0.5) * 3;
       });
       last = t;
     }
@@ -107,7 +107,7 @@ describe('evaluate', () => {
       let naive = 0;
       let correct = 0;
       for (const p of predictions) {
-        const q = questionsOf(ds, 'test', p.subject)[p.index];
+        const q = questionsOf(ds, 'test', p.subject)[p.index]!;
         const ids = tok.encode(promptText(ds, q, shots), true);
         naive += ids.length;
         expect(p.logprobs).toEqual(new BigramScorer().scoreWhole(ids, choiceIds));
@@ -122,7 +122,7 @@ describe('evaluate', () => {
         'social_sciences',
         'stem',
       ]);
-      expect(results.subjects.abstract_algebra.n).toBe(7);
+      expect(results.subjects.abstract_algebra!.n).toBe(7);
       expect(results).toMatchObject({
         model: 'toy-bigram',
         spec: { layers: 2 },
@@ -182,9 +182,9 @@ describe('evaluate', () => {
     expect(results.timing.prefix_reuse_questions).toBe(0);
     expect(scorer.calls.every((c) => c.prefix.length === 1 && c.prefix[0] === 2)).toBe(true);
     expect(results.timing.tokens_processed).toBe(results.timing.tokens_naive - 9 + 2); // <bos> once per subject
-    const choiceIds = ['A', 'B', 'C', 'D'].map((l) => merging.encode(` ${l}`, false)[0]);
+    const choiceIds = ['A', 'B', 'C', 'D'].map((l) => merging.encode(` ${l}`, false)[0]!);
     for (const p of predictions) {
-      const ids = merging.encode(promptText(ds, questionsOf(ds, 'test', p.subject)[p.index], 2), true);
+      const ids = merging.encode(promptText(ds, questionsOf(ds, 'test', p.subject)[p.index]!, 2), true);
       expect(p.logprobs).toEqual(new BigramScorer().scoreWhole(ids, choiceIds));
     }
   });

@@ -62,7 +62,7 @@ describe('aggregate', () => {
     expect(r.categories.humanities).toMatchObject({ correct: 1, n: 4, acc: 0.25 });
     expect(r.categories.other).toBeUndefined();
     expect(Object.keys(r.subjects)).toEqual(['abstract_algebra', 'anatomy', 'philosophy']);
-    expect(r.subjects.philosophy.ci).toEqual(wilsonInterval(1, 4));
+    expect(r.subjects.philosophy!.ci).toEqual(wilsonInterval(1, 4));
     // Probability mass on the four letters: e^-1 + e^-2 + e^-3 + e^-4 for every question here.
     expect(r.overall.choice_mass).toBeCloseTo(Math.exp(-1) + Math.exp(-2) + Math.exp(-3) + Math.exp(-4), 12);
   });
@@ -100,14 +100,14 @@ describe('mcnemarExact', () => {
     ]) {
       let num = 0n;
       let c = 1n;
-      for (let i = 0; i <= k; i++) {
-        if (i > 0) c = (c * BigInt(n - i + 1)) / BigInt(i);
+      for (let i = 0; i <= k!; i++) {
+        if (i > 0) c = (c * BigInt(n! - i + 1)) / BigInt(i);
         num += c;
       }
       // p = 2 * num / 2^n, evaluated with enough precision via a scaled BigInt division.
       const scale = 10n ** 30n;
-      const exact = Number((2n * num * scale) / 2n ** BigInt(n)) / 1e30;
-      expect(binomialTwoSided(k, n)).toBeCloseTo(exact, 12);
+      const exact = Number((2n * num * scale) / 2n ** BigInt(n!)) / 1e30;
+      expect(binomialTwoSided(k!, n!)).toBeCloseTo(exact, 12);
     }
     expect(binomialTwoSided(7000, 14042)).toBeGreaterThan(0.5);
   });

@@ -93,8 +93,8 @@ describe('sampling primitives', () => {
           const c = allocate(sizes, n);
           expect(c.reduce((a, b) => a + b, 0)).toBe(n);
           c.forEach((k, i) => {
-            expect(k).toBeLessThanOrEqual(sizes[i]);
-            expect(Math.abs(k - (sizes[i] * n) / total)).toBeLessThan(1);
+            expect(k).toBeLessThanOrEqual(sizes[i]!);
+            expect(Math.abs(k - (sizes[i]! * n) / total)).toBeLessThan(1);
           });
         },
       ),

@@ -92,14 +92,14 @@ describeWith([MMLU_DATA, MMLU_REFERENCE], 'Gemma tokenisation of the shared MMLU
     const withIds = ref.items.filter((it) => it.ids);
     expect(withIds.map((it) => it.shots).sort()).toEqual([0, 0, 0, 0, 5, 5, 5, 5]);
     for (const it of ref.items) {
-      const q = questionsOf(ds, 'test', it.subject)[it.index];
+      const q = questionsOf(ds, 'test', it.subject)[it.index]!;
       const ids = tok.encode(promptText(ds, q, it.shots), true);
       if (it.ids) expect(ids).toEqual(it.ids);
       expect(ids).toHaveLength(it.n_tokens);
       // The split form yields the same ids and reuses the prefix.
       const [p] = tokenizeSubject(tok, ds, [q], it.shots);
-      expect(p.reuse).toBe(true);
-      expect([...p.prefix, ...p.suffix]).toEqual(ids);
+      expect(p!.reuse).toBe(true);
+      expect([...p!.prefix, ...p!.suffix]).toEqual(ids);
     }
   });
   it('prefix ++ suffix equals the whole prompt for a stratified sample of 300 questions at 0-5 shots', () => {
@@ -109,11 +109,11 @@ describeWith([MMLU_DATA, MMLU_REFERENCE], 'Gemma tokenisation of the shared MMLU
       const shots = k % 6;
       const qs = subset.items
         .filter((i) => i.subject === subject)
-        .map((i) => questionsOf(ds, 'test', subject)[i.index]);
+        .map((i) => questionsOf(ds, 'test', subject)[i.index]!);
       const prompts = tokenizeSubject(tok, ds, qs, shots);
       for (const p of prompts) {
         expect(p.reuse).toBe(true);
-        expect(p.prefix).toBe(prompts[0].prefix); // one shared array per subject
+        expect(p.prefix).toBe(prompts[0]!.prefix); // one shared array per subject
         expect([...p.prefix, ...p.suffix]).toEqual(tok.encode(promptText(ds, p.question, shots), true));
       }
     });

@@ -27,7 +27,7 @@ function config(edit: (t: Json) => void = () => undefined): ModelConfig {
   return parseConfig(c);
 }
 
-const parentSpec = (cfg: ModelConfig): MixNMatchSpec => ({ skip: [], ffn: [...cfg.text.intermediateSize] });
+const parentSpec = (cfg: ModelConfig): MixNMatchSpec => ({ skip: [], ffn: [...cfg.text.intermediate_size] });
 const e2bSpec: MixNMatchSpec = { skip: [20, 21, 22, 23, 24], ffn: new Array(30).fill(64) };
 
 function llamaReasons(cfg: ModelConfig, spec: MixNMatchSpec = parentSpec(cfg)): string[] {

@@ -38,7 +38,7 @@ const validHeaderArb = fc
   .map((h) => {
     const { bytes, offsets } = encodeHeader(h.tensors, h.metadata);
     const text = bytes.subarray(8).toString('utf8');
-    const dataBytes = offsets.length ? offsets[offsets.length - 1][1] : 0;
+    const dataBytes = offsets.length ? offsets[offsets.length - 1]![1] : 0;
     return { text, dataBytes, obj: JSON.parse(text) as Record<string, unknown> };
   });
 
@@ -82,9 +82,9 @@ const jsonMutationArb: fc.Arbitrary<Mutation> = fc.oneof(
     .map(([i, field, v]) => (o: Record<string, unknown>) => {
       const keys = Object.keys(o);
       if (keys.length === 0) return;
-      const e = o[keys[i % keys.length]];
+      const e = o[keys[i % keys.length]!];
       if (e && typeof e === 'object' && !Array.isArray(e)) (e as Record<string, unknown>)[field] = v;
-      else o[keys[i % keys.length]] = v;
+      else o[keys[i % keys.length]!] = v;
     }),
   // Delete a field or a whole entry.
   fc
@@ -92,7 +92,7 @@ const jsonMutationArb: fc.Arbitrary<Mutation> = fc.oneof(
     .map(([i, field]): Mutation => (o) => {
       const keys = Object.keys(o);
       if (keys.length === 0) return;
-      const k = keys[i % keys.length];
+      const k = keys[i % keys.length]!;
       const e = o[k] as Record<string, unknown>;
       if (field === null || typeof e !== 'object' || e === null) delete o[k];
       else delete e[field];
@@ -103,16 +103,16 @@ const jsonMutationArb: fc.Arbitrary<Mutation> = fc.oneof(
     .map(([i, d, offs, j]): Mutation => (o) => {
       const keys = Object.keys(o).filter((k) => k !== '__metadata__');
       if (keys.length === 0) return;
-      const e = o[keys[i % keys.length]] as { shape: number[]; data_offsets: number[] };
+      const e = o[keys[i % keys.length]!] as { shape: number[]; data_offsets: number[] };
       const arr = offs ? e.data_offsets : e.shape;
-      if (Array.isArray(arr) && arr.length > 0) arr[j % arr.length] += d;
+      if (Array.isArray(arr) && arr.length > 0) arr[j % arr.length]! += d;
     }),
   // Swap the offsets of two entries.
   fc.tuple(fc.nat(), fc.nat()).map(([i, j]): Mutation => (o) => {
     const keys = Object.keys(o).filter((k) => k !== '__metadata__');
     if (keys.length < 2) return;
-    const a = o[keys[i % keys.length]] as { data_offsets: unknown };
-    const b = o[keys[j % keys.length]] as { data_offsets: unknown };
+    const a = o[keys[i % keys.length]!] as { data_offsets: unknown };
+    const b = o[keys[j % keys.length]!] as { data_offsets: unknown };
     [a.data_offsets, b.data_offsets] = [b.data_offsets, a.data_offsets];
   }),
   // Add an entry (possibly overlapping, possibly named like an Object.prototype member).
@@ -322,21 +322,32 @@ describe('fuzz: configs', () => {
           try {
             const cfg = parseConfig(nested ? { text_config: t } : t, 'cfg.json');
             const c = cfg.text;
-            const n = c.numHiddenLayers;
+            const n = c.num_hidden_layers;
             expect(Number.isInteger(n) && n > 0).toBe(true);
-            for (const list of [c.intermediateSize, c.layerTypes, c.activationSparsityPattern, cfg.layers]) {
+            for (const list of [
+              c.intermediate_size,
+              c.layer_types,
+              c.activation_sparsity_pattern,
+              cfg.layers,
+            ]) {
               expect(list.length).toBe(n);
             }
-            expect(c.intermediateSize.every((x) => Number.isInteger(x) && x > 0)).toBe(true);
+            expect(c.intermediate_size.every((x) => Number.isInteger(x) && x > 0)).toBe(true);
             for (const l of cfg.layers) {
               if (l.kv === 'consumer') {
                 expect(l.kvSource).not.toBeNull();
                 expect(l.kvSource!).toBeLessThan(cfg.firstSharedLayer);
-                expect(cfg.layers[l.kvSource!].type).toBe(l.type);
-                expect(cfg.layers[l.kvSource!].kv).toBe('producer');
+                expect(cfg.layers[l.kvSource!]!.type).toBe(l.type);
+                expect(cfg.layers[l.kvSource!]!.kv).toBe('producer');
               }
             }
-            for (const v of [c.hiddenSize, c.headDim, c.numAttentionHeads, c.numKeyValueHeads, c.vocabSize]) {
+            for (const v of [
+              c.hidden_size,
+              c.head_dim,
+              c.num_attention_heads,
+              c.num_key_value_heads,
+              c.vocab_size,
+            ]) {
               expect(Number.isInteger(v) && v > 0).toBe(true);
             }
           } catch (err) {

@@ -107,7 +107,7 @@ describe('float decoding', () => {
     const u = new Uint32Array(f.buffer);
     for (let i = 0; i < 65536; i++) {
       if (u[i] !== (i << 16) >>> 0)
-        throw new Error(`bf16 0x${i.toString(16)} decoded to 0x${u[i].toString(16)}`);
+        throw new Error(`bf16 0x${i.toString(16)} decoded to 0x${u[i]!.toString(16)}`);
     }
   });
 
@@ -118,7 +118,7 @@ describe('float decoding', () => {
     for (let i = 0; i < 65536; i++) {
       const isNaN = (i & 0x7f80) === 0x7f80 && (i & 0x7f) !== 0;
       if (!isNaN && back[i] !== i)
-        throw new Error(`bf16 0x${i.toString(16)} re-encoded as 0x${back[i].toString(16)}`);
+        throw new Error(`bf16 0x${i.toString(16)} re-encoded as 0x${back[i]!.toString(16)}`);
     }
     // 1 + 2^-8 is exactly halfway between bf16 1.0 and 1.0078125: ties go to the even mantissa (1.0).
     const enc = (x: number) => new Uint16Array(f32ToBf16Bytes(new Float32Array([x])).buffer)[0];
@@ -152,7 +152,7 @@ describe('float decoding', () => {
     const back = new Uint16Array(encodeFromFloat32('F16', f).buffer);
     for (let i = 0; i < 65536; i++) {
       if ((i & 0x7c00) === 0x7c00 && (i & 0x3ff) !== 0) continue; // NaN payloads are not preserved
-      if (back[i] !== i) throw new Error(`f16 0x${i.toString(16)} re-encoded as 0x${back[i].toString(16)}`);
+      if (back[i] !== i) throw new Error(`f16 0x${i.toString(16)} re-encoded as 0x${back[i]!.toString(16)}`);
     }
   });
 
@@ -239,15 +239,15 @@ describe('offsets beyond 2 GB and 4 GB (sparse file)', () => {
     const fd = fs.openSync(file, 'w');
     try {
       fs.writeSync(fd, bytes, 0, bytes.length, 0);
-      fs.ftruncateSync(fd, dataStart + offsets[2][1]); // holes everywhere
+      fs.ftruncateSync(fd, dataStart + offsets[2]![1]); // holes everywhere
       const lastRows = new Float32Array(2 * rowElems).map((_, i) => (i % 97) - 48);
-      fs.writeSync(fd, f32ToBf16Bytes(lastRows), 0, undefined, dataStart + offsets[1][1] - 2 * rowElems * 2);
+      fs.writeSync(fd, f32ToBf16Bytes(lastRows), 0, undefined, dataStart + offsets[1]![1] - 2 * rowElems * 2);
       const tail = Float32Array.from({ length: 16 }, (_, i) => i * 0.25);
-      fs.writeSync(fd, new Uint8Array(tail.buffer), 0, undefined, dataStart + offsets[2][0]);
+      fs.writeSync(fd, new Uint8Array(tail.buffer), 0, undefined, dataStart + offsets[2]![0]);
     } finally {
       fs.closeSync(fd);
     }
-    expect(offsets[1][1]).toBeGreaterThan(2 ** 32);
+    expect(offsets[1]![1]).toBeGreaterThan(2 ** 32);
     const f = SafetensorsFile.open(file);
     try {
       expect(f.info('tail').begin).toBe(2 ** 31 + 8 + bigRows * rowElems * 2);

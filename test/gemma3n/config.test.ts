@@ -21,10 +21,10 @@ describeIfShared('config fixtures', () => {
     const cfg = loadConfig(fx('tiny-e4b'));
     expect(cfg.style).toBe('4.53');
     expect(cfg.multimodal).toBe(true);
-    expect(cfg.text.numHiddenLayers).toBe(35);
-    expect(cfg.text.ropeTheta).toBe(1e6);
-    expect(cfg.text.ropeLocalBaseFreq).toBe(1e4);
-    expect(cfg.text.slidingWindow).toBe(8);
+    expect(cfg.text.num_hidden_layers).toBe(35);
+    expect(cfg.text.rope_theta).toBe(1e6);
+    expect(cfg.text.rope_local_base_freq).toBe(1e4);
+    expect(cfg.text.sliding_window).toBe(8);
     expect(cfg.firstSharedLayer).toBe(20);
     expect(cfg.layers.filter((l) => l.kv === 'producer').map((l) => l.index)).toEqual([18, 19]);
     expect(cfg.layers.filter((l) => l.kv === 'consumer').map((l) => l.index)).toEqual(range(20, 35));
@@ -34,8 +34,8 @@ describeIfShared('config fixtures', () => {
     expect(cfg.layers.filter((l) => l.type === 'full_attention').map((l) => l.index)).toEqual([
       4, 9, 14, 19, 24, 29, 34,
     ]);
-    expect(cfg.layers[4].ropeTheta).toBe(1e6);
-    expect(cfg.layers[3].ropeTheta).toBe(1e4);
+    expect(cfg.layers[4]!.ropeTheta).toBe(1e6);
+    expect(cfg.layers[3]!.ropeTheta).toBe(1e4);
   });
 
   test('E4B and E2B full-size configs: producers 18 and 19', () => {
@@ -45,9 +45,9 @@ describeIfShared('config fixtures', () => {
     ] as const) {
       const cfg = loadConfig(path.join(fx(name), 'config.json'));
       expect(cfg.style).toBe('4.53');
-      expect(cfg.text.numHiddenLayers).toBe(L);
-      expect(cfg.text.intermediateSize).toEqual(Array(L).fill(I));
-      expect(cfg.text.vocabSize).toBe(262400);
+      expect(cfg.text.num_hidden_layers).toBe(L);
+      expect(cfg.text.intermediate_size).toEqual(Array(L).fill(I));
+      expect(cfg.text.vocab_size).toBe(262400);
       expect(cfg.firstSharedLayer).toBe(20);
       expect(cfg.layers.filter((l) => l.kv === 'producer').map((l) => l.index)).toEqual([18, 19]);
     }
@@ -56,9 +56,9 @@ describeIfShared('config fixtures', () => {
   test('tiny-vocab: 5.x style (rope_parameters); its roles follow from L=10, S=4', () => {
     const cfg = loadConfig(fx('tiny-vocab'));
     expect(cfg.style).toBe('5.x');
-    expect(cfg.text.ropeTheta).toBe(1e6);
-    expect(cfg.text.ropeLocalBaseFreq).toBe(1e4);
-    expect(cfg.text.vocabSizePerLayerInput).toBe(4096);
+    expect(cfg.text.rope_theta).toBe(1e6);
+    expect(cfg.text.rope_local_base_freq).toBe(1e4);
+    expect(cfg.text.vocab_size_per_layer_input).toBe(4096);
     // F = 10 - 4 = 6; full layers are 4 and 9, so sliding consumers 6-8 read layer 5 and full 9 reads 4.
     expect(cfg.firstSharedLayer).toBe(6);
     expect(cfg.layers.map((l) => l.kv)).toEqual([
@@ -95,8 +95,8 @@ describeIfShared('config fixtures', () => {
       const updates = {
         num_hidden_layers: kept.length,
         intermediate_size: kept.map(() => 32),
-        layer_types: kept.map((i) => cfg.text.layerTypes[i]),
-        activation_sparsity_pattern: kept.map((i) => cfg.text.activationSparsityPattern[i]),
+        layer_types: kept.map((i) => cfg.text.layer_types[i]),
+        activation_sparsity_pattern: kept.map((i) => cfg.text.activation_sparsity_pattern[i]),
         num_kv_shared_layers: 2,
       };
       const text = serializeConfig(withTextUpdates(cfg, updates));
@@ -112,8 +112,8 @@ describeIfShared('config fixtures', () => {
       expect((cfg.raw.text_config as Record<string, unknown>).num_hidden_layers).toBe(rt.num_hidden_layers);
       const back = parseConfig(out, 'sliced.json');
       expect(back.style).toBe(cfg.style);
-      expect(back.text.numHiddenLayers).toBe(8);
-      expect(back.text.intermediateSize).toEqual(Array(8).fill(32));
+      expect(back.text.num_hidden_layers).toBe(8);
+      expect(back.text.intermediate_size).toEqual(Array(8).fill(32));
       if (cfg.style === '4.53') {
         expect('rope_parameters' in t).toBe(false);
         expect(t.query_pre_attn_scalar).toBe(256);
@@ -156,6 +156,8 @@ describe('config errors', () => {
     ['intermediate_size', [8, -1, 8, 8], /positive integers/],
     ['num_hidden_layers', 0, /at least 1/],
     ['num_hidden_layers', 2.5, /integer/],
+    ['num_hidden_layers', 2 ** 53, /at most 4096/],
+    ['altup_num_inputs', 1000, /"altup_num_inputs" must be at most 64/],
     ['num_kv_shared_layers', 9, /between 0 and/],
     ['hidden_activation', 'relu', /not supported/],
     ['model_type', 'llama', /not Gemma 3n/],

@@ -71,7 +71,7 @@ describe('published configs parser', () => {
       mmluPct: 62.3,
       skip: [],
     });
-    expect(rows[0].ffn).toEqual(Array(35).fill(16384));
+    expect(rows[0]!.ffn).toEqual(Array(35).fill(16384));
     const e2b = rows.find((r) => r.name === 'Config for official E2B Model')!;
     expect(e2b.skip).toEqual([20, 21, 22, 23, 24]);
     expect(e2b.ffn).toEqual(Array(30).fill(8192));

@@ -142,13 +142,13 @@ describeIfShared('create-random', () => {
     const [a, b, c] = ['a', 'b', 'c'].map((x) => Checkpoint.open(path.join(d, x)));
     try {
       let same = 0;
-      for (const name of a.tensors.keys()) {
-        expect(Buffer.compare(Buffer.from(a.readBytes(name)), Buffer.from(b.readBytes(name)))).toBe(0);
-        if (Buffer.compare(Buffer.from(a.readBytes(name)), Buffer.from(c.readBytes(name))) === 0) same++;
+      for (const name of a!.tensors.keys()) {
+        expect(Buffer.compare(Buffer.from(a!.readBytes(name)), Buffer.from(b!.readBytes(name)))).toBe(0);
+        if (Buffer.compare(Buffer.from(a!.readBytes(name)), Buffer.from(c!.readBytes(name))) === 0) same++;
       }
       expect(same).toBe(0);
     } finally {
-      for (const x of [a, b, c]) x.close();
+      for (const x of [a, b, c]) x!.close();
     }
   });
 

@@ -71,20 +71,20 @@ describe('parseWidthList', () => {
 
 describe('blocks', () => {
   it('derives 4 sliding + 1 full blocks from layer_types', () => {
-    const blocks = parentBlocks(e4b.text.layerTypes);
+    const blocks = parentBlocks(e4b.text.layer_types);
     expect(blocks).toHaveLength(7);
     expect(blocks[0]).toEqual([0, 1, 2, 3, 4]);
     expect(blocks[6]).toEqual([30, 31, 32, 33, 34]);
   });
   it('keeps a trailing partial block', () => {
-    const types = configOf({ num_hidden_layers: 12, num_kv_shared_layers: 0 }).text.layerTypes;
+    const types = configOf({ num_hidden_layers: 12, num_kv_shared_layers: 0 }).text.layer_types;
     expect(parentBlocks(types).map((b) => b.length)).toEqual([5, 5, 2]);
   });
   it('maps one width per block to every layer of it', () => {
-    const per = expandBlocks('8192x3,16384x4', e4b.text.layerTypes);
+    const per = expandBlocks('8192x3,16384x4', e4b.text.layer_types);
     expect(per.slice(0, 15)).toEqual(Array(15).fill(8192));
     expect(per.slice(15)).toEqual(Array(20).fill(16384));
-    expect(specError(() => expandBlocks('8192x5', e4b.text.layerTypes))).toBe(
+    expect(specError(() => expandBlocks('8192x5', e4b.text.layer_types))).toBe(
       '--blocks: 5 widths given but the parent has 7 blocks (each ends with a full-attention layer)',
     );
   });

@@ -65,7 +65,7 @@ maybe('report in headless Chromium', () => {
     expect(await page.locator('#plot-layers .heatmaplayer image').count()).toBe(1);
     expect(await page.locator('#plot-sensitivity .barlayer .trace').count()).toBe(2);
     expect(await page.locator('#plot-funnel .funnellayer .point').count()).toBe(
-      results.runs[0].rungs!.length,
+      results.runs[0]!.rungs!.length,
     );
 
     // Nothing but the page itself was loaded, and the markup in a candidate's id stayed text.

@@ -30,11 +30,11 @@ describe('parseSweepResults', () => {
   test('accepts results --json output and keeps its fields', () => {
     const r = parseSweepResults(good(), 'r.json');
     expect(r.candidates).toHaveLength(4);
-    expect(r.runs[0].rungs).toEqual([
+    expect(r.runs[0]!.rungs).toEqual([
       { candidates: 4, questions: 6 },
       { candidates: 4, questions: 18 },
     ]);
-    expect(r.candidates[0].spec.ffn).toHaveLength(DEPTH);
+    expect(r.candidates[0]!.spec.ffn).toHaveLength(DEPTH);
   });
 
   test.each([
@@ -163,7 +163,7 @@ describe("parseSweepResults on the store's own field names", () => {
 
   test("maps them onto the report's input", () => {
     const r = parseSweepResults(storeShaped, 'r.json');
-    const run = r.runs[0];
+    const run = r.runs[0]!;
     expect(run.model).toBe('/m');
     expect(run.work).toEqual({ layer_tokens_done: 250, layer_tokens_needed: 1000 });
     expect(run.timings).toEqual({ score: 12.5 });
@@ -197,19 +197,19 @@ describe('paretoFrontier', () => {
           pts.some(
             (q, j) =>
               j !== i &&
-              q.params <= pts[i].params &&
-              q.metric >= pts[i].metric &&
-              (q.params < pts[i].params || q.metric > pts[i].metric),
+              q.params <= pts[i]!.params &&
+              q.metric >= pts[i]!.metric &&
+              (q.params < pts[i]!.params || q.metric > pts[i]!.metric),
           );
         // Every frontier point is undominated; every undominated point is on it or an exact duplicate of one.
         for (const i of front) expect(dominated(i)).toBe(false);
         for (let i = 0; i < pts.length; i++)
           if (!dominated(i))
             expect(
-              front.some((f) => pts[f].params === pts[i].params && pts[f].metric === pts[i].metric),
+              front.some((f) => pts[f]!.params === pts[i]!.params && pts[f]!.metric === pts[i]!.metric),
             ).toBe(true);
         for (let k = 1; k < front.length; k++)
-          expect(pts[front[k]].params).toBeGreaterThan(pts[front[k - 1]].params);
+          expect(pts[front[k]!]!.params).toBeGreaterThan(pts[front[k - 1]!]!.params);
       }),
     );
   });
@@ -242,7 +242,7 @@ describe('renderReport', () => {
   test('holds every section when the run has them, and only then', () => {
     for (const id of ['plot-pareto', 'plot-layers', 'plot-sensitivity', 'plot-categories', 'plot-funnel'])
       expect(html).toContain(`id="${id}"`);
-    const bare = { ...results, runs: [{ ...results.runs[0], rungs: undefined, sensitivity: undefined }] };
+    const bare = { ...results, runs: [{ ...results.runs[0]!, rungs: undefined, sensitivity: undefined }] };
     const plain = renderReport(bare, { published, plotlyJs: PLOTLY });
     expect(plain).not.toContain('id="plot-sensitivity"');
     expect(plain).not.toContain('id="plot-funnel"');
@@ -259,7 +259,7 @@ describe('renderReport', () => {
   });
 
   test("a sensitivity scan run of the same checkpoint and subset shows in the other runs' reports", () => {
-    const [scan] = results.runs;
+    const scan = results.runs[0]!;
     const halving = { ...scan, id: 2, sensitivity: undefined };
     const other = { ...halving, id: 3, model_fingerprint: 'other' };
     const both = { runs: [scan, halving, other], candidates: results.candidates };
@@ -286,7 +286,7 @@ describe('renderReport', () => {
 });
 
 describe('chanceWarning', () => {
-  const run = sweepFixture(2).runs[0];
+  const run = sweepFixture(2).runs[0]!;
   const cand = (acc: number, n: number) => ({
     id: 'x',
     spec: { skip: [], ffn: [1] },
@@ -323,7 +323,7 @@ describe('sweepResultsFromEvals', () => {
     tokens_naive: 400,
     ...over,
   });
-  const L = config.text.numHiddenLayers;
+  const L = config.text.num_hidden_layers;
 
   test('counts parameters from the parent config and marks the frontier', () => {
     const small = { skip: [12, 13], ffn: Array(L - 2).fill(128) };
@@ -337,9 +337,9 @@ describe('sweepResultsFromEvals', () => {
       { toolVersion: 't' },
     );
     expect(r.candidates.map((c) => c.id)).toEqual(['parent', 'small', 'small#2']);
-    expect(r.candidates[1].params.effective).toBe(textParams(config.text, small).effective);
+    expect(r.candidates[1]!.params.effective).toBe(textParams(config.text, small).effective);
     expect(r.candidates.map((c) => c.pareto)).toEqual([false, true, false]);
-    expect(r.runs[0].work).toEqual({
+    expect(r.runs[0]!.work).toEqual({
       layer_tokens_done: 100 * L + 2 * 100 * (L - 2),
       layer_tokens_needed: 400 * L + 2 * 400 * (L - 2),
     });

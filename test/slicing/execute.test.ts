@@ -96,7 +96,7 @@ describeIfShared(
       try {
         const plan = planSlice(loadConfig(src), sourceTensors(ckpt), spec(), { maxShardBytes: 500_000 });
         // The header was valid when opened; the data of the last shard then vanishes.
-        const last = ckpt.shards[ckpt.shards.length - 1].path;
+        const last = ckpt.shards[ckpt.shards.length - 1]!.path;
         fs.truncateSync(last, fs.statSync(last).size - 100_000);
         let written = 0;
         const run = executePlan(plan, ckpt, { outDir: out, onProgress: (d) => (written = d) });

@@ -119,9 +119,9 @@ describe('planSlice', () => {
     expect(plan.textUpdates).toEqual({
       num_hidden_layers: 8,
       intermediate_size: spec.ffn,
-      layer_types: [0, 1, 3, 4, 5, 6, 7, 9].map((l) => parent.text.layerTypes[l]),
+      layer_types: [0, 1, 3, 4, 5, 6, 7, 9].map((l) => parent.text.layer_types[l]),
       activation_sparsity_pattern: [0, 1, 3, 4, 5, 6, 7, 9].map(
-        (l) => parent.text.activationSparsityPattern[l],
+        (l) => parent.text.activation_sparsity_pattern[l],
       ),
       num_kv_shared_layers: 3,
     });
@@ -129,7 +129,7 @@ describe('planSlice', () => {
     expect(plan.config.model_type).toBe('gemma3n');
     const child = parseConfig(plan.config);
     // Consumers (parent 6, 7, 9 -> new 5, 6, 7) still read the producers (parent 4, 5 -> new 3, 4).
-    expect(deriveKvRoles(child.text.layerTypes, child.text.numKvSharedLayers).sources).toEqual([
+    expect(deriveKvRoles(child.text.layer_types, child.text.num_kv_shared_layers).sources).toEqual([
       null,
       null,
       null,
@@ -148,13 +148,13 @@ describe('planSlice', () => {
     const plan = planSlice(parent, tensors, spec, { maxShardBytes: max });
     expect(plan.shards.length).toBeGreaterThan(3);
     const n = String(plan.shards.length).padStart(5, '0');
-    expect(plan.shards[0].file).toBe(`model-00001-of-${n}.safetensors`);
+    expect(plan.shards[0]!.file).toBe(`model-00001-of-${n}.safetensors`);
     let next = 0;
     plan.shards.forEach((s, k) => {
       expect(s.bytes <= max || s.tensors.length === 1).toBe(true);
       for (const i of s.tensors) {
         expect(i).toBe(next++);
-        expect(plan.tensors[i].shard).toBe(k);
+        expect(plan.tensors[i]!.shard).toBe(k);
       }
     });
     expect(next).toBe(plan.tensors.length);
@@ -163,7 +163,7 @@ describe('planSlice', () => {
   });
 
   it('is an identity copy for the parent shape', () => {
-    const plan = planSlice(parent, tensors, { skip: [], ffn: parent.text.intermediateSize });
+    const plan = planSlice(parent, tensors, { skip: [], ffn: parent.text.intermediate_size });
     expect(plan.tensors.every((t) => t.op.kind === 'copy' && t.name === t.source)).toBe(true);
     expect(plan.outputBytes).toBe(plan.sourceBytes);
   });

@@ -56,7 +56,7 @@ describeIfShared(
         expect(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).toMatch(
           /"activation_sparsity_pattern": \[\s*0\.95,/,
         );
-        expect(loadConfig(out).text.numHiddenLayers).toBe(c.ref.ffn_hidden_dims.length);
+        expect(loadConfig(out).text.num_hidden_layers).toBe(c.ref.ffn_hidden_dims.length);
         // Side files come along; the reference outputs of the fixture do not.
         const files = fs.readdirSync(out).sort();
         expect(files).toContain('generation_config.json');

@@ -61,7 +61,7 @@ export const createRandomCommand: CommandModule<object, CreateRandomArgs> = {
     // Before any weights: a vocabulary too small to cut is one line, nothing written.
     const extraFiles =
       argv.tokenizer === 'gemma'
-        ? { ...cutGemmaTokenizer(loadConfig(argv.config).text.vocabSize, argv.config) }
+        ? { ...cutGemmaTokenizer(loadConfig(argv.config).text.vocab_size, argv.config) }
         : undefined;
     // Ctrl-C stops after the current chunk and removes the temporary folder, as slice does.
     const res = await interruptible((signal) =>

@@ -181,7 +181,7 @@ async function run(
     journalFile,
     {
       checkpoint: checkpointFingerprint(argv.dir),
-      spec: mnm ?? identitySpec(config.text.intermediateSize),
+      spec: mnm ?? identitySpec(config.text.intermediate_size),
       subset: subsetId(subset, argv.shots),
       shots: argv.shots,
       protocol: PROMPT_PROTOCOL,

@@ -59,7 +59,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       if (!codec) codec = await loadTokenizer(argv.dir).catch(() => null);
       const stopIds = argv['stop-at-eos'] ? stopTokenIds(argv.dir, engine.config) : [];
       const t0 = performance.now();
-      const [out] = await model.generate([prompt], { maxNewTokens: n, stopIds });
+      const [out = []] = await model.generate([prompt], { maxNewTokens: n, stopIds });
       const seconds = (performance.now() - t0) / 1000;
       const text = codec ? codec.decode(out) : null;
       if (argv.json) {

@@ -43,7 +43,7 @@ export const logitsCommand: CommandModule<object, LogitsArgs> = {
     checkPromptIds('--ids', ids, config);
     const guard = OutputGuard.acquire({
       outputs: [
-        { flag: '--out', path: argv.out, kind: 'file', bytes: ids.length * config.text.vocabSize * 4 },
+        { flag: '--out', path: argv.out, kind: 'file', bytes: ids.length * config.text.vocab_size * 4 },
       ],
       inputs: [{ flag: 'checkpoint', path: argv.dir }],
       force: argv.force,
@@ -64,8 +64,9 @@ export const logitsCommand: CommandModule<object, LogitsArgs> = {
     try {
       const t0 = performance.now();
       const [logits] = await model.logits([ids]);
+      if (!logits) throw new Error('the model returned no logits for the prompt');
       const seconds = (performance.now() - t0) / 1000;
-      const V = model.cfg.vocabSize;
+      const V = model.cfg.vocab_size;
       await guard.writeFile('--out', (tmp) =>
         writeSafetensors(tmp, [
           {
@@ -78,7 +79,7 @@ export const logitsCommand: CommandModule<object, LogitsArgs> = {
       );
       let best = 0;
       const last = logits.subarray((ids.length - 1) * V);
-      for (let v = 1; v < V; v++) if (last[v] > last[best]) best = v;
+      for (let v = 1; v < V; v++) if (last[v]! > last[best]!) best = v;
       process.stdout.write(
         `wrote ${argv.out}: logits [${ids.length}, ${V}] float32; ${model.cfg.layers.length} layers on ${engine.backend.name}; ` +
           `load ${loadSeconds.toFixed(1)} s, forward ${seconds.toFixed(2)} s; next token (greedy) ${best}\n`,

@@ -5,16 +5,18 @@ import { formatParams, sliceCheckpoint } from '../../slicing';
 import { ProgressBar } from '../progress';
 import { formatPlan } from '../render/plan';
 import { interruptible } from '../boundary';
-import { BUFFER_SIZE_LIMITS, SHARD_SIZE_LIMITS, sizeFlag } from '../flags';
+import {
+  BUFFER_SIZE_LIMITS,
+  SHARD_SIZE_LIMITS,
+  SUBMODEL_OPTIONS,
+  type SubmodelFlags,
+  sizeFlag,
+  specFlags,
+} from '../flags';
 
-interface SliceArgs {
+interface SliceArgs extends SubmodelFlags {
   src: string;
   out?: string;
-  ffn?: string | string[];
-  skip?: string | string[];
-  blocks?: string | string[];
-  preset?: string;
-  spec?: string;
   'max-shard-size': string;
   'buffer-size': string;
   'dry-run'?: boolean;
@@ -32,18 +34,7 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
         type: 'string',
         describe: 'output folder (built beside it, renamed at the end)',
       })
-      .option('ffn', {
-        type: 'string',
-        describe:
-          'FFN widths: one for all, one per parent layer or per kept layer; WxN repeats (8192x20,16384x15)',
-      })
-      .option('skip', { type: 'string', describe: 'parent layers to drop: indices and ranges (20-24,30)' })
-      .option('blocks', { type: 'string', describe: 'one FFN width per block (4 sliding + 1 full layers)' })
-      .option('preset', {
-        type: 'string',
-        describe: 'a published config, e.g. "Config for E2.98B (layer-level)"',
-      })
-      .option('spec', { type: 'string', describe: 'JSON or YAML file with skip/ffn/blocks/preset' })
+      .options(SUBMODEL_OPTIONS)
       .option('max-shard-size', {
         type: 'string',
         default: '5GB',
@@ -63,14 +54,8 @@ export const sliceCommand: CommandModule<object, SliceArgs> = {
     const dryRun = Boolean(argv['dry-run']);
     if (!dryRun && !argv.out)
       throw new UserInputError('--out: required (or pass --dry-run to only print the plan)');
-    const flags = {
-      ffn: argv.ffn,
-      skip: argv.skip,
-      blocks: argv.blocks,
-      preset: argv.preset,
-      specFile: argv.spec,
-    };
-    if (Object.values(flags).every((v) => v === undefined)) {
+    const flags = specFlags(argv);
+    if (!flags) {
       throw new UserInputError('slice: give the submodel with --ffn/--skip, --blocks, --preset or --spec');
     }
     const maxShardBytes = sizeFlag('--max-shard-size', argv['max-shard-size'], ...SHARD_SIZE_LIMITS);

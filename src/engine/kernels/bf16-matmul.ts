@@ -23,8 +23,9 @@ export interface Bf16MatMulAttrs {
  * Returns null when some value is not a bfloat16 (low 16 bits set): packing must be exact.
  */
 export function packBf16Transposed(w: Float32Array, out: number, inp: number): Int32Array | null {
+  if (w.length !== out * inp) throw new RangeError(`${w.length} weights given for a [${out}, ${inp}] matrix`);
   const bits = new Uint32Array(w.buffer, w.byteOffset, w.length);
-  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0xffff) !== 0) return null;
+  for (let i = 0; i < bits.length; i++) if ((bits[i]! & 0xffff) !== 0) return null;
   const words = Math.ceil(out / 2);
   const packed = new Int32Array(inp * words);
   for (let o = 0; o < out; o++) {
@@ -32,9 +33,9 @@ export function packBf16Transposed(w: Float32Array, out: number, inp: number): I
     const j = o >> 1;
     const high = (o & 1) === 1;
     for (let k = 0; k < inp; k++) {
-      const b = bits[row + k];
+      const b = bits[row + k]!; // row + k < out·inp = bits.length
       const at = k * words + j;
-      packed[at] = high ? packed[at] | (b & 0xffff0000) : packed[at] | (b >>> 16);
+      packed[at] = high ? packed[at]! | (b & 0xffff0000) : packed[at]! | (b >>> 16);
     }
   }
   return packed;

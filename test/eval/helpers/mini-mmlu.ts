@@ -23,7 +23,7 @@ export function miniRows(): MiniRow[] {
       ['val', 1],
       ['test', TEST_COUNTS[s]],
     ] as const) {
-      for (let i = 0; i < n; i++) {
+      for (let i = 0; i < n!; i++) {
         const tricky = i % 3 === 0 ? ` Say "hi", then\nanswer ${i}. ` : `What is ${i} + ${s}?`;
         rows.push({
           subject,
@@ -48,7 +48,7 @@ export async function writeCsvFolder(dir: string, rows: readonly MiniRow[]): Pro
     files.set(f, [...(files.get(f) ?? []), r]);
   }
   for (const [f, rs] of files) {
-    const odd = SUBJECTS.indexOf(rs[0].subject) % 2 === 1;
+    const odd = SUBJECTS.indexOf(rs[0]!.subject) % 2 === 1;
     const eol = odd ? '\r\n' : '\n';
     const lines = rs.map((r) => [r.question, ...r.choices, r.answer].map(csvField).join(','));
     await fs.mkdir(path.dirname(f), { recursive: true });

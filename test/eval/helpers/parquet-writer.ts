@@ -78,7 +78,7 @@ function levels(values: number[]): Buffer {
     let j = i;
     while (j < values.length && values[j] === values[i]) j++;
     varint(out, (j - i) << 1);
-    out.push(values[i]);
+    out.push(values[i]!);
     i = j;
   }
   const len = Buffer.alloc(4);

@@ -1,0 +1,34 @@
+// Which suites run in which tier (one table; jest.config.js reads it).
+//   npm test            everything except `slow` (a few minutes on 2 cores)
+//   npm run test:slow   only `slow` (the CLI end-to-end batteries: each spawns the CLI tens of times)
+//   npm run test:all    both (what CI runs; also plain `npx jest`)
+//   npm run test:fast   everything except `slow` and `heavy` (unit tests, under a minute)
+// Times are seconds of one suite on the 2-core development machine (2026-12-02), for orientation.
+module.exports = {
+  slow: [
+    'test/cli/eval.test.ts', // ~150 s: eval, resume, journals through the CLI
+    'test/engine/batch-cache.test.ts', // ~50 s
+    'test/cli/report.test.ts', // ~45 s
+    'test/engine/cli.test.ts', // ~45 s
+    'test/cli/hardening.test.ts', // ~40-100 s: the fault battery
+    'test/engine/leaks.test.ts', // ~35 s
+    'test/sweep/cli.test.ts', // ~35-70 s: sweeps, kill -9 resume
+    'test/cli/bad-input.test.ts', // ~30 s
+    'test/engine/scorer.test.ts', // ~20 s
+    'test/export/export-best.test.ts', // ~60 s CPU: two sweeps, export-best and export through the CLI
+  ],
+  heavy: [
+    'test/engine/parity.test.ts',
+    'test/engine/parity-webgpu.test.ts',
+    'test/eval/tokenizer.test.ts',
+    'test/gemma3n/random.test.ts',
+    'test/formats/safetensors.test.ts',
+    'test/notebooks/notebook.test.ts',
+    'test/export/llama-cpp.test.ts',
+    'test/slicing/slice-cli.test.ts',
+    'test/engine/units.test.ts',
+    'test/sweep/shared-eval.test.ts',
+    'test/cli/inspect.test.ts',
+    'test/engine/kernels.test.ts',
+  ],
+};
