@@ -115,12 +115,14 @@ export async function runReport(
         : null;
     return { ...r.row, pareto, mcnemar, ...(opts.predictions ? { predictions: r.preds } : {}) };
   });
-  const sensitivity = (await store.sensitivity(run.id)).map((s) => ({
-    layer: s.layer,
-    kind: s.kind,
-    id: s.spec_hash,
-    drop: s.drop,
-  }));
+  const scanOf = async (id: number) =>
+    (await store.sensitivity(id)).map((s) => ({
+      layer: s.layer,
+      kind: s.kind,
+      id: s.spec_hash,
+      drop: s.drop,
+    }));
+  const sensitivity = await scanOf(run.id);
   const chosen = opts.run === undefined ? all : [run];
   return {
     runs: await Promise.all(
@@ -129,6 +131,8 @@ export async function runReport(
         sweep: JSON.parse(r.sweep_json) as unknown,
         rounds: (await store.rounds(r.id)).length,
         sharing: r.layer_tokens_done > 0 ? r.layer_tokens_unshared / r.layer_tokens_done : null,
+        // Each run's own scan, so a report can pair a sweep with the scan run of the same subset.
+        sensitivity: r.id === run.id ? sensitivity : await scanOf(r.id),
       })),
     ),
     run: run.id,
