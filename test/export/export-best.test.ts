@@ -18,6 +18,7 @@ interface Candidate {
   origin: string;
   spec: { skip: number[]; ffn: number[] };
   pareto: boolean;
+  result: { categories: Record<string, { acc: number; n: number }> };
 }
 
 describe('export-best --format gguf', () => {
@@ -90,6 +91,9 @@ describe('export-best --format gguf', () => {
     const best = path.join(dir, 'best');
     const c = candidates(2).find((x) => x.origin !== 'parent')!;
     expect(c.pareto).toBe(true);
+    // results --json (and so the report) carries accuracy per MMLU category: 1 question of each subject.
+    expect(Object.keys(c.result.categories).sort()).toEqual(['humanities', 'stem']);
+    expect(c.result.categories.stem!.n).toBe(2);
     let r = runCli(['export-best', db, '--top', '3', '--format', 'gguf', '--dtype', 'f32', '--out', best]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/warning: --top 3: only 1 frontier candidate\(s\) of run 2 run in llama\.cpp/);
