@@ -15,6 +15,8 @@ module.exports = {
     'test/sweep/cli.test.ts', // ~35-70 s: sweeps, kill -9 resume
     'test/cli/bad-input.test.ts', // ~30 s
     'test/engine/scorer.test.ts', // ~20 s
+    'test/hub/slice.test.ts', // ~60 s: slice/inspect hf:// against the local fake Hub
+    'test/hub/download.test.ts', // ~40 s: downloads, resume, kill and resume through the CLI
     'test/export/export-best.test.ts', // ~60 s CPU: two sweeps, export-best and export through the CLI
   ],
   heavy: [

@@ -5,6 +5,7 @@ import { hideBin } from 'yargs/helpers';
 import { UserInputError } from '../formats';
 import { describeFailure, installInterruptHandlers, yargsMessage } from './boundary';
 import { commands } from './commands';
+import { HubTransferError } from '../hub';
 
 export async function main(argv: string[]): Promise<number> {
   installInterruptHandlers();
@@ -24,6 +25,11 @@ export async function main(argv: string[]): Promise<number> {
     for (const c of commands) y = y.command(c);
     await y.parseAsync();
   } catch (err) {
+    // The network or the Hub failed (after retries): one line, no stack; the same command resumes.
+    if (err instanceof HubTransferError) {
+      process.stderr.write(`error: ${err.message.split('\n')[0]}\n`);
+      return 1;
+    }
     const failure = describeFailure(err);
     if (failure === null) throw err;
     process.stderr.write(failure.line + '\n');

@@ -48,3 +48,4 @@ export {
   writePredictionsJsonl,
   writeResults,
 } from './run';
+export { MMLU_ROW_COUNTS, checkMmluRowCounts, expectedMmluTotals } from './mmlu-counts';

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { CheckpointError, SafetensorsFile, TensorInfo } from './safetensors';
+import { CheckpointError, SafetensorsFile, TensorInfo, TensorShard } from './safetensors';
 import { decodeFloat32, isFloatDecodable } from './dtype';
 import { fileProblem } from './files';
 
@@ -10,8 +10,8 @@ export const INDEX_FILE = 'model.safetensors.index.json';
 export const SINGLE_FILE = 'model.safetensors';
 export const CONFIG_FILE = 'config.json';
 
-export interface CheckpointTensor {
-  readonly file: SafetensorsFile;
+export interface CheckpointTensor<S extends TensorShard = SafetensorsFile> {
+  readonly file: S;
   readonly info: TensorInfo;
 }
 
@@ -61,13 +61,56 @@ export function parseIndex(indexPath: string, text: string): IndexFile {
   };
 }
 
-export class Checkpoint {
+/**
+ * The tensors of a checkpoint folder by name. Local folders open synchronously with positional reads
+ * (`open`); `openWith` takes any shard opener, e.g. HTTP range requests with the folder holding only
+ * config and index.
+ */
+export class Checkpoint<S extends TensorShard = SafetensorsFile> {
   private constructor(
     readonly dir: string,
-    readonly shards: readonly SafetensorsFile[],
-    readonly tensors: ReadonlyMap<string, CheckpointTensor>,
+    readonly shards: readonly S[],
+    readonly tensors: ReadonlyMap<string, CheckpointTensor<S>>,
     readonly index: IndexFile | null,
   ) {}
+
+  /** The index's shards, or the single file, opened with `openShard` (by file name in `dir`). */
+  static async openWith<S extends TensorShard>(
+    dir: string,
+    openShard: (file: string) => Promise<S>,
+  ): Promise<Checkpoint<S>> {
+    const indexPath = path.join(dir, INDEX_FILE);
+    const index = fs.existsSync(indexPath) ? parseIndex(indexPath, fs.readFileSync(indexPath, 'utf8')) : null;
+    const names = index ? [...new Set(index.weightMap.values())].sort() : [SINGLE_FILE];
+    const byName = new Map<string, S>();
+    try {
+      for (const name of names) byName.set(name, await openShard(name));
+      return Checkpoint.assemble(dir, index, byName);
+    } catch (err) {
+      for (const s of byName.values()) s.close();
+      throw err;
+    }
+  }
+
+  private static assemble<S extends TensorShard>(
+    dir: string,
+    index: IndexFile | null,
+    byName: ReadonlyMap<string, S>,
+  ): Checkpoint<S> {
+    const tensors = new Map<string, CheckpointTensor<S>>();
+    if (!index) {
+      for (const file of byName.values())
+        for (const info of file.list()) tensors.set(info.name, { file, info });
+      return new Checkpoint(dir, [...byName.values()], tensors, null);
+    }
+    for (const [name, shard] of index.weightMap) {
+      const file = byName.get(shard)!;
+      const info = file.tensors.get(name);
+      if (!info) throw new CheckpointError(file.path, `index says it holds ${name}, but it does not`);
+      tensors.set(name, { file, info });
+    }
+    return new Checkpoint(dir, [...byName.values()], tensors, index);
+  }
 
   /** True when the folder holds weights (an index or a single model.safetensors). */
   static hasWeights(dir: string): boolean {
@@ -83,40 +126,28 @@ export class Checkpoint {
     }
     if (!st.isDirectory()) throw new CheckpointError(dir, 'expected a checkpoint folder, got a file');
     const indexPath = path.join(dir, INDEX_FILE);
-    const shards: SafetensorsFile[] = [];
-    const tensors = new Map<string, CheckpointTensor>();
+    const byName = new Map<string, SafetensorsFile>();
     try {
       if (fs.existsSync(indexPath)) {
         const problem = fileProblem(indexPath);
         if (problem) throw new CheckpointError(indexPath, problem);
         const index = parseIndex(indexPath, fs.readFileSync(indexPath, 'utf8'));
-        const byName = new Map<string, SafetensorsFile>();
         for (const shard of [...new Set(index.weightMap.values())].sort()) {
           const p = path.join(dir, shard);
           if (!fs.existsSync(p))
             throw new CheckpointError(indexPath, `names shard ${shard}, which does not exist`);
-          const f = SafetensorsFile.open(p);
-          shards.push(f);
-          byName.set(shard, f);
+          byName.set(shard, SafetensorsFile.open(p));
         }
-        for (const [name, shard] of index.weightMap) {
-          const file = byName.get(shard)!;
-          const info = file.tensors.get(name);
-          if (!info) throw new CheckpointError(file.path, `index says it holds ${name}, but it does not`);
-          tensors.set(name, { file, info });
-        }
-        return new Checkpoint(dir, shards, tensors, index);
+        return Checkpoint.assemble(dir, index, byName);
       }
       const single = path.join(dir, SINGLE_FILE);
       if (!fs.existsSync(single)) {
         throw new CheckpointError(dir, `not a checkpoint: expected ${INDEX_FILE} or ${SINGLE_FILE}`);
       }
-      const f = SafetensorsFile.open(single);
-      shards.push(f);
-      for (const info of f.list()) tensors.set(info.name, { file: f, info });
-      return new Checkpoint(dir, shards, tensors, null);
+      byName.set(SINGLE_FILE, SafetensorsFile.open(single));
+      return Checkpoint.assemble(dir, null, byName);
     } catch (err) {
-      for (const s of shards) s.close();
+      for (const s of byName.values()) s.close();
       throw err;
     }
   }
@@ -125,7 +156,7 @@ export class Checkpoint {
     return this.tensors.has(name);
   }
 
-  get(name: string): CheckpointTensor {
+  get(name: string): CheckpointTensor<S> {
     const t = this.tensors.get(name);
     if (!t) throw new CheckpointError(this.dir, `checkpoint has no tensor ${name}`);
     return t;
@@ -135,12 +166,18 @@ export class Checkpoint {
     return this.get(name).info;
   }
 
-  readBytes(name: string, rowStart = 0, rowEnd?: number): Uint8Array {
+  readBytes(this: Checkpoint, name: string, rowStart = 0, rowEnd?: number): Uint8Array {
     return this.get(name).file.readBytes(name, rowStart, rowEnd);
   }
 
   /** Rows [rowStart, rowEnd) of a float tensor, decoded exactly to float32. */
-  readFloat32(name: string, rowStart = 0, rowEnd?: number, out?: Float32Array): Float32Array {
+  readFloat32(
+    this: Checkpoint,
+    name: string,
+    rowStart = 0,
+    rowEnd?: number,
+    out?: Float32Array,
+  ): Float32Array {
     const { file, info } = this.get(name);
     if (!isFloatDecodable(info.dtype)) {
       throw new CheckpointError(file.path, `tensor ${name} is ${info.dtype}; expected BF16, F16 or F32`);

@@ -4,6 +4,7 @@
 export * from './errors';
 export * from './dtype';
 export * from './safetensors';
+export * from './byte-source';
 export * from './checkpoint';
 export * from './sharded';
 export * from './csv';

@@ -23,6 +23,11 @@ export interface OutputSpec {
   readonly kind: 'file' | 'folder';
   /** About how many bytes it will take (free-space check; default 1 MiB). */
   readonly bytes?: number;
+  /**
+   * A folder filled in place, file by file, each file committed on its own (`download` resumes into it):
+   * an existing one is not refused; the lock, the checks and the free-space check still apply.
+   */
+  readonly inPlace?: boolean;
 }
 
 export interface InputSpec {
@@ -314,7 +319,7 @@ function checkTarget(t: Target, inputs: readonly InputSpec[], force: boolean): v
   if (resolved.dev !== parent.dev) {
     throw new OutputError(`${flag}: ${shown} is a mount point; name a new ${kind} inside it instead`);
   }
-  if (kind === 'folder' && fs.readdirSync(t.real).length === 0) return;
+  if (kind === 'folder' && (t.spec.inPlace || fs.readdirSync(t.real).length === 0)) return;
   if (!force) throw new OutputError(`${flag}: ${shown} already exists; pass --force to replace it`);
 }
 

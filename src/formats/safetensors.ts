@@ -6,6 +6,7 @@ import * as fsp from 'node:fs/promises';
 import { UserInputError } from './errors';
 import { fileProblem } from './files';
 import { DType, decodeFloat32, dtypeBytes, isDType, isFloatDecodable } from './dtype';
+import type { ByteSource } from './byte-source';
 
 /** A user-facing problem with a checkpoint file: the message is one line naming the file. */
 export class CheckpointError extends UserInputError {
@@ -141,8 +142,110 @@ function parseEntry(file: string, name: string, entry: unknown): TensorInfo {
   return { name, dtype: e.dtype, shape, begin: offs[0], end: offs[1] };
 }
 
+/** The header length of a file of `size` bytes from its first 8 bytes, checked against the limits. */
+function headerLength(file: string, first8: Uint8Array, size: number): number {
+  const len = Buffer.from(first8.buffer, first8.byteOffset, 8).readBigUInt64LE(0);
+  if (len > BigInt(MAX_HEADER_BYTES)) {
+    throw new CheckpointError(file, `header length ${len} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  }
+  const headerBytes = Number(len);
+  if (8 + headerBytes > size) {
+    throw new CheckpointError(
+      file,
+      `header length ${headerBytes} runs past the end of the ${size}-byte file`,
+    );
+  }
+  return headerBytes;
+}
+
+/**
+ * One shard as the slicer and `inspect` see it: a local SafetensorsFile, or a SafetensorsReader over any
+ * ByteSource (HTTP range requests).
+ */
+export interface TensorShard {
+  readonly path: string;
+  readonly fileBytes: number;
+  /** Start of the data section in the file. */
+  readonly dataOffset: number;
+  readonly metadata: Record<string, string> | null;
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+  /** Tensors in file order. */
+  list(): TensorInfo[];
+  /** Raw bytes at [begin, begin + length) of one tensor's data. */
+  readRangeAsync(t: TensorInfo, begin: number, length: number, into: Uint8Array): Promise<Uint8Array>;
+  close(): void;
+}
+
+/**
+ * Bytes read first when opening a header from a ByteSource: small shards' headers fit whole; a larger
+ * one (E4B's reach ~120 KB) takes a second request for the rest.
+ */
+export const HEADER_PREFETCH_BYTES = 64 * 1024;
+
+/** A safetensors file read asynchronously through a ByteSource: a header read, then only the ranges asked for. */
+export class SafetensorsReader implements TensorShard {
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+
+  private constructor(
+    readonly source: ByteSource,
+    readonly headerBytes: number,
+    readonly metadata: Record<string, string> | null,
+    list: TensorInfo[],
+  ) {
+    this.tensors = new Map(list.map((t) => [t.name, t]));
+  }
+
+  get path(): string {
+    return this.source.name;
+  }
+
+  get fileBytes(): number {
+    return this.source.size;
+  }
+
+  get dataOffset(): number {
+    return 8 + this.headerBytes;
+  }
+
+  static async open(source: ByteSource): Promise<SafetensorsReader> {
+    const file = source.name;
+    const size = source.size;
+    if (size < 8)
+      throw new CheckpointError(file, `file is ${size} bytes, too short for a safetensors header`);
+    const first = await source.read(0, new Uint8Array(Math.min(size, HEADER_PREFETCH_BYTES)));
+    const headerBytes = headerLength(file, first, size);
+    let head: Uint8Array;
+    if (8 + headerBytes <= first.byteLength) head = first.subarray(8, 8 + headerBytes);
+    else {
+      head = new Uint8Array(headerBytes);
+      head.set(first.subarray(8));
+      await source.read(first.byteLength, head.subarray(first.byteLength - 8));
+    }
+    const parsed = parseHeader(file, Buffer.from(head).toString('utf8'), size - 8 - headerBytes);
+    return new SafetensorsReader(source, headerBytes, parsed.metadata, parsed.tensors);
+  }
+
+  list(): TensorInfo[] {
+    return [...this.tensors.values()].sort((a, b) => a.begin - b.begin);
+  }
+
+  async readRangeAsync(t: TensorInfo, begin: number, length: number, into: Uint8Array): Promise<Uint8Array> {
+    if (begin < 0 || begin + length > t.end - t.begin) {
+      throw new CheckpointError(
+        this.path,
+        `byte range [${begin}, ${begin + length}) out of bounds for ${t.name}`,
+      );
+    }
+    return this.source.read(this.dataOffset + t.begin + begin, into.subarray(0, length));
+  }
+
+  close(): void {
+    this.source.close();
+  }
+}
+
 /** One safetensors file, read positionally. Open it, read what you need, close it. */
-export class SafetensorsFile {
+export class SafetensorsFile implements TensorShard {
   readonly tensors: ReadonlyMap<string, TensorInfo>;
 
   private constructor(
@@ -176,17 +279,7 @@ export class SafetensorsFile {
         throw new CheckpointError(path, `file is ${size} bytes, too short for a safetensors header`);
       const lenBuf = Buffer.alloc(8);
       readFully(fd, lenBuf, 0, path);
-      const len = lenBuf.readBigUInt64LE(0);
-      if (len > BigInt(MAX_HEADER_BYTES)) {
-        throw new CheckpointError(path, `header length ${len} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
-      }
-      const headerBytes = Number(len);
-      if (8 + headerBytes > size) {
-        throw new CheckpointError(
-          path,
-          `header length ${headerBytes} runs past the end of the ${size}-byte file`,
-        );
-      }
+      const headerBytes = headerLength(path, lenBuf, size);
       const head = Buffer.alloc(headerBytes);
       readFully(fd, head, 8, path);
       const parsed = parseHeader(path, head.toString('utf8'), size - 8 - headerBytes);

@@ -2,7 +2,7 @@
 // are present, a check of every text tensor against the tensor table. The CLI renders the report.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CONFIG_FILE, Checkpoint, INDEX_FILE, UserInputError } from '../formats';
+import { CONFIG_FILE, Checkpoint, INDEX_FILE, TensorShard, UserInputError } from '../formats';
 import { ConfigStyle, KvRole, LayerType, ModelConfig, loadConfig } from './config';
 import { ParamBreakdown, textParams, withTowers } from './accounting';
 import { MixNMatchSpec, deriveSubmodel, identitySpec } from './submodel';
@@ -118,7 +118,7 @@ function isTextName(name: string, prefix: string): boolean {
 }
 
 /** Checks the checkpoint's text tensors against the parent config (the checkpoint on disk). */
-export function checkTensors(cfg: ModelConfig, ckpt: Checkpoint): CheckpointReport {
+export function checkTensors(cfg: ModelConfig, ckpt: Checkpoint<TensorShard>): CheckpointReport {
   const names = [...ckpt.tensors.keys()];
   const prefix = cfg.multimodal ? TEXT_PREFIX : detectTextPrefix(names);
   const consumers = new Set(cfg.layers.filter((l) => l.kv === 'consumer').map((l) => l.index));
@@ -188,6 +188,9 @@ export function checkTensors(cfg: ModelConfig, ckpt: Checkpoint): CheckpointRepo
 export interface InspectOptions {
   /** A Mix-n-Match spec over the checkpoint's config: layers and parameters are shown for it. */
   readonly spec?: MixNMatchSpec;
+  /** Weights opened elsewhere (e.g. shard headers read from the Hub), and the name to report them by. */
+  readonly checkpoint?: Checkpoint<TensorShard>;
+  readonly source?: string;
 }
 
 /** Config-only when `target` is a config.json or a folder without weights; a full check otherwise. */
@@ -209,9 +212,9 @@ export function inspectConfig(
   const firstConsumer = layers.findIndex((l) => l.kv === 'consumer');
   let params = textParams(c, spec);
   let checkpoint: CheckpointReport | null = null;
-  if (!src.configOnly && hasAnyWeights(src.dir)) {
+  if (opts.checkpoint || (!src.configOnly && hasAnyWeights(src.dir))) {
     // Shards without an index (or a broken index) are an error, not "config only": Checkpoint.open says why.
-    const ckpt = Checkpoint.open(src.dir);
+    const ckpt = opts.checkpoint ?? Checkpoint.open(src.dir);
     try {
       checkpoint = checkTensors(cfg, ckpt);
       params = withTowers(
@@ -219,12 +222,12 @@ export function inspectConfig(
         [...ckpt.tensors].map(([name, t]) => ({ name, shape: t.info.shape })),
       );
     } finally {
-      ckpt.close();
+      if (!opts.checkpoint) ckpt.close();
     }
   }
   return {
-    source: src.configOnly ? src.configPath : src.dir,
-    configPath: src.configPath,
+    source: opts.source ?? (src.configOnly ? src.configPath : src.dir),
+    configPath: opts.source ? `${opts.source}/config.json` : src.configPath,
     multimodal: cfg.multimodal,
     style: cfg.style,
     text: {

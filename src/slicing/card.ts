@@ -40,7 +40,8 @@ export function sliceCommandLine(
 export function reproduceCommand(
   input: Pick<CardInput, 'plan' | 'srcDir' | 'outDir' | 'maxShardBytes'>,
 ): string {
-  return sliceCommandLine(input.srcDir, input.outDir, input.plan.spec, input.maxShardBytes);
+  const cmd = sliceCommandLine(input.srcDir, input.outDir, input.plan.spec, input.maxShardBytes);
+  return input.plan.textOnly ? `${cmd} --text-only` : cmd;
 }
 
 export function renderCard(input: CardInput): string {

@@ -13,6 +13,7 @@ import {
   CheckpointTensor,
   InterruptedError,
   OutputGuard,
+  TensorShard,
   dtypeBytes,
   numel,
   writeShardedCheckpoint,
@@ -65,7 +66,7 @@ export interface ExecuteResult {
 }
 
 /** The checkpoint's tensors in physical order (shard by shard, by offset), as planSlice wants them. */
-export function sourceTensors(ckpt: Checkpoint): SourceTensor[] {
+export function sourceTensors(ckpt: Checkpoint<TensorShard>): SourceTensor[] {
   const out: SourceTensor[] = [];
   for (const shard of ckpt.shards) {
     for (const info of shard.list()) {
@@ -92,7 +93,7 @@ export function slicedConfigText(parentText: string, plan: SlicePlan): string {
 
 /** One read: a byte range of a source tensor, and for column ops the per-row ranges to keep. */
 interface Chunk {
-  readonly src: CheckpointTensor;
+  readonly src: CheckpointTensor<TensorShard>;
   readonly begin: number;
   readonly length: number;
   readonly cols?: {
@@ -113,7 +114,7 @@ function rowBytesOf(t: PlannedTensor): number {
 }
 
 /** Splits one planned tensor into reads of at most `chunk` bytes (whole rows for column ops). */
-function* chunksOf(t: PlannedTensor, src: CheckpointTensor, chunk: number): Generator<Chunk> {
+function* chunksOf(t: PlannedTensor, src: CheckpointTensor<TensorShard>, chunk: number): Generator<Chunk> {
   const total = src.info.end - src.info.begin;
   const op = t.op;
   if (op.kind === 'copy' || op.kind === 'rows') {
@@ -153,7 +154,7 @@ function compactColumns(buf: Uint8Array, cols: NonNullable<Chunk['cols']>): Uint
 /** A shard's bytes, double-buffered: the next read fills the other buffer while this chunk is written. */
 async function* shardBytes(
   tensors: readonly PlannedTensor[],
-  ckpt: Checkpoint,
+  ckpt: Checkpoint<TensorShard>,
   buffers: readonly [Uint8Array, Uint8Array],
   chunk: number,
 ): AsyncGenerator<Uint8Array> {
@@ -190,7 +191,7 @@ function indexMetadataOf(plan: SlicePlan): Record<string, number> {
 /** Writes a slice's config, side files and card into `tmp` beside its shards and index; returns every file. */
 async function completeOutput(
   plan: SlicePlan,
-  ckpt: Checkpoint,
+  ckpt: Checkpoint<TensorShard>,
   tmp: string,
   written: readonly string[],
   card: string | undefined,
@@ -269,7 +270,7 @@ export interface PlanOutput {
  */
 export async function executePlans(
   outputs: readonly PlanOutput[],
-  ckpt: Checkpoint,
+  ckpt: Checkpoint<TensorShard>,
   opts: Pick<ExecuteOptions, 'force' | 'chunkBytes' | 'onProgress' | 'signal' | 'onNotice'> = {},
 ): Promise<ExecuteResult[]> {
   const started = process.hrtime.bigint();
@@ -396,7 +397,7 @@ export async function executePlans(
 /** Writes the plan's output into `opts.outDir` atomically. */
 export async function executePlan(
   plan: SlicePlan,
-  ckpt: Checkpoint,
+  ckpt: Checkpoint<TensorShard>,
   opts: ExecuteOptions,
 ): Promise<ExecuteResult> {
   const started = process.hrtime.bigint();

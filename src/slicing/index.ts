@@ -8,4 +8,6 @@ export { editJsonObject } from './config-text';
 export { renderCard, reproduceCommand, shellQuote, sliceCommandLine } from './card';
 export { LAYER_HEADER, formatParams, layerRows, markdownTable, summaryRows } from './summary';
 export { sliceCheckpoint } from './run';
-export type { SliceOptions, SliceOutcome } from './run';
+export type { SliceOptions, SliceOutcome, OpenedParent } from './run';
+export { planReads } from './reads';
+export type { ReadPlan, TensorLocation } from './reads';

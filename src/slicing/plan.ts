@@ -12,6 +12,7 @@ import {
 } from '../formats';
 import {
   GLOBAL_TENSORS,
+  NON_TEXT_PREFIXES,
   LAYER_TENSORS,
   MixNMatchSpec,
   ModelConfig,
@@ -99,11 +100,15 @@ export interface SlicePlan {
   readonly params: { readonly parent: ParamBreakdown; readonly child: ParamBreakdown };
   readonly sourceBytes: number;
   readonly outputBytes: number;
+  /** Vision and audio towers left out (`--text-only`). */
+  readonly textOnly: boolean;
 }
 
 export interface PlanOptions {
   /** Largest shard in bytes (a single bigger tensor still gets its own shard). Default 5 GB. */
   readonly maxShardBytes?: number;
+  /** Leave out the vision and audio towers and their embedders. */
+  readonly textOnly?: boolean;
 }
 
 export { DEFAULT_MAX_SHARD_BYTES };
@@ -167,6 +172,10 @@ export function planSlice(
   const copy = (t: SourceTensor, name = t.name) => add(t, name, { kind: 'copy' }, t.shape);
 
   for (const t of tensors) {
+    if (options.textOnly && NON_TEXT_PREFIXES.some((p) => t.name.startsWith(p))) {
+      dropped.push({ name: t.name, reason: 'text only' });
+      continue;
+    }
     const m = parseLayerTensorName(t.name, prefix);
     // Tensors the table does not know (vision, audio, extras) are copied byte for byte.
     let family: TensorFamily | undefined;
@@ -276,5 +285,6 @@ export function planSlice(
     },
     sourceBytes: tensors.reduce((a, t) => a + numel(t.shape) * dtypeBytes(t.dtype), 0),
     outputBytes: outTensors.reduce((a, t) => a + t.bytes, 0),
+    textOnly: Boolean(options.textOnly),
   };
 }

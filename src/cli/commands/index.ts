@@ -8,6 +8,8 @@ import { generateCommand } from './generate';
 import { benchCommand } from './bench';
 import { evalCommand } from './eval';
 import { compareCommand } from './compare';
+import { downloadCommand } from './download';
+import { downloadDataCommand } from './download-data';
 import { reportCommand } from './report';
 import { sweepCommand } from './sweep';
 import { resultsCommand } from './results';
@@ -24,6 +26,8 @@ export const commands: CommandModule<any, any>[] = [
   benchCommand,
   evalCommand,
   compareCommand,
+  downloadCommand,
+  downloadDataCommand,
   reportCommand,
   sweepCommand,
   resultsCommand,
