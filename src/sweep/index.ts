@@ -48,7 +48,16 @@ export {
 export { type CandidateResult, againstParent, candidateResult, paretoFrontier } from './metrics';
 export { type SweepOutcome, type SweepProgress, type SweepRunOptions, runSweep, sweepHash } from './run';
 export { type CandidateReport, type RunReport, runReport } from './report';
-export { type ExportBestOptions, type ExportedCandidate, bestCandidates, exportBest } from './export';
+export {
+  type BestSelection,
+  type ExportBestOptions,
+  type ExportedCandidate,
+  bestCandidates,
+  bestOutputName,
+  exportBest,
+  measuredSection,
+  selectBest,
+} from './export';
 export { type SweepPlan, planSweep } from './plan';
 export { type OpenStoreOptions, closeSweepStore, openSweepStore } from './open-store';
 export {
