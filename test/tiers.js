@@ -17,6 +17,8 @@ module.exports = {
     'test/engine/scorer.test.ts', // ~20 s
     'test/hub/slice.test.ts', // ~60 s: slice/inspect hf:// against the local fake Hub
     'test/hub/download.test.ts', // ~40 s: downloads, resume, kill and resume through the CLI
+    'test/distributed/workers.test.ts', // 77 s of CPU (5 min wall with the machine shared): a PostgreSQL server, 3 workers
+    'test/export/export-best.test.ts', // ~60 s CPU: two sweeps, export-best and export through the CLI
   ],
   heavy: [
     'test/engine/parity.test.ts',

@@ -5,13 +5,25 @@
 //                                    (published configs A..B-1, default all 16)
 //   node dist/h200-bench.js prompts <ckpt> <mmlu-dir> <per-subject> <prompts.json>
 //   node dist/h200-bench.js merge <part.json>...      (prints the one JSON object)
+//   node dist/h200-bench.js kernels <ckpt> <out.json> [table;table;...]
+//                                    (prefill 8x512 and decode b1 per matmul table, one load; see h200-kernels.sh)
 // BENCH_TOKENS (default 512) shortens the sequences for a dry run on a small model.
 // `prompts.json` receives the token ids of every scored prompt and the choice ids, so transformers scores
 // exactly the same inputs without a tokenizer of its own.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { EngineScorer, openModel, runBench } from '../../src/engine';
+import {
+  EngineScorer,
+  type OpenedModel,
+  benchPrompts,
+  matMulTable,
+  openModel,
+  profilePhase,
+  runBench,
+  setGateUpFusion,
+  setMatMulTable,
+} from '../../src/engine';
 import {
   LETTERS,
   type MmluDataset,
@@ -271,6 +283,160 @@ function merge(files: string[]): void {
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 
+/**
+ * The matmul tables to compare, best guess first (a timeout keeps what was measured): `name=table`, with
+ * `+nofuse` after the name for gate and up as two products. MATFORMER_BENCH_TABLES replaces the list.
+ */
+const KERNEL_VARIANTS = [
+  'new=default',
+  'legacy+nofuse=legacy',
+  'gemv8x32=m<=8:gemv-8x32,m<=1024:tiled-16x16-4x4-k16,n<=256:tiled-16x16-4x4-k16,*:tiled-16x16-8x8-k8',
+  'gemv32x8=m<=8:gemv-32x8,m<=1024:tiled-16x16-4x4-k16,n<=256:tiled-16x16-4x4-k16,*:tiled-16x16-8x8-k8',
+  't128k16=m<=8:gemv-16x16,m<=1024:tiled-16x16-4x4-k16,n<=256:tiled-16x16-4x4-k16,*:tiled-16x16-8x8-k16',
+  't64x128=m<=8:gemv-16x16,m<=1024:tiled-16x16-4x4-k16,n<=256:tiled-16x16-4x4-k16,*:tiled-16x8-8x8-k8',
+  't64all=m<=8:gemv-16x16,*:tiled-16x16-4x4-k16',
+  'new+nofuse=default',
+  'new+submit128=default',
+];
+
+/** Seconds of the fastest of `n` runs of `f` (each awaited to completion: results are read back). */
+async function fastest(n: number, f: () => Promise<unknown>): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await f();
+    best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  return best;
+}
+
+/** Prefill 8×TOKENS (tokens/s) and greedy decode at batch 1 after a TOKENS prompt (tokens/s). */
+async function kernelFigures(opened: OpenedModel, decodeSteps: number) {
+  const { model, engine } = opened;
+  const prompts = benchPrompts(8, TOKENS, engine.maxTextId, 1);
+  const prefillOnce = async () => {
+    const cache = model.newCache(8);
+    try {
+      await model.nextTokens(prompts, cache);
+    } finally {
+      cache.dispose();
+    }
+  };
+  await prefillOnce(); // shader compilation
+  const prefill = await fastest(2, prefillOnce);
+  const cache = model.newCache(1);
+  try {
+    let next = await model.nextTokens([prompts[0]!], cache);
+    const step = async () => (next = await model.nextTokens([[next[0]!]], cache));
+    await step();
+    await step();
+    const t0 = performance.now();
+    for (let i = 0; i < decodeSteps; i++) await step();
+    const perStep = (performance.now() - t0) / 1000 / decodeSteps;
+    return {
+      prefill_8x512: (8 * TOKENS) / prefill,
+      prefill_8x512_s: prefill,
+      decode_b1: 1 / perStep,
+      decode_b1_s_per_step: perStep,
+    };
+  } finally {
+    cache.dispose();
+  }
+}
+
+/** One decode step at batch 1 and one 8×TOKENS prefill under the profiler (table now in use). */
+async function kernelProfiles(opened: OpenedModel) {
+  const { model, engine } = opened;
+  const prompts = benchPrompts(8, TOKENS, engine.maxTextId, 1);
+  const cache = model.newCache(1);
+  const out = [];
+  try {
+    let next = await model.nextTokens([prompts[0]!], cache);
+    out.push(
+      await profilePhase('decode_b1_4_steps', async () => {
+        for (let i = 0; i < 4; i++) next = await model.nextTokens([[next[0]!]], cache);
+      }),
+    );
+  } finally {
+    cache.dispose();
+  }
+  const big = model.newCache(8);
+  try {
+    out.push(await profilePhase('prefill_8x512', () => model.nextTokens(prompts, big)));
+  } finally {
+    big.dispose();
+  }
+  return out;
+}
+
+async function kernels(dir: string, out: string, variants: string[]): Promise<void> {
+  const t0 = performance.now();
+  const opened = await openModel(dir, { backend: 'webgpu' });
+  const meta = (file: string): Json =>
+    fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Json) : {};
+  // transformers on the same card and shapes (the last full run), for the ratios the goals are stated in.
+  const last = meta('bench/results/2026-12-02-h200.json') as { prefill_8x512?: Json; decode_b1?: Json };
+  const torchF32Prefill = Number(last.prefill_8x512?.torch_f32 ?? NaN);
+  const res: Json = {
+    date: new Date().toISOString(),
+    commit: meta('.fixtures/bench-meta.json').commit ?? null,
+    adapter: opened.engine.backend.detail,
+    reference: {
+      source: 'bench/results/2026-12-02-h200.json',
+      torch_f32_prefill_8x512: torchF32Prefill,
+      torch_bf16_decode_b1: last.decode_b1?.torch_bf16 ?? null,
+      goals: { prefill_8x512_vs_torch_f32: 0.6, decode_b1_tokens_per_s: 30 },
+    },
+    load_s: opened.loadSeconds,
+    weights_gpu_bytes: opened.engine.weights.bytes,
+    tokens: TOKENS,
+    variants: [] as Json[],
+  };
+  const rows = res.variants as Json[];
+  const submitDefault = tf.env().getNumber('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE');
+  writeJson(out, res);
+  const budget = Number(process.env.BENCH_BUDGET_S ?? 240);
+  for (const v of variants) {
+    const eq = v.indexOf('=');
+    const label = v.slice(0, eq);
+    const table = v.slice(eq + 1);
+    if ((performance.now() - t0) / 1000 > budget) {
+      rows.push({ name: label, skipped: 'time budget (BENCH_BUDGET_S) spent' });
+      continue;
+    }
+    setMatMulTable(table, 'MATFORMER_BENCH_TABLES');
+    setGateUpFusion(!label.includes('+nofuse'));
+    // `+submitN`: TF.js submits a command buffer every N dispatches (default 15).
+    const submit = /\+submit(\d+)/.exec(label);
+    tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', submit ? Number(submit[1]) : submitDefault);
+    const legacy = label.startsWith('legacy');
+    try {
+      const f = await kernelFigures(opened, legacy ? 3 : 16);
+      rows.push({
+        name: label,
+        table: matMulTable(),
+        fused_gate_up: !label.includes('+nofuse'),
+        submit_batch: tf.env().getNumber('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE'),
+        ...f,
+        prefill_vs_torch_f32: f.prefill_8x512 / torchF32Prefill,
+      });
+    } catch (e) {
+      rows.push({ name: label, table, error: e instanceof Error ? e.message : String(e) });
+    }
+    process.stderr.write(`${JSON.stringify(rows[rows.length - 1])}\n`);
+    writeJson(out, res);
+  }
+  // Profiles with the first (best-guess) table: where the time goes now.
+  const first = variants[0] ?? 'new=default';
+  setMatMulTable(first.slice(first.indexOf('=') + 1), 'MATFORMER_BENCH_TABLES');
+  setGateUpFusion(!first.includes('+nofuse'));
+  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', submitDefault);
+  res.profile = await kernelProfiles(opened);
+  res.total_s = (performance.now() - t0) / 1000;
+  writeJson(out, res);
+  opened.engine.dispose();
+}
+
 async function main(): Promise<void> {
   const [cmd, ...a] = process.argv.slice(2);
   if (cmd === 'speed' && a.length >= 2) return speed(a[0]!, a[1]!, a[2] ?? 'webgpu');
@@ -294,6 +460,10 @@ async function main(): Promise<void> {
     return dumpPrompts(await loadTokenizer(a[0]!), dataset, subset, a[3]!);
   }
   if (cmd === 'merge' && a.length > 0) return merge(a);
+  if (cmd === 'kernels' && a.length >= 2) {
+    const list = a[2] ?? process.env.MATFORMER_BENCH_TABLES;
+    return kernels(a[0]!, a[1]!, list ? list.split(';') : KERNEL_VARIANTS);
+  }
   process.stderr.write('usage: see the head of scripts/device/h200-bench.ts\n');
   process.exit(2);
 }

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // the node build), and then no cpu backend would be registered.
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 import { UserInputError } from '../formats';
-import { setTileFamily } from './kernels/bf16-matmul';
+import { setTileFamily } from './kernels/matmul-table';
 
 export const BACKEND_CHOICES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -179,6 +179,13 @@ async function useWebGpu(requireHardware: boolean): Promise<BackendInfo | string
   }
   if (!(await activate('webgpu'))) return 'the TF.js webgpu backend failed to initialise';
   setTileFamily(facts.software);
+  // Dispatches TF.js records before it submits a command buffer (its default 15): fewer submits per token.
+  const batch = process.env.MATFORMER_SUBMIT_BATCH;
+  if (batch !== undefined) {
+    if (!/^[1-9]\d*$/.test(batch))
+      throw new UserInputError(`MATFORMER_SUBMIT_BATCH: ${JSON.stringify(batch)} is not a positive integer`);
+    tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', Number(batch));
+  }
   const detail = `${facts.description || facts.device || facts.vendor}${facts.software ? ' (software)' : ''}`;
   return { name: 'webgpu', detail, maxBindingBytes: webgpuBindingLimit() };
 }

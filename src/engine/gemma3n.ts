@@ -7,10 +7,19 @@ import * as tf from '@tensorflow/tfjs-core';
 import { normalQuantile } from '../formats';
 import type { TextConfig } from '../gemma3n';
 import type { KvCache } from './cache';
-import type { LinearWeight } from './kernels/linear';
+import { LinearWeight } from './kernels/linear';
 import { altupCorrect, altupPredict } from './kernels/altup';
+import { altupRoute } from './kernels/altup-route';
+import { fusedAttention } from './kernels/attention';
 import { ownKernels } from './kernels/register';
-import { fusedGeluGate, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
+import {
+  fusedGeluGate,
+  fusedGeluGateOf,
+  fusedNormAdd,
+  fusedNormRope,
+  fusedRmsNorm,
+  fusedStreamsAdd,
+} from './kernels/row-ops';
 
 // ---------------------------------------------------------------------------------------------------------
 // Config: what the forward pass of one (sub)model needs. Built from the parent's TextConfig and a spec;
@@ -66,6 +75,8 @@ const f32 = Math.fround;
 const GAUSSIAN_Z_95 = 1.6448533535003662;
 const ALTUP_MAG_EPS = 1e-5;
 const SQRT_2_OVER_PI = 0.7978845608028654;
+/** Queries per row up to which attention is one program (decode); longer prefills use batched matmuls. */
+const FUSED_ATTENTION_MAX_T = 8;
 
 /** Φ⁻¹(s) in float32; only s = 0.95 occurs in published configs, others use a rational approximation. */
 export function gaussianZ(s: number): number {
@@ -311,6 +322,12 @@ export class AltUp {
     private readonly w: AltUpWeights,
   ) {}
 
+  /** modalities(x) @ coefs: one program on webgpu. */
+  private route(x: tf.Tensor2D, coefs: tf.Tensor2D): tf.Tensor2D {
+    if (ownKernels()) return altupRoute(x, this.w.routerNorm, this.w.router, coefs, this.cfg.rms_norm_eps);
+    return linear(this.modalities(x), coefs);
+  }
+
   /** tanh(router(RMSNorm(x) / H)) → [M, N]. */
   private modalities(x: tf.Tensor2D): tf.Tensor2D {
     const routed = tf.div(
@@ -327,7 +344,7 @@ export class AltUp {
   predict(s: Streams): Streams {
     const { altup_num_inputs: N } = this.cfg;
     const M = s.active.shape[0];
-    const coefs = linear(this.modalities(s.active), this.w.predict);
+    const coefs = this.route(s.active, this.w.predict);
     if (ownKernels()) {
       return {
         all: altupPredict(s.all, coefs, false) as tf.Tensor3D,
@@ -348,7 +365,7 @@ export class AltUp {
   correct(pred: Streams, act: tf.Tensor2D): Streams {
     const { altup_num_inputs: N } = this.cfg;
     const M = act.shape[0];
-    const coefs = linear(this.modalities(act), this.w.correct);
+    const coefs = this.route(act, this.w.correct);
     if (ownKernels()) {
       return {
         all: altupCorrect(pred.all, pred.active, act, coefs, false) as tf.Tensor3D,
@@ -377,14 +394,9 @@ export class Laurel {
 
   /** LAuReL returns its own residual: n + RMSNorm(linear_right(linear_left(n))). */
   forward(n: tf.Tensor2D): tf.Tensor2D {
-    return tf.add(
-      n,
-      rmsNorm(
-        linear(linear(n, this.w.laurelLeft), this.w.laurelRight),
-        this.w.postLaurelNorm,
-        this.cfg.rms_norm_eps,
-      ),
-    );
+    const r = linear(linear(n, this.w.laurelLeft), this.w.laurelRight);
+    if (ownKernels()) return fusedNormAdd(r, this.w.postLaurelNorm, this.cfg.rms_norm_eps, n);
+    return tf.add(n, rmsNorm(r, this.w.postLaurelNorm, this.cfg.rms_norm_eps));
   }
 }
 
@@ -493,14 +505,18 @@ export class Attention {
       ctx.kv.publish(this.index, k, v);
     }
 
-    // GQA without repeating K/V: query head h = kv·G + g, so [B, A, T, D] → [B·Kh, G·T, D].
     const S = k.shape[2];
+    const mask = ctx.masks[plan.kind];
+    // Decode steps (a few new tokens): one program from scores to the token-major output.
+    if (own && T <= FUSED_ATTENTION_MAX_T && D % 4 === 0 && mask.shape[0] === B && mask.shape[1] === 1)
+      return linear(fusedAttention(q, k, v, mask), w.oProj);
+    // GQA without repeating K/V: query head h = kv·G + g, so [B, A, T, D] → [B·Kh, G·T, D].
     const G = A / Kh;
     const qg = tf.reshape(q, [B * Kh, G * T, D]);
     const kg = tf.reshape(k, [B * Kh, S, D]);
     const vg = tf.reshape(v, [B * Kh, S, D]);
     // Scale 1.0 (q/k are normed; query_pre_attn_scalar is ignored), no logit soft-capping.
-    const scores = tf.add(tf.reshape(tf.matMul(qg, kg, false, true), [B, A, T, S]), ctx.masks[plan.kind]);
+    const scores = tf.add(tf.reshape(tf.matMul(qg, kg, false, true), [B, A, T, S]), mask);
     const probs = tf.reshape(softmax(scores), [B * Kh, G * T, S]);
     const out = tf.transpose(tf.reshape(tf.matMul(probs, vg), [B, A, T, D]), [0, 2, 1, 3]);
     return linear(tf.reshape(out, [B * T, A * D]), w.oProj);
@@ -519,13 +535,16 @@ export class Mlp {
 
   /** down(gelu(sparsify(gate·x)) ⊙ up·x); the width is whatever this (sub)model's weights hold. */
   forward(x: tf.Tensor2D): tf.Tensor2D {
-    let gate = linear(x, this.w.gate);
+    const z = this.plan.sparsity > 0 ? this.z : 0;
     if (ownKernels()) {
-      return linear(
-        fusedGeluGate(gate, linear(x, this.w.up), this.plan.sparsity > 0 ? this.z : 0),
-        this.w.down,
-      );
+      // gate|up in one dispatch where the two share a packed buffer, then one GELU-gate program.
+      const gateUp = LinearWeight.applyPair(x, this.w.gate, this.w.up);
+      const h = gateUp
+        ? fusedGeluGateOf(gateUp, z)
+        : fusedGeluGate(linear(x, this.w.gate), linear(x, this.w.up), z);
+      return linear(h, this.w.down);
     }
+    let gate = linear(x, this.w.gate);
     if (this.plan.sparsity > 0) {
       // Gaussian top-k: shift by mean + z·std (population std over this width by default), then relu (§3.5).
       const mean = tf.mean(gate, -1, true);
@@ -568,14 +587,29 @@ export class DecoderLayer {
     const a = pred.active;
     const n = rmsNorm(a, w.inputNorm, cfg.rms_norm_eps);
     const lr = this.laurel.forward(n);
-    const att = rmsNorm(this.attention.forward(n, ctx), w.postAttnNorm, cfg.rms_norm_eps);
-    const h1 = tf.div(tf.add(tf.add(a, att), lr), Math.SQRT2) as tf.Tensor2D;
+    const own = ownKernels();
+    const attOut = this.attention.forward(n, ctx);
+    // Norm and residual adds are one program each on webgpu: (a + norm(att)) + laurel over √2, h1 + norm(mlp).
+    const h1 = own
+      ? fusedNormAdd(attOut, w.postAttnNorm, cfg.rms_norm_eps, a, lr, Math.SQRT2)
+      : (tf.div(
+          tf.add(tf.add(a, rmsNorm(attOut, w.postAttnNorm, cfg.rms_norm_eps)), lr),
+          Math.SQRT2,
+        ) as tf.Tensor2D);
     const mlp = this.mlp.forward(rmsNorm(h1, w.preFfnNorm, cfg.rms_norm_eps));
-    const act = tf.add(h1, rmsNorm(mlp, w.postFfnNorm, cfg.rms_norm_eps)) as tf.Tensor2D;
+    const act = own
+      ? fusedNormAdd(mlp, w.postFfnNorm, cfg.rms_norm_eps, h1)
+      : (tf.add(h1, rmsNorm(mlp, w.postFfnNorm, cfg.rms_norm_eps)) as tf.Tensor2D);
     const corr = this.altup.correct(pred, act);
     const gate = linear(this.altup.scaledActive(corr), w.pleGate);
     const gated = ownKernels() ? fusedGeluGate(gate, ple, 0) : (tf.mul(geluTanh(gate), ple) as tf.Tensor2D);
-    const q = rmsNorm(linear(gated, w.pleProj), w.postPleNorm, cfg.rms_norm_eps);
+    const projected = linear(gated, w.pleProj);
+    if (ownKernels())
+      return {
+        all: fusedStreamsAdd(corr.all, projected, w.postPleNorm, cfg.rms_norm_eps),
+        active: corr.active,
+      };
+    const q = rmsNorm(projected, w.postPleNorm, cfg.rms_norm_eps);
     // [1, N, 1]·[M, 1, H] (batch-broadcast outer product): q on streams 1.., exact zeros on stream 0.
     const all = tf.add(
       corr.all,

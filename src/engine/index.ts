@@ -32,7 +32,7 @@ export {
   ropeInvFreq,
   samePlan,
 } from './gemma3n';
-export { type BenchResult, runBench } from './bench';
+export { type BenchResult, benchPrompts, runBench } from './bench';
 export {
   type OpenOptions,
   type OpenedModel,
@@ -44,7 +44,24 @@ export {
 } from './session';
 export { type LoadProgress, type ParentWeights, CheckpointTables, loadParentWeights } from './weights';
 export { type OpProfile, type PhaseProfile, countDispatches, profilePhase, renderProfile } from './profile';
-export { LinearWeight } from './kernels/linear';
-export { bf16MatMul, packBf16Transposed, tileFor, tileWorkgroupBytes } from './kernels/bf16-matmul';
-export { fusedGeluGate, fusedNormRope, fusedRmsNorm } from './kernels/row-ops';
+export { LinearWeight, setGateUpFusion } from './kernels/linear';
+export { bf16MatMul, packBf16Transposed } from './kernels/bf16-matmul';
+export {
+  type MatMulKernel,
+  kernelFor,
+  kernelWorkgroupBytes,
+  matMulTable,
+  parseTable,
+  setMatMulTable,
+} from './kernels/matmul-table';
+export {
+  fusedGeluGate,
+  fusedGeluGateOf,
+  fusedNormAdd,
+  fusedNormRope,
+  fusedRmsNorm,
+  fusedStreamsAdd,
+} from './kernels/row-ops';
 export { altupCorrect, altupPredict } from './kernels/altup';
+export { altupRoute } from './kernels/altup-route';
+export { fusedAttention } from './kernels/attention';

@@ -173,6 +173,23 @@ export function loadParentWeights(
     bytes += w.bytes;
     return w;
   };
+  /** Two Linear weights of one shape stored side by side (see LinearWeight.pair). */
+  const linearPair = (l: number, a: string, b: string, I: number): [LinearWeight, LinearWeight] => {
+    const shape = tensorFamily(a).shape(c, I);
+    const [out = 0, inp = 0] = shape;
+    const pair = LinearWeight.pair(
+      read(layerTensorName(l, a, prefix), shape),
+      read(layerTensorName(l, b, prefix), tensorFamily(b).shape(c, I)),
+      out,
+      inp,
+      packBf16,
+    );
+    for (const w of pair) {
+      ownedLinear.push(w);
+      bytes += w.bytes;
+    }
+    return pair;
+  };
   /** One tensor, laid out as its family's `engine` column says (`asLinear`: a Linear layer's weight). */
   const take = (
     n: string,
@@ -252,7 +269,10 @@ export function loadParentWeights(
         );
       // AltUp's router and coefficients stay plain tensors; every transposed layer tensor is a Linear.
       const altup = fields(ALTUP_FIELDS, false) as unknown as AltUpWeights;
-      layers.push({ ...fields(LAYER_FIELDS, true), altup } as unknown as LayerWeights);
+      // gate_proj and up_proj: one packed buffer for both, so the MLP multiplies them in one dispatch.
+      const { gate: gateKey, up: upKey, ...rest } = LAYER_FIELDS;
+      const [gate, up] = linearPair(l, gateKey, upKey, I);
+      layers.push({ ...fields(rest, true), gate, up, altup } as unknown as LayerWeights);
       onProgress?.({ done: l + 2, total });
     }
 

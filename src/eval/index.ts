@@ -13,6 +13,7 @@ export {
 } from './dataset';
 export { type Subset, type SubsetItem, type SubsetSpec, selectSubset, subsetId, uniform01 } from './subset';
 export { type TextCodec, type TextTokenizer, choiceTokenIds, loadTokenizer } from './tokenizer';
+export { GEMMA_TEXT_VOCAB, MIN_CUT_VOCAB, type TokenizerFiles, cutGemmaTokenizer } from './small-vocab';
 export {
   type TokenizedPrompt,
   PROMPT_PROTOCOL,

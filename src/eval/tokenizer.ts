@@ -25,7 +25,7 @@ interface LenmlTokenizer {
 }
 
 /** Used when a checkpoint has tokenizer.json but no tokenizer_config.json: Gemma's BOS-on defaults. */
-const GEMMA_CONFIG = {
+export const GEMMA_CONFIG = {
   tokenizer_class: 'GemmaTokenizer',
   add_bos_token: true,
   add_eos_token: false,

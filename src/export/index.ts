@@ -34,5 +34,21 @@ export type { GgufVocab, SentencePiece } from './vocab';
 export { VERIFY_PROMPTS, centredRelRms, fidelityMarkdown, verifyGguf } from './verify';
 export type { FidelityReport, FidelityRow, VerifyOptions } from './verify';
 export { renderGgufCard } from './card';
-export { ExportRefusedError, cardPathFor, checkExport, exportModel, refusal, sourceFingerprint } from './run';
-export type { ExportCheck, ExportFormat, ExportOptions, ExportResult } from './run';
+export {
+  ExportRefusedError,
+  cardPathFor,
+  checkExport,
+  exportGgufs,
+  exportModel,
+  ggufRefusal,
+  refusal,
+  sourceFingerprint,
+} from './run';
+export type {
+  ExportCheck,
+  ExportFormat,
+  ExportOptions,
+  ExportResult,
+  GgufBatchOptions,
+  GgufJob,
+} from './run';

@@ -159,19 +159,54 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     };
   }
 
-  if (opts.padFfn) {
-    const problem = padFfnProblem(check.facts);
-    if (problem) throw new ExportRefusedError(problem);
-  }
-  const why = refusal(check.matrix, 'llama.cpp');
-  if (why) throw new ExportRefusedError(why);
-  const card = cardPathFor(path.resolve(opts.out));
-  // The GGUF and its card: not inside the source, new unless --force, locked, checked again at the rename.
+  return first(await exportGgufs([{ out: opts.out, flags: opts.flags, command: opts.command, check }], opts));
+}
+
+function first<T>(xs: readonly T[]): T {
+  const x = xs[0];
+  if (x === undefined) throw new Error('exportGgufs: no result');
+  return x;
+}
+
+/** One GGUF of a batch cut from the same parent. */
+export interface GgufJob {
+  readonly out: string;
+  readonly flags: SpecFlags;
+  /** How messages name this output (default `--out`). */
+  readonly label?: string;
+  /** Markdown appended to the model card (export-best: the measured results and their provenance). */
+  readonly cardExtra?: string;
+  readonly command?: string;
+  /** Its compatibility check, when the caller made it already. */
+  readonly check?: ExportCheck;
+}
+
+export type GgufBatchOptions = Omit<ExportOptions, 'out' | 'flags' | 'format' | 'command'>;
+
+/** The reason llama.cpp refuses `check` (with --pad-ffn's own exactness condition), or null. */
+export function ggufRefusal(check: ExportCheck, padFfn?: boolean): string | null {
+  return (padFfn ? padFfnProblem(check.facts) : null) ?? refusal(check.matrix, 'llama.cpp');
+}
+
+/**
+ * GGUFs of several submodels of one parent, each with its card: every job is checked first (a refusal
+ * throws before anything is written), then one guard holds all the outputs (distinct, outside the source,
+ * new unless --force, locked) and each file is streamed into a temporary and renamed into place.
+ */
+export async function exportGgufs(jobs: readonly GgufJob[], opts: GgufBatchOptions): Promise<ExportResult[]> {
+  const checked = jobs.map((job) => {
+    const check = job.check ?? checkExport(opts.src, job.flags, { padFfn: opts.padFfn });
+    if (!job.check) check.resolved.warnings.forEach((w) => opts.onWarning?.(w));
+    const why = ggufRefusal(check, opts.padFfn);
+    if (why) throw new ExportRefusedError(jobs.length > 1 ? `${job.out}: ${why}` : why);
+    const flag = job.label ?? '--out';
+    return { job, check, flag, cardFlag: `${flag} (its model card)` };
+  });
   const guard = OutputGuard.acquire({
-    outputs: [
-      { flag: '--out', path: opts.out, kind: 'file' },
-      { flag: '--out (its model card)', path: card, kind: 'file' },
-    ],
+    outputs: checked.flatMap(({ job, flag, cardFlag }) => [
+      { flag, path: job.out, kind: 'file' as const },
+      { flag: cardFlag, path: cardPathFor(path.resolve(job.out)), kind: 'file' as const },
+    ]),
     inputs: [
       { flag: 'checkpoint', path: opts.src },
       ...(opts.tokenizer ? [{ flag: '--tokenizer', path: opts.tokenizer }] : []),
@@ -180,66 +215,73 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     onNotice: opts.onWarning,
   });
   try {
-    const out = guard.path('--out');
-    const ckpt = Checkpoint.open(opts.src);
-    let plan: GgufPlan;
-    try {
-      const vocab = loadGgufVocab(opts.src, {
-        vocabSize: check.parent.text.vocab_size,
-        tokenizerFile: opts.tokenizer,
-      });
-      plan = planGgufExport(check.parent, sourceTensors(ckpt), check.resolved.spec, {
-        dtype: opts.dtype ?? 'bf16',
-        vocab,
-        padFfn: opts.padFfn,
-        name: idToTitle(path.basename(path.resolve(opts.src))),
-        provenance: {
-          sourceFingerprint: sourceFingerprint(ckpt),
-          source: path.resolve(opts.src),
-          toolVersion: TOOL_VERSION,
-          preset: check.resolved.preset?.name,
-        },
-      });
-      opts.onStage?.(`writing ${out}`);
-      const tmp = guard.temp('--out');
-      await writeGgufPlan(plan, ckpt, tmp, { onProgress: opts.onProgress, signal: opts.signal });
-      guard.commit('--out', tmp);
-    } finally {
-      ckpt.close();
-    }
-    let fidelity: FidelityReport | undefined;
-    if (opts.verify) {
-      opts.onStage?.('verifying with llama.cpp');
-      fidelity = await verifyGguf({
-        gguf: out,
-        src: opts.src,
-        spec: check.resolved.spec,
-        backend: opts.backend,
-        threads: opts.threads,
-        ...(typeof opts.verify === 'object' ? opts.verify : {}),
-      });
-    }
-    const bytes = fs.statSync(out).size;
-    const text = renderGgufCard({
-      plan,
-      check,
-      out,
-      src: path.resolve(opts.src),
-      bytes,
-      fidelity,
-      command: opts.command,
+    const parent = first(checked).check.parent;
+    const vocab = loadGgufVocab(opts.src, {
+      vocabSize: parent.text.vocab_size,
+      tokenizerFile: opts.tokenizer,
     });
-    await guard.writeFile('--out (its model card)', (t) => fs.promises.writeFile(t, text));
-    return {
-      format: 'gguf',
-      out,
-      card: guard.path('--out (its model card)'),
-      bytes,
-      seconds: (performance.now() - started) / 1000,
-      check,
-      plan,
-      fidelity,
-    };
+    const results: ExportResult[] = [];
+    for (const { job, check, flag, cardFlag } of checked) {
+      const started = performance.now();
+      const out = guard.path(flag);
+      const ckpt = Checkpoint.open(opts.src);
+      let plan: GgufPlan;
+      try {
+        plan = planGgufExport(check.parent, sourceTensors(ckpt), check.resolved.spec, {
+          dtype: opts.dtype ?? 'bf16',
+          vocab,
+          padFfn: opts.padFfn,
+          name: idToTitle(path.basename(path.resolve(opts.src))),
+          provenance: {
+            sourceFingerprint: sourceFingerprint(ckpt),
+            source: path.resolve(opts.src),
+            toolVersion: TOOL_VERSION,
+            preset: check.resolved.preset?.name,
+          },
+        });
+        opts.onStage?.(`writing ${out}`);
+        const tmp = guard.temp(flag);
+        await writeGgufPlan(plan, ckpt, tmp, { onProgress: opts.onProgress, signal: opts.signal });
+        guard.commit(flag, tmp);
+      } finally {
+        ckpt.close();
+      }
+      let fidelity: FidelityReport | undefined;
+      if (opts.verify) {
+        opts.onStage?.(`verifying ${out} with llama.cpp`);
+        fidelity = await verifyGguf({
+          gguf: out,
+          src: opts.src,
+          spec: check.resolved.spec,
+          backend: opts.backend,
+          threads: opts.threads,
+          ...(typeof opts.verify === 'object' ? opts.verify : {}),
+        });
+      }
+      const bytes = fs.statSync(out).size;
+      const card =
+        renderGgufCard({
+          plan,
+          check,
+          out,
+          src: path.resolve(opts.src),
+          bytes,
+          fidelity,
+          command: job.command,
+        }) + (job.cardExtra ? `\n${job.cardExtra}` : '');
+      await guard.writeFile(cardFlag, (t) => fs.promises.writeFile(t, card));
+      results.push({
+        format: 'gguf',
+        out,
+        card: guard.path(cardFlag),
+        bytes,
+        seconds: (performance.now() - started) / 1000,
+        check,
+        plan,
+        fidelity,
+      });
+    }
+    return results;
   } finally {
     guard.release();
   }

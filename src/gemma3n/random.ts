@@ -38,6 +38,8 @@ export interface CreateRandomOptions {
   readonly signal?: AbortSignal;
   /** One line per stale temporary or lock of a dead run removed beside the output. */
   readonly onNotice?: (line: string) => void;
+  /** More files for the folder (a tokenizer), by name, written before it is renamed into place. */
+  readonly extraFiles?: Readonly<Record<string, string>>;
 }
 
 export interface CreateRandomResult {
@@ -241,6 +243,8 @@ export async function createRandomCheckpoint(opts: CreateRandomOptions): Promise
       path.join(tmp, 'generation_config.json'),
       JSON.stringify(generationConfig(cfg), null, 2) + '\n',
     );
+    for (const [name, text] of Object.entries(opts.extraFiles ?? {}))
+      await fsp.writeFile(path.join(tmp, name), text);
     checkAborted(opts.signal);
     guard.commit('--out', tmp);
     return { dir: out, shards: names, tensors: tensors.length, totalSize };

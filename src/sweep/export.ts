@@ -6,6 +6,7 @@ import { Checkpoint, UserInputError } from '../formats';
 import { loadConfig, loadPublishedConfigs } from '../gemma3n';
 import { executePlans, planSlice, renderCard, sourceTensors, type ExecuteResult } from '../slicing';
 import { modelFingerprint } from './fingerprint';
+import { databaseName } from './open-store';
 import { type CandidateReport, type RunReport, runReport } from './report';
 import type { SweepStore } from './store';
 
@@ -37,7 +38,8 @@ export function bestCandidates(report: RunReport, top: number, maxParams?: numbe
     .slice(0, top);
 }
 
-function measuredSection(c: CandidateReport, report: RunReport, db: string): string {
+/** The measured results and provenance of `c`, the section export-best appends to its model card. */
+export function measuredSection(c: CandidateReport, report: RunReport, db: string): string {
   const run = report.runs.find((r) => r.id === report.run)!;
   const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(2)}%`);
   const lines = [
@@ -60,21 +62,35 @@ function measuredSection(c: CandidateReport, report: RunReport, db: string): str
     ...(c.published_mmlu !== null ? [`| Google's published MMLU | ${pct(c.published_mmlu)} |`] : []),
     `| effective parameters | ${c.params.effective.toLocaleString('en-US')} |`,
     '',
-    `Provenance: run ${run.id} of \`${path.resolve(db)}\` (sweep \`${run.sweep_file}\`, ${run.shots}-shot ${run.split}, ` +
+    `Provenance: run ${run.id} of \`${databaseName(db)}\` (sweep \`${run.sweep_file}\`, ${run.shots}-shot ${run.split}, ` +
       `${run.backend} backend, parent fingerprint \`${run.model_fingerprint}\`, matformer-lab ${run.tool_version}); ` +
       `candidate id \`${c.id}\`. On the Pareto frontier of effective parameters against ${report.metric}.`,
     '',
-    `Reproduce the numbers: \`matformer-lab results ${path.resolve(db)} --run ${run.id} --json\``,
+    `Reproduce the numbers: \`matformer-lab results ${databaseName(db)} --run ${run.id} --json\``,
     '',
   ];
   return lines.join('\n');
 }
 
-export async function exportBest(store: SweepStore, opts: ExportBestOptions): Promise<ExportedCandidate[]> {
+export interface BestSelection {
+  readonly report: RunReport;
+  readonly run: RunReport['runs'][number];
+  /** The run's frontier candidates (parent excluded) within the parameter cap, best metric first. */
+  readonly ranked: readonly CandidateReport[];
+}
+
+/**
+ * What export-best may export from a run: its frontier ranked, after checking that the parent still has the
+ * fingerprint the run saw. `top` bounds nothing here: a format that refuses some candidates takes the next.
+ */
+export async function selectBest(
+  store: SweepStore,
+  opts: Pick<ExportBestOptions, 'run' | 'maxParams'>,
+): Promise<BestSelection> {
   const report = await runReport(store, { run: opts.run });
   const run = report.runs.find((r) => r.id === report.run)!;
-  const chosen = bestCandidates(report, opts.top, opts.maxParams);
-  if (chosen.length === 0)
+  const ranked = bestCandidates(report, Infinity, opts.maxParams);
+  if (ranked.length === 0)
     throw new UserInputError(
       `--top: run ${run.id} has no frontier candidate besides the parent${opts.maxParams !== undefined ? ` within --max-params ${opts.maxParams}` : ''}`,
     );
@@ -83,6 +99,17 @@ export async function exportBest(store: SweepStore, opts: ExportBestOptions): Pr
     throw new UserInputError(
       `${run.model_path}: the checkpoint changed since run ${run.id} scored it (fingerprint ${run.model_fingerprint} → ${fp})`,
     );
+  return { report, run, ranked };
+}
+
+/** Where export-best puts its k-th output (0-based): `<out>/01-<id>`. */
+export function bestOutputName(outDir: string, k: number, c: CandidateReport): string {
+  return path.join(outDir, `${String(k + 1).padStart(2, '0')}-${c.id}`);
+}
+
+export async function exportBest(store: SweepStore, opts: ExportBestOptions): Promise<ExportedCandidate[]> {
+  const { report, run, ranked } = await selectBest(store, opts);
+  const chosen = ranked.slice(0, opts.top);
   const parent = loadConfig(run.model_path);
   const presets = new Map(loadPublishedConfigs().map((p) => [p.name, p]));
   const ckpt = Checkpoint.open(run.model_path);
@@ -90,7 +117,7 @@ export async function exportBest(store: SweepStore, opts: ExportBestOptions): Pr
     const tensors = sourceTensors(ckpt);
     const outputs = chosen.map((c, i) => {
       const plan = planSlice(parent, tensors, c.spec);
-      const outDir = path.join(opts.outDir, `${String(i + 1).padStart(2, '0')}-${c.id}`);
+      const outDir = bestOutputName(opts.outDir, i, c);
       const card =
         renderCard({
           plan,

@@ -1,5 +1,5 @@
-// Public API of sweeps: search Mix-n-Match submodels from a sweep file, results in a store (SQLite),
-// computation shared across candidates.
+// Public API of sweeps: search Mix-n-Match submodels from a sweep file, results in a store (SQLite, or
+// PostgreSQL shared by distributed workers), computation shared across candidates.
 export {
   type CandidateEntry,
   type Metric,
@@ -49,4 +49,33 @@ export {
 export { type CandidateResult, againstParent, candidateResult } from './metrics';
 export { type SweepOutcome, type SweepProgress, type SweepRunOptions, runSweep, sweepHash } from './run';
 export { type CandidateReport, type RunReport, runReport } from './report';
-export { type ExportBestOptions, type ExportedCandidate, bestCandidates, exportBest } from './export';
+export {
+  type BestSelection,
+  type ExportBestOptions,
+  type ExportedCandidate,
+  bestCandidates,
+  bestOutputName,
+  exportBest,
+  measuredSection,
+  selectBest,
+} from './export';
+export { type SweepPlan, planSweep } from './plan';
+export { type OpenStoreOptions, closeSweepStore, openSweepStore } from './open-store';
+export {
+  PG_SCHEMA_VERSION,
+  PostgresSweepStore,
+  checkPostgresUrl,
+  isPostgresUrl,
+  redactUrl,
+} from './pg-store';
+export {
+  type DistributedProgress,
+  type EnqueueOutcome,
+  type JobSettings,
+  DEFAULT_JOB_SETTINGS,
+  distributedProgress,
+  enqueueSweep,
+  planJobs,
+  prefixOrder,
+} from './queue';
+export { type WorkerOptions, type WorkerOutcome, runWorker } from './worker';

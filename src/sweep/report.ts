@@ -1,7 +1,14 @@
 // The results of a run as data (what `results --json` prints and the HTML report reads): each candidate's
 // metric on the questions of the last round it reached, the Pareto frontier among the candidates of the final
 // round, McNemar against the parent for frontier candidates, Google's published MMLU beside ours for presets.
-import { type McNemarResult, type QuestionPrediction, paretoFrontier } from '../eval';
+import {
+  type McNemarResult,
+  type QuestionPrediction,
+  SUBJECTS,
+  categoryOf,
+  paretoFrontier,
+  wilsonInterval,
+} from '../eval';
 import { loadPublishedConfigs } from '../gemma3n';
 import { describeSpec } from './candidates';
 import { type CandidateResult, againstParent, candidateResult } from './metrics';
@@ -16,7 +23,11 @@ export interface CandidateReport {
   readonly preset: string | null;
   readonly spec: { readonly skip: number[]; readonly ffn: number[] };
   readonly params: { readonly effective: number; readonly text_total: number; readonly layers: number };
-  readonly result: CandidateResult & { readonly round: number };
+  readonly result: CandidateResult & {
+    readonly round: number;
+    /** MMLU accuracy per category (stem, humanities, ...) on the questions scored. */
+    readonly categories: Record<string, { acc: number; n: number; ci: [number, number] }>;
+  };
   readonly pareto: boolean;
   /** Paired exact McNemar against the parent (frontier candidates only). */
   readonly mcnemar: McNemarJson | null;
@@ -115,12 +126,14 @@ export async function runReport(
         : null;
     return { ...r.row, pareto, mcnemar, ...(opts.predictions ? { predictions: r.preds } : {}) };
   });
-  const sensitivity = (await store.sensitivity(run.id)).map((s) => ({
-    layer: s.layer,
-    kind: s.kind,
-    id: s.spec_hash,
-    drop: s.drop,
-  }));
+  const scanOf = async (id: number) =>
+    (await store.sensitivity(id)).map((s) => ({
+      layer: s.layer,
+      kind: s.kind,
+      id: s.spec_hash,
+      drop: s.drop,
+    }));
+  const sensitivity = await scanOf(run.id);
   const chosen = opts.run === undefined ? all : [run];
   return {
     runs: await Promise.all(
@@ -129,6 +142,8 @@ export async function runReport(
         sweep: JSON.parse(r.sweep_json) as unknown,
         rounds: (await store.rounds(r.id)).length,
         sharing: r.layer_tokens_done > 0 ? r.layer_tokens_unshared / r.layer_tokens_done : null,
+        // Each run's own scan, so a report can pair a sweep with the scan run of the same subset.
+        sensitivity: r.id === run.id ? sensitivity : await scanOf(r.id),
       })),
     ),
     run: run.id,
@@ -136,6 +151,23 @@ export async function runReport(
     candidates,
     sensitivity,
   };
+}
+
+/** MMLU accuracy per category (the report's bars), over the questions the candidate was scored on. */
+function categoryAccuracy(
+  preds: readonly QuestionPrediction[],
+): Record<string, { acc: number; n: number; ci: [number, number] }> {
+  const tally = new Map<string, { correct: number; n: number }>();
+  for (const p of preds) {
+    if (!SUBJECTS.includes(p.subject)) continue;
+    const t = tally.get(categoryOf(p.subject)) ?? { correct: 0, n: 0 };
+    t.n++;
+    if (p.pred === p.gold) t.correct++;
+    tally.set(categoryOf(p.subject), t);
+  }
+  return Object.fromEntries(
+    [...tally].map(([cat, t]) => [cat, { acc: t.correct / t.n, n: t.n, ci: wilsonInterval(t.correct, t.n) }]),
+  );
 }
 
 function candidateRow(
@@ -155,7 +187,11 @@ function candidateRow(
     preset: c.preset,
     spec: { skip: c.skip, ffn: c.ffn },
     params: { effective: c.effective, text_total: c.text_total, layers: c.layers },
-    result: { ...candidateResult(metric, preds, parentPreds), round: c.round_reached },
+    result: {
+      ...candidateResult(metric, preds, parentPreds),
+      round: c.round_reached,
+      categories: categoryAccuracy(preds),
+    },
     pareto: false,
     mcnemar: null,
     published_mmlu: c.preset ? (published.get(c.preset) ?? null) : null,

@@ -1,32 +1,21 @@
 // Runs a sweep: candidates and rounds are planned from the sweep file and the stored results, and only the
 // (candidate, question) pairs the database lacks are scored, through the shared trie, one transaction per
 // batch. A finished sweep re-run finds nothing missing and never loads the weights.
-import { createHash } from 'node:crypto';
-import * as path from 'node:path';
 import { Engine, type TextModel } from '../engine';
 import {
-  type MmluDataset,
-  type QuestionPrediction,
-  type SubsetItem,
-  LETTERS,
-  choiceTokenIds,
-  loadMmlu,
-  loadTokenizer,
-  predict,
-  questionsOf,
-  selectSubset,
-  tokenizeSubject,
-} from '../eval';
-import { UserInputError } from '../formats';
-import { type ModelConfig, deriveSubmodel, loadConfig } from '../gemma3n';
-import { type Candidate, describeSpec, makeCandidate, sweepCandidates } from './candidates';
-import { modelFingerprint } from './fingerprint';
-import { candidateResult } from './metrics';
-import { scoreShared } from './shared-eval';
-import { PROTOCOL_VERSION, type ResultScope, type SensitivityRow, type SweepStore } from './store';
-import { type Round, firstRound, nestedOrder, nextRound, sensitivitySpecs } from './strategy';
-import { type SweepFile, SweepFileError } from './sweep-file';
-import { type SensitivityPrior, predictedDrops, sensitivityPrior } from './prior';
+  bySubject,
+  openRun,
+  planSweep,
+  qkey,
+  roundMetrics,
+  scoreBatch,
+  sensitivityRows,
+  subjectBatches,
+} from './plan';
+import type { SweepStore } from './store';
+import { type Round, firstRound, nextRound } from './strategy';
+import type { SweepFile } from './sweep-file';
+import { type Candidate, describeSpec } from './candidates';
 
 export interface SweepProgress {
   readonly round: number;
@@ -44,7 +33,7 @@ export interface SweepProgress {
 export interface SweepRunOptions {
   readonly sweep: SweepFile;
   /** The store, or how to open it: opened only once the sweep, its data and the checkpoint have checked out. */
-  readonly store: SweepStore | (() => SweepStore);
+  readonly store: SweepStore | (() => SweepStore | Promise<SweepStore>);
   /** Start over: the previous run of this sweep and its candidates' results are deleted. */
   readonly fresh?: boolean;
   readonly toolVersion: string;
@@ -64,103 +53,15 @@ export interface SweepOutcome {
   readonly rounds: number;
 }
 
-const qkey = (q: { subject: string; index: number }) => `${q.subject}#${q.index}`;
-
-/** The run's identity: the sweep's content with its paths resolved (the same sweep from anywhere). */
-export function sweepHash(sweep: SweepFile): string {
-  const canonical = JSON.stringify({ raw: sweep.raw, model: sweep.model, mmlu: sweep.data.mmlu });
-  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
-}
-
-/** Sensitivity's candidates: the parent, then each layer alone narrowed and each alone skipped (valid ones). */
-function sensitivityCandidates(sweep: SweepFile, parent: ModelConfig): Candidate[] {
-  const base = sweepCandidates(sweep, parent);
-  // Default: the smallest width the sweep's candidates use (on an E4B, the official E2B's), else half.
-  const parentWidths = parent.text.intermediate_size;
-  const narrowest = Math.min(...base.flatMap((c) => c.spec.ffn).filter((w) => w < Math.max(...parentWidths)));
-  const width =
-    sweep.strategy.kind === 'sensitivity' && sweep.strategy.width !== undefined
-      ? sweep.strategy.width
-      : Number.isFinite(narrowest)
-        ? narrowest
-        : undefined;
-  const seen = new Set(base.map((c) => c.hash));
-  const out = [...base];
-  for (const s of sensitivitySpecs(parent.text.intermediate_size, width)) {
-    try {
-      deriveSubmodel(parent, s);
-    } catch (e) {
-      if (e instanceof UserInputError) continue; // a KV producer with readers cannot be skipped
-      throw e;
-    }
-    const c = makeCandidate(parent, s, `sensitivity: layer ${s.layer} ${s.kind}`);
-    if (!seen.has(c.hash)) out.push(c);
-    seen.add(c.hash);
-  }
-  return out;
-}
+export { sweepHash } from './plan';
 
 export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
   const { sweep } = opts;
   const log = opts.log ?? (() => undefined);
-  const parent = loadConfig(sweep.model);
-  const candidates =
-    sweep.strategy.kind === 'sensitivity'
-      ? sensitivityCandidates(sweep, parent)
-      : sweepCandidates(sweep, parent);
-  const byHash = new Map(candidates.map((c) => [c.hash, c]));
-  const parentHash = candidates[0]!.hash;
-  const dataset = await loadMmlu(sweep.data.mmlu);
-  const subset = selectSubset(dataset, {
-    split: sweep.data.split,
-    subjects: sweep.data.subjects,
-    categories: sweep.data.categories,
-    limitPerSubject: sweep.data.limitPerSubject,
-    sample: sweep.data.sample,
-    seed: sweep.data.seed,
-  });
-  const order = nestedOrder(subset.items, sweep.data.seed);
-  const tokenizer = await loadTokenizer(sweep.model);
-  const choiceIds = choiceTokenIds(tokenizer);
-  const fingerprint = modelFingerprint(sweep.model);
-  const modelPath = path.resolve(sweep.model);
-  const store = typeof opts.store === 'function' ? opts.store() : opts.store;
-  await store.checkModel(modelPath, fingerprint);
-  const scope: ResultScope = { fingerprint, shots: sweep.shots, split: subset.split };
-
-  const hash = sweepHash(sweep);
-  let run = await store.findRun(hash, fingerprint);
-  if (run && opts.fresh) {
-    await store.deleteRun(run.id);
-    log(`--fresh: deleted run ${run.id} and its results`);
-    run = null;
-  }
-  // The prior is the latest scan older than this run, so a resumed run replans with the scan it began with.
-  const prior = sweep.prior ? await findPrior(store, scope, run?.id ?? Infinity) : null;
-  if (sweep.prior && !prior)
-    throw new SweepFileError(
-      `${sweep.file}: prior: the database holds no finished sensitivity scan of ${sweep.model} with shots ${sweep.shots} on the ${subset.split} split; run a sweep with strategy: sensitivity first`,
-    );
-  if (prior) log(`prior: the sensitivity scan of run ${prior.run}`);
-  const runId =
-    run?.id ??
-    (await store.createRun({
-      sweep_hash: hash,
-      sweep_file: path.resolve(sweep.file),
-      sweep_json: JSON.stringify(sweep.raw),
-      tool_version: opts.toolVersion,
-      model_path: modelPath,
-      model_fingerprint: fingerprint,
-      backend: sweep.backend,
-      metric: sweep.metric,
-      strategy: JSON.stringify(sweep.strategy),
-      shots: sweep.shots,
-      split: subset.split,
-      protocol: PROTOCOL_VERSION,
-    }));
-  if (run) log(`resuming run ${runId} (${run.status})`);
-  await store.putCandidates(runId, candidates);
-  const predicted = prior && predictedDrops(candidates, parent.text.intermediate_size, prior);
+  const plan = await planSweep(sweep);
+  const { candidates, byHash, parentHash, order } = plan;
+  const store = typeof opts.store === 'function' ? await opts.store() : opts.store;
+  const { runId, scope, predicted } = await openRun(store, sweep, plan, { ...opts, log });
 
   let engine: Engine | null = null;
   let parentView: TextModel | null = null;
@@ -225,36 +126,16 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
           const needed = items.filter((it) => [...missing.values()].some((m) => m.has(qkey(it))));
           if (needed.length === 0) continue;
           const cands = [...missing].filter(([, m]) => needed.some((it) => m.has(qkey(it)))).map(([h]) => h);
-          for (const batch of await scoreSubject(subject, needed)) {
-            const t0 = performance.now();
-            const res = await scoreShared(
+          for (const batch of subjectBatches(plan, sweep.shots, subject, needed)) {
+            const { rows, stats } = await scoreBatch(
+              sweep,
+              plan,
               pv,
               cands.map((h) => ({ key: h, model: viewOf(e, h) })),
-              batch.prefix,
-              batch.prompts.map((p) => p.suffix),
-              choiceIds,
-              { groupSize: sweep.batchSize, memoryCap: sweep.memoryCap, share: sweep.share },
+              batch,
+              (h, k) => missing.get(h)!.has(k),
             );
-            const rows: (QuestionPrediction & { spec_hash: string })[] = [];
-            for (const h of cands) {
-              res.scores.get(h)!.forEach((lp, i) => {
-                const q = batch.prompts[i]!.question;
-                if (!missing.get(h)!.has(qkey(q))) return;
-                rows.push({
-                  spec_hash: h,
-                  subject: q.subject,
-                  index: q.index,
-                  gold: LETTERS[q.answer],
-                  pred: LETTERS[predict(lp)],
-                  logprobs: lp,
-                });
-              });
-            }
-            await store.writeBatch(runId, scope, rows, {
-              seconds: (performance.now() - t0) / 1000,
-              layerTokensDone: res.layerTokensDone,
-              layerTokensUnshared: res.layerTokensUnshared,
-            });
+            await store.writeBatch(runId, scope, rows, stats);
             for (const r of rows) {
               missing.get(r.spec_hash)!.delete(qkey(r));
               left.set(r.spec_hash, left.get(r.spec_hash)! - 1);
@@ -272,76 +153,19 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
           }
         }
       }
-      const metrics = new Map<string, number>();
-      if (sweep.strategy.kind === 'successive_halving') {
-        const keys = new Set(round.questions.map(qkey));
-        const parentPreds = (await store.predictions(scope, parentHash)).filter((p) => keys.has(qkey(p)));
-        for (const h of round.candidates) {
-          const preds = (await store.predictions(scope, h)).filter((p) => keys.has(qkey(p)));
-          metrics.set(h, candidateResult(sweep.metric, preds, parentPreds).metric);
-        }
-      }
+      const metrics = await roundMetrics(sweep, parentHash, round, (h) => store.predictions(scope, h));
       round = nextRound(sweep.strategy, candidates, order, round, metrics);
     }
-    if (sweep.strategy.kind === 'sensitivity') await storeSensitivity();
+    if (sweep.strategy.kind === 'sensitivity')
+      await store.putSensitivity(
+        runId,
+        await sensitivityRows(sweep, plan, (h) => store.predictions(scope, h)),
+      );
     await store.finishRun(runId);
     return { runId, stopped, scored, loadedModel: engine !== null, rounds };
   } finally {
     (engine as Engine | null)?.dispose();
   }
-
-  /** A subject's questions tokenised like `eval`: batches never mix prefixes. */
-  async function scoreSubject(subject: string, items: readonly SubsetItem[]) {
-    const pool = questionsOf(dataset as MmluDataset, subset.split, subject);
-    const prompts = tokenizeSubject(
-      tokenizer,
-      dataset,
-      items.map((it) => pool[it.index]!),
-      sweep.shots,
-    );
-    return [prompts.filter((p) => p.reuse), prompts.filter((p) => !p.reuse)]
-      .filter((g) => g.length > 0)
-      .map((g) => ({ prefix: g[0]!.prefix, prompts: g }));
-  }
-
-  async function storeSensitivity(): Promise<void> {
-    const parentPreds = await store.predictions(scope, parentHash);
-    const base = candidateResult(sweep.metric, parentPreds, parentPreds).metric;
-    const rows: SensitivityRow[] = [];
-    for (const c of candidates) {
-      const m = /^sensitivity: layer (\d+) (narrow|skip)$/.exec(c.origin);
-      if (!m) continue;
-      const r = candidateResult(sweep.metric, await store.predictions(scope, c.hash), parentPreds);
-      rows.push({
-        layer: Number(m[1]),
-        kind: m[2] as 'narrow' | 'skip',
-        spec_hash: c.hash,
-        drop: base - r.metric,
-      });
-    }
-    await store.putSensitivity(runId, rows);
-  }
-}
-
-/** The latest finished sensitivity scan of the same checkpoint, shots and split before run `before`. */
-async function findPrior(
-  store: SweepStore,
-  scope: ResultScope,
-  before: number,
-): Promise<SensitivityPrior | null> {
-  const scans = (await store.runs()).filter(
-    (r) =>
-      r.id < before &&
-      r.status === 'done' &&
-      r.model_fingerprint === scope.fingerprint &&
-      r.shots === scope.shots &&
-      r.split === scope.split &&
-      r.protocol === PROTOCOL_VERSION &&
-      (JSON.parse(r.strategy) as { kind?: string }).kind === 'sensitivity',
-  );
-  const scan = scans[scans.length - 1];
-  if (!scan) return null;
-  return sensitivityPrior(scan.id, await store.sensitivity(scan.id), await store.runCandidates(scan.id));
 }
 
 /** A candidate as progress shows it: `parent`, a preset, `layer 3 skip`, `skip 3 ffn 48x9`. */
@@ -349,17 +173,4 @@ function candidateLabel(c: Candidate): string {
   const sensitivity = /^sensitivity: (.*)$/.exec(c.origin);
   if (sensitivity) return sensitivity[1]!;
   return describeSpec(c.spec, c.preset?.name ?? (c.origin === 'parent' ? 'parent' : undefined));
-}
-
-/** Questions grouped by subject, subjects alphabetical, indices ascending (eval's canonical order). */
-function bySubject(items: readonly SubsetItem[]): [string, SubsetItem[]][] {
-  const m = new Map<string, SubsetItem[]>();
-  for (const it of items) {
-    const list = m.get(it.subject) ?? [];
-    m.set(it.subject, list);
-    list.push(it);
-  }
-  return [...m]
-    .sort((a, b) => (a[0] < b[0] ? -1 : 1))
-    .map(([s, list]) => [s, list.sort((x, y) => x.index - y.index)] as [string, SubsetItem[]]);
 }

@@ -114,7 +114,8 @@ export interface SweepStore {
 
 const SQLITE_MAGIC = 'SQLite format 3\0';
 
-const SCHEMA = `
+/** The tables (SQLite's dialect; PostgreSQL's store translates it, pg-store.ts). */
+export const SCHEMA = `
 CREATE TABLE schema_version (version INTEGER NOT NULL);
 CREATE TABLE models (path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, first_seen TEXT NOT NULL);
 CREATE TABLE runs (
@@ -156,6 +157,32 @@ CREATE TABLE sensitivity (
 `;
 
 const key = (subject: string, index: number) => `${subject}#${index}`;
+
+/** Rows as both stores keep them (lists as JSON text), and their decoding. */
+export type CandidateRow = Omit<StoredCandidate, 'skip' | 'ffn'> & { skip: string; ffn: string };
+export interface RoundRow {
+  readonly round: number;
+  readonly questions: string;
+  readonly candidates: string;
+}
+export type SensitivityDbRow = Omit<SensitivityRow, 'drop'> & { drop_: number };
+
+export const decodeCandidate = (r: CandidateRow): StoredCandidate => ({
+  ...r,
+  skip: JSON.parse(r.skip) as number[],
+  ffn: JSON.parse(r.ffn) as number[],
+});
+
+export const decodeRound = (r: RoundRow): StoredRound => ({
+  round: r.round,
+  questions: (JSON.parse(r.questions) as [string, number][]).map(([subject, index]) => ({ subject, index })),
+  candidates: JSON.parse(r.candidates) as string[],
+});
+
+export const decodeSensitivity = ({ drop_, ...r }: SensitivityDbRow): SensitivityRow => ({
+  ...r,
+  drop: drop_,
+});
 
 export class SqliteSweepStore implements SweepStore {
   private constructor(
@@ -446,35 +473,22 @@ export class SqliteSweepStore implements SweepStore {
         `SELECT c.spec_hash, c.skip, c.ffn, c.effective, c.text_total, c.layers, rc.origin, rc.preset, rc.round_reached
          FROM run_candidates rc JOIN candidates c USING (spec_hash) WHERE rc.run_id = ? ORDER BY rc.ord`,
       )
-      .all(runId) as (Omit<StoredCandidate, 'skip' | 'ffn'> & { skip: string; ffn: string })[];
-    return rows.map((r) => ({
-      ...r,
-      skip: JSON.parse(r.skip) as number[],
-      ffn: JSON.parse(r.ffn) as number[],
-    }));
+      .all(runId) as CandidateRow[];
+    return rows.map(decodeCandidate);
   }
 
   async rounds(runId: number): Promise<StoredRound[]> {
-    const rows = this.db.prepare('SELECT * FROM rounds WHERE run_id = ? ORDER BY round').all(runId) as {
-      round: number;
-      questions: string;
-      candidates: string;
-    }[];
-    return rows.map((r) => ({
-      round: r.round,
-      questions: (JSON.parse(r.questions) as [string, number][]).map(([subject, index]) => ({
-        subject,
-        index,
-      })),
-      candidates: JSON.parse(r.candidates) as string[],
-    }));
+    const rows = this.db
+      .prepare('SELECT * FROM rounds WHERE run_id = ? ORDER BY round')
+      .all(runId) as RoundRow[];
+    return rows.map(decodeRound);
   }
 
   async sensitivity(runId: number): Promise<SensitivityRow[]> {
     const rows = this.db
       .prepare('SELECT layer, kind, spec_hash, drop_ FROM sensitivity WHERE run_id = ? ORDER BY layer, kind')
-      .all(runId) as (Omit<SensitivityRow, 'drop'> & { drop_: number })[];
-    return rows.map(({ drop_, ...r }) => ({ ...r, drop: drop_ }));
+      .all(runId) as SensitivityDbRow[];
+    return rows.map(decodeSensitivity);
   }
 
   close(): void {

@@ -1,10 +1,18 @@
 // The engine's own WebGPU programs against their cpu-backend twins, and the twins against TF.js's matMul.
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine';
-import { bf16MatMul, packBf16Transposed, tileFor, tileWorkgroupBytes } from '../../src/engine';
+import { bf16MatMul, kernelFor, kernelWorkgroupBytes, packBf16Transposed } from '../../src/engine';
+import { parseTable, setMatMulTable } from '../../src/engine';
 import { LinearWeight } from '../../src/engine';
-import { fusedGeluGate, fusedNormRope, fusedRmsNorm } from '../../src/engine';
-import { altupCorrect, altupPredict } from '../../src/engine';
+import {
+  fusedGeluGate,
+  fusedGeluGateOf,
+  fusedNormAdd,
+  fusedNormRope,
+  fusedRmsNorm,
+  fusedStreamsAdd,
+} from '../../src/engine';
+import { altupCorrect, altupPredict, altupRoute, fusedAttention } from '../../src/engine';
 import { describeIfWebGpu, probeWebGpu } from './webgpu-probe';
 
 /** Deterministic values in [-1, 1), rounded to bfloat16 when asked. */
@@ -72,8 +80,36 @@ describe('bf16 packing', () => {
     expect(packBf16Transposed(w, 6, 4)).toBeNull();
   });
 
-  it('keeps workgroup memory of every tile under 16 KiB', () => {
-    for (const m of [1, 8, 9, 512]) expect(tileWorkgroupBytes(tileFor(m))).toBeLessThanOrEqual(16384);
+  it('keeps workgroup memory of every default kernel under 16 KiB', () => {
+    for (const m of [1, 8, 9, 512, 4096])
+      for (const n of [64, 2048, 262144])
+        expect(kernelWorkgroupBytes(kernelFor(m, 2048, n))).toBeLessThanOrEqual(16384);
+  });
+});
+
+describe('matmul table', () => {
+  it('picks the first rule a shape satisfies', () => {
+    setMatMulTable('m<=8:gemv-8x32,n<=256&k<=64:tiled-8x8-4x4-k16,*:tiled-16x16-8x8-k8');
+    expect(kernelFor(1, 2048, 2048)).toEqual({ kind: 'gemv', wx: 8, wy: 32 });
+    expect(kernelFor(512, 64, 256)).toMatchObject({ kind: 'tiled', wx: 8, rows: 4 });
+    expect(kernelFor(512, 2048, 256)).toMatchObject({ kind: 'tiled', wx: 16, rows: 8 });
+    setMatMulTable('legacy');
+    expect(kernelFor(1, 64, 64).kind).toBe('legacy');
+    setMatMulTable('default');
+    expect(kernelFor(1, 64, 64).kind).toBe('gemv');
+  });
+
+  it.each([
+    ['m<=8:gemv-8x8', /every shape/],
+    ['*:gemv-32x32', /1 to 256 threads/],
+    ['*:tiled-16x16-8x8-k32', /workgroup memory/],
+    ['*:tiled-16x16-6x4-k8', /multiples of 4/],
+    ['m<8:gemv-8x8,*:gemv-8x8', /condition/],
+    ['*:fast', /is not a kernel/],
+    ['gemv-8x8', /is not a rule/],
+  ])('refuses %s in one line naming the variable', (text, why) => {
+    expect(() => parseTable(text, 'gpu')).toThrow(why);
+    expect(() => parseTable(text, 'gpu')).toThrow(/^MATFORMER_MATMUL: /);
   });
 });
 
@@ -97,6 +133,38 @@ describe('bf16 matmul, cpu twin', () => {
     lw.dispose();
   });
 
+  it('keeps gate|up in one buffer: the pair and its prefix views multiply in one product', () => {
+    const [I, H] = [70, 40];
+    const g = values(I * H, 10, true);
+    const u = values(I * H, 11, true);
+    const [gate, up] = LinearWeight.pair(g, u, I, H, true);
+    expect(gate.bytes).toBe(H * I * 4);
+    expect(up.bytes).toBe(0);
+    const x = values(3 * H, 12, false);
+    const xt = tf.tensor2d(x, [3, H]);
+    for (const n of [I, 50, 31]) {
+      const [gv, uv] = [gate.prefix(H, n), up.prefix(H, n)];
+      const both = LinearWeight.applyPair(xt, gv, uv);
+      expect(both === null).toBe(n % 2 !== 0); // odd widths: one by one
+      const rg = reference(x, g, 3, H, n, H);
+      const ru = reference(x, u, 3, H, n, H);
+      expect(maxRelError(gv.apply(xt).dataSync() as Float32Array, rg)).toBeLessThan(1e-6);
+      expect(maxRelError(uv.apply(xt).dataSync() as Float32Array, ru)).toBeLessThan(1e-6);
+      if (both) {
+        const d = both.dataSync() as Float32Array;
+        const left = d.filter((_, i) => i % (2 * n) < n);
+        const right = d.filter((_, i) => i % (2 * n) >= n);
+        expect(maxRelError(left, rg)).toBeLessThan(1e-6);
+        expect(maxRelError(right, ru)).toBeLessThan(1e-6);
+      }
+    }
+    const [fg, fu] = LinearWeight.pair(g, u, I, H, false);
+    expect(fg.packed || fu.packed).toBe(false);
+    expect(LinearWeight.applyPair(xt, fg, fu)).toBeNull();
+    tf.dispose(xt);
+    [gate, up, fg, fu].forEach((w) => w.dispose());
+  });
+
   it('rejects a view larger than the weight and mismatched inputs', () => {
     const lw = LinearWeight.fromTorch(values(8 * 4, 4, true), 8, 4, true);
     expect(() => lw.prefix(5, 8)).toThrow(RangeError);
@@ -112,26 +180,85 @@ describeIfWebGpu('bf16 matmul on webgpu', () => {
     await initBackend('webgpu');
   });
 
-  it.each(CASES)('m %i, k %i, n %i of [%i, %i] matches the cpu twin', async (m, k, n, outP, inP) => {
+  afterAll(() => setMatMulTable('default'));
+
+  // Every program family, on every case: the table's kernel for all shapes.
+  const KERNELS = ['gemv-8x8', 'gemv-4x2', 'tiled-8x8-4x4-k16', 'tiled-16x16-8x8-k8', 'legacy-8x8-4x4-k16'];
+  const run = async (backend: string, x: Float32Array, words: Int32Array, shape: number[], a: number[]) => {
+    const [m, k, n, seg] = a as [number, number, number, number];
+    await tf.setBackend(backend);
+    const xt = tf.tensor2d(x, [m, k]);
+    const wt = tf.tensor2d(words, shape as [number, number], 'int32');
+    const y = bf16MatMul(xt, wt, k, n, seg >= 0 ? { seg } : {});
+    const data = (await y.data()) as Float32Array;
+    tf.dispose([xt, wt, y]);
+    await tf.setBackend('webgpu');
+    return data;
+  };
+
+  it.each(KERNELS)('%s matches the cpu twin and float64 on every case', async (kernel) => {
+    setMatMulTable(`*:${kernel}`);
+    for (const [m, k, n, outP, inP] of CASES) {
+      const x = values(m * k, 5, false);
+      const w = values(outP * inP, 6, true);
+      const words = packBf16Transposed(w, outP, inP)!;
+      const shape = [inP, Math.ceil(outP / 2)];
+      const gpu = await run('webgpu', x, words, shape, [m, k, n, -1]);
+      const cpu = await run('cpu', x, words, shape, [m, k, n, -1]);
+      const ref = reference(x, w, m, k, n, inP);
+      expect(maxRelError(gpu, ref)).toBeLessThan(1e-6);
+      expect(maxRelError(cpu, ref)).toBeLessThan(1e-6);
+    }
+  });
+
+  // The kernels of the GPU tables (default, legacy, the benchmark's alternatives): valid WGSL, right results.
+  it.each([
+    'gemv-16x16',
+    'gemv-8x32',
+    'gemv-32x8',
+    'tiled-16x16-4x4-k16',
+    'tiled-16x16-8x8-k16',
+    'tiled-16x8-8x8-k8',
+    'legacy-64x1-4x4-k8',
+    'legacy-16x16-4x4-k16',
+  ])('%s (a GPU table kernel) matches float64 on one case', async (kernel) => {
+    setMatMulTable(`*:${kernel}`);
+    const [m, k, n, outP, inP] = [9, 96, 130, 130, 96];
     const x = values(m * k, 5, false);
     const w = values(outP * inP, 6, true);
-    const words = packBf16Transposed(w, outP, inP)!;
-    const run = async (backend: string) => {
-      await tf.setBackend(backend);
-      const xt = tf.tensor2d(x, [m, k]);
-      const wt = tf.tensor2d(words, [inP, Math.ceil(outP / 2)], 'int32');
-      const y = bf16MatMul(xt, wt, k, n);
-      const data = (await y.data()) as Float32Array;
-      tf.dispose([xt, wt, y]);
-      return data;
-    };
-    const gpu = await run('webgpu');
-    const cpu = await run('cpu');
-    await tf.setBackend('webgpu');
-    const ref = reference(x, w, m, k, n, inP);
-    expect(maxRelError(gpu, ref)).toBeLessThan(1e-6);
-    expect(maxRelError(cpu, ref)).toBeLessThan(1e-6);
+    const gpu = await run('webgpu', x, packBf16Transposed(w, outP, inP)!, [inP, outP / 2], [m, k, n, -1]);
+    expect(maxRelError(gpu, reference(x, w, m, k, n, inP))).toBeLessThan(1e-6);
   });
+
+  it.each(['gemv-8x8', 'tiled-8x8-4x4-k16', 'legacy-8x8-4x4-k16'])(
+    '%s reads two column segments (gate|up) like two products',
+    async (kernel) => {
+      setMatMulTable(`*:${kernel}`);
+      // Two [I=70, H=40] weights packed side by side; the [k=40, n=50] prefix of each.
+      const I = 70;
+      const H = 40;
+      const g = values(I * H, 7, true);
+      const u = values(I * H, 8, true);
+      const both = new Float32Array(2 * I * H);
+      both.set(g);
+      both.set(u, I * H);
+      const words = packBf16Transposed(both, 2 * I, H)!;
+      for (const m of [1, 9, 70]) {
+        const x = values(m * H, 9, false);
+        const gpu = await run('webgpu', x, words, [H, I], [m, H, 50, I / 2]);
+        const cpu = await run('cpu', x, words, [H, I], [m, H, 50, I / 2]);
+        const rg = reference(x, g, m, H, 50, H);
+        const ru = reference(x, u, m, H, 50, H);
+        const ref = new Float64Array(m * 100);
+        for (let r = 0; r < m; r++) {
+          ref.set(rg.subarray(r * 50, (r + 1) * 50), r * 100);
+          ref.set(ru.subarray(r * 50, (r + 1) * 50), r * 100 + 50);
+        }
+        expect(maxRelError(gpu, ref)).toBeLessThan(1e-6);
+        expect(maxRelError(cpu, ref)).toBeLessThan(1e-6);
+      }
+    },
+  );
 });
 
 // The fused row programs against the TF.js op compositions they replace (gemma3n.ts on cpu).
@@ -221,9 +348,43 @@ describeIfWebGpu('fused row programs on webgpu', () => {
     const g = values(w, 13, false);
     const norm = () => fusedRmsNorm(tf.tensor2d(x, [r, w]), tf.tensor1d(g), 1e-6);
     expect(relDiff(await onBackend('webgpu', norm), await onBackend('cpu', norm))).toBeLessThan(1e-5);
+    // Norm with the residual adds around it: ((u + norm(x)) + x) / √2 and u + norm(x).
+    for (const two of [false, true]) {
+      const X = () => tf.tensor2d(x, [r, w]);
+      const U = () => tf.tensor2d(u, [r, w]);
+      const fused = () =>
+        two
+          ? fusedNormAdd(X(), tf.tensor1d(g), 1e-6, U(), X(), Math.SQRT2)
+          : fusedNormAdd(X(), tf.tensor1d(g), 1e-6, U());
+      const composed = () => {
+        const y = tf.add(U(), composedRmsNorm(X(), tf.tensor1d(g), 1e-6));
+        return two ? tf.div(tf.add(y, X()), Math.SQRT2) : y;
+      };
+      const ref = await onBackend('cpu', composed);
+      expect(relDiff(await onBackend('cpu', fused), ref)).toBeLessThan(1e-6);
+      expect(relDiff(await onBackend('webgpu', fused), ref)).toBeLessThan(1e-5);
+    }
+    // The per-layer input onto streams 1..3 of [r, 4, w] (stream 0 untouched), as norm + outer product + add.
+    const S = values(r * 4 * w, 14, false);
+    const onStreams = () =>
+      fusedStreamsAdd(tf.tensor3d(S, [r, 4, w]), tf.tensor2d(x, [r, w]), tf.tensor1d(g), 1e-6);
+    const composedStreams = () => {
+      const q = composedRmsNorm(tf.tensor2d(x, [r, w]), tf.tensor1d(g), 1e-6);
+      const mask = tf.tensor3d([0, 1, 1, 1], [1, 4, 1]);
+      return tf.add(tf.tensor3d(S, [r, 4, w]), tf.matMul(mask, tf.reshape(q, [r, 1, w])));
+    };
+    const refS = await onBackend('cpu', composedStreams);
+    expect(relDiff(await onBackend('cpu', onStreams), refS)).toBeLessThan(1e-6);
+    expect(relDiff(await onBackend('webgpu', onStreams), refS)).toBeLessThan(1e-5);
+    expect((await onBackend('webgpu', onStreams)).slice(0, w)).toEqual(S.slice(0, w));
     for (const z of [0, 1.6448533535003662]) {
       const gate = () => fusedGeluGate(tf.tensor2d(x, [r, w]), tf.tensor2d(u, [r, w]), z);
-      expect(relDiff(await onBackend('webgpu', gate), await onBackend('cpu', gate))).toBeLessThan(1e-5);
+      const ref = await onBackend('cpu', gate);
+      expect(relDiff(await onBackend('webgpu', gate), ref)).toBeLessThan(1e-5);
+      // The same from one [r, 2w] tensor (gate then up per row), as the fused gate|up matmul writes it.
+      const both = () => fusedGeluGateOf(tf.concat([tf.tensor2d(x, [r, w]), tf.tensor2d(u, [r, w])], 1), z);
+      expect(relDiff(await onBackend('webgpu', both), ref)).toBeLessThan(1e-5);
+      expect(relDiff(await onBackend('cpu', both), ref)).toBe(0);
     }
     await tf.setBackend('webgpu');
   });
@@ -367,5 +528,78 @@ describe.each([['cpu'], ['webgpu']])('AltUp programs on %s', (backend) => {
       const ourC = await onBackend(backend, () => altupCorrect(...args(), active));
       expect(relDiff(ourC, refC)).toBeLessThan(1e-6);
     }
+  });
+});
+
+// AltUp routing: tanh(RMSNorm(x)·w / H @ router) @ coefs, against the op composition it replaces.
+describe.each([['cpu'], ['webgpu']])('AltUp routing program on %s', (backend) => {
+  const run = backend === 'cpu' ? it : probeWebGpu().ok ? it : it.skip;
+  beforeAll(async () => {
+    if (backend === 'cpu' || probeWebGpu().ok) await initBackend(backend as 'cpu' | 'webgpu');
+  });
+
+  run.each(ALTUP)('M %i, N %i, H %i: matches norm, divide, matmul, tanh, matmul', async (M, N, H) => {
+    const [x, g, r] = [values(M * H, 30, false), values(H, 31, false), values(H * N, 32, false)];
+    for (const K of [N, N * N]) {
+      const c = values(N * K, 33 + K, false);
+      const inputs = () =>
+        [tf.tensor2d(x, [M, H]), tf.tensor1d(g), tf.tensor2d(r, [H, N]), tf.tensor2d(c, [N, K])] as const;
+      const ref = await onBackend('cpu', () => {
+        const [xt, gt, rt, ct] = inputs();
+        const routed = tf.div(composedRmsNorm(xt, gt, 1e-6), H) as tf.Tensor2D;
+        return tf.matMul(tf.tanh(tf.matMul(routed, rt)), ct);
+      });
+      const ours = await onBackend(backend, () => altupRoute(...inputs(), 1e-6));
+      expect(relDiff(ours, ref)).toBeLessThan(backend === 'cpu' ? 1e-6 : 1e-5);
+    }
+  });
+});
+
+// Decode attention: softmax(q·kᵀ + mask)·v with GQA, against batched matmuls + softmax + transpose.
+describe.each([['cpu'], ['webgpu']])('attention program on %s', (backend) => {
+  const run = backend === 'cpu' ? it : probeWebGpu().ok ? it : it.skip;
+  beforeAll(async () => {
+    if (backend === 'cpu' || probeWebGpu().ok) await initBackend(backend as 'cpu' | 'webgpu');
+  });
+
+  run.each([
+    [1, 2, 1, 1, 5, 16],
+    [2, 4, 2, 3, 70, 32],
+    [1, 4, 2, 1, 70, 128],
+  ])('B %i, A %i, Kh %i, T %i, S %i, D %i matches the op composition', async (B, A, Kh, T, S, D) => {
+    const [q, k, v] = [
+      values(B * A * T * D, 40, false),
+      values(B * Kh * S * D, 41, false),
+      values(B * Kh * S * D, 42, false),
+    ];
+    // Causal-looking mask with a few holes; row (b 0, t 0) sees only key 0.
+    const m = new Float32Array(B * T * S).map((_, i) => ((i * 7) % 5 === 0 && i % S !== 0 ? -1e9 : 0));
+    for (let s = 1; s < S; s++) m[s] = -1e9;
+    const inputs = () =>
+      [
+        tf.tensor4d(q, [B, A, T, D]),
+        tf.tensor4d(k, [B, Kh, S, D]),
+        tf.tensor4d(v, [B, Kh, S, D]),
+        tf.tensor4d(m, [B, 1, T, S]),
+      ] as const;
+    const ref = await onBackend('cpu', () => {
+      const [qt, kt, vt, mt] = inputs();
+      const G = A / Kh;
+      const scores = tf.add(
+        tf.reshape(
+          tf.matMul(tf.reshape(qt, [B * Kh, G * T, D]), tf.reshape(kt, [B * Kh, S, D]), false, true),
+          [B, A, T, S],
+        ),
+        mt,
+      );
+      const probs = tf.reshape(tf.softmax(scores), [B * Kh, G * T, S]);
+      const out = tf.transpose(
+        tf.reshape(tf.matMul(probs, tf.reshape(vt, [B * Kh, S, D])), [B, A, T, D]),
+        [0, 2, 1, 3],
+      );
+      return tf.reshape(out, [B * T, A * D]);
+    });
+    const ours = await onBackend(backend, () => fusedAttention(...inputs()));
+    expect(relDiff(ours, ref)).toBeLessThan(1e-5);
   });
 });

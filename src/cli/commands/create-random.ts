@@ -1,7 +1,8 @@
 // `matformer-lab create-random`: a random-weight checkpoint in the published layout, for tests and benchmarks.
 import type { CommandModule } from 'yargs';
 import { formatBytes } from '../../formats';
-import { createRandomCheckpoint } from '../../gemma3n';
+import { createRandomCheckpoint, loadConfig } from '../../gemma3n';
+import { cutGemmaTokenizer } from '../../eval';
 import { interruptible } from '../boundary';
 import { SHARD_SIZE_LIMITS, seedFlag, sizeFlag } from '../flags';
 
@@ -12,6 +13,7 @@ interface CreateRandomArgs {
   sparse: boolean;
   'max-shard-size'?: string;
   force: boolean;
+  tokenizer: string;
 }
 
 export const createRandomCommand: CommandModule<object, CreateRandomArgs> = {
@@ -36,9 +38,19 @@ export const createRandomCommand: CommandModule<object, CreateRandomArgs> = {
         describe: 'shard size limit: bytes, or 500MB, 2GiB (default 5GB)',
       })
       .option('force', { type: 'boolean', default: false, describe: 'replace a non-empty --out' })
+      .option('tokenizer', {
+        type: 'string',
+        choices: ['none', 'gemma'],
+        default: 'none',
+        describe: "gemma: also write Gemma's tokenizer, cut to the config's vocab_size when smaller",
+      })
       .example(
         '$0 create-random --config e4b/config.json --out /data/e4b-random',
         'a full-size random E4B (~16 GB)',
+      )
+      .example(
+        '$0 create-random --config configs/demo --tokenizer gemma --out /tmp/demo',
+        "the demo model with Gemma's tokenizer cut to its 4,096-entry vocabulary",
       ),
   handler: async (argv) => {
     const seed = seedFlag('--seed', argv.seed);
@@ -46,6 +58,11 @@ export const createRandomCommand: CommandModule<object, CreateRandomArgs> = {
       argv['max-shard-size'] === undefined
         ? undefined
         : sizeFlag('--max-shard-size', argv['max-shard-size'], ...SHARD_SIZE_LIMITS);
+    // Before any weights: a vocabulary too small to cut is one line, nothing written.
+    const extraFiles =
+      argv.tokenizer === 'gemma'
+        ? { ...cutGemmaTokenizer(loadConfig(argv.config).text.vocab_size, argv.config) }
+        : undefined;
     // Ctrl-C stops after the current chunk and removes the temporary folder, as slice does.
     const res = await interruptible((signal) =>
       createRandomCheckpoint({
@@ -55,6 +72,7 @@ export const createRandomCommand: CommandModule<object, CreateRandomArgs> = {
         sparse: argv.sparse,
         force: argv.force,
         maxShardBytes,
+        extraFiles,
         signal,
         onShard: (file, bytes) => process.stderr.write(`wrote ${file} (${formatBytes(bytes)})\n`),
         onNotice: (n) => process.stderr.write(`${n}\n`),

@@ -15,6 +15,7 @@ import { sweepCommand } from './sweep';
 import { resultsCommand } from './results';
 import { exportBestCommand } from './export-best';
 import { exportCommand } from './export';
+import { workerCommand } from './worker';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -33,4 +34,5 @@ export const commands: CommandModule<any, any>[] = [
   resultsCommand,
   exportBestCommand,
   exportCommand,
+  workerCommand,
 ];

@@ -16,7 +16,7 @@ import {
   selectRun,
   sweepResultsFromEvals,
 } from '../../report';
-import { SqliteSweepStore, runReport } from '../../sweep';
+import { closeSweepStore, isPostgresUrl, openSweepStore, runReport } from '../../sweep';
 import { version } from '../../../package.json';
 
 /** Where reports go unless --out says otherwise (git-ignored, beside reports/README.md). */
@@ -58,7 +58,7 @@ async function loadDatabaseReport(file: string, run: string | undefined): Promis
   const id = run === undefined ? undefined : Number(run);
   if (id !== undefined && !(Number.isInteger(id) && id >= 1))
     throw new UserInputError(`--run: expected a run id (positive integer) for a database, got ${run}`);
-  const store = SqliteSweepStore.open(file, { readonly: true });
+  const store = await openSweepStore(file, { readonly: true });
   try {
     const report = await runReport(store, { run: id }).catch((e: unknown) => {
       if (e instanceof RangeError || (e as Error).message === 'the database holds no runs')
@@ -67,14 +67,14 @@ async function loadDatabaseReport(file: string, run: string | undefined): Promis
     });
     return parseSweepResults(JSON.parse(JSON.stringify(report)) as unknown, file);
   } finally {
-    store.close();
+    await closeSweepStore(store);
   }
 }
 
 /** A sweep database, or what `loadReportInput` reads. */
 async function loadInputs(files: readonly string[], run: string | undefined): Promise<SweepResults> {
   const first = files[0];
-  if (first === undefined || !isSqliteFile(first)) return loadReportInput(files);
+  if (first === undefined || !(isPostgresUrl(first) || isSqliteFile(first))) return loadReportInput(files);
   if (files.length > 1) throw new UserInputError(`${files[1]}: give one sweep database`);
   return loadDatabaseReport(first, run);
 }
@@ -113,7 +113,8 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
         type: 'string',
         array: true,
         demandOption: true,
-        describe: '`results --json` output, or one or more eval results files of one checkpoint',
+        describe:
+          'a sweep database (SQLite file or postgres:// URL), `results --json` output, or eval results files of one checkpoint',
       })
       .option('run', { type: 'string', describe: 'run id to show (default: the last run)' })
       .option('out', {

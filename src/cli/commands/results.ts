@@ -1,7 +1,15 @@
 // `matformer-lab results`: the candidates of a sweep run as a table, JSON or CSV.
 import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../formats';
-import { type RunReport, SqliteSweepStore, runReport } from '../../sweep';
+import {
+  type DistributedProgress,
+  type RunReport,
+  PostgresSweepStore,
+  closeSweepStore,
+  distributedProgress,
+  openSweepStore,
+  runReport,
+} from '../../sweep';
 
 interface ResultsArgs {
   db: string;
@@ -43,6 +51,26 @@ export function printTable(report: RunReport, all: boolean): void {
     process.stdout.write(`(* = Pareto frontier; ${hidden} dominated candidates not shown, see --csv)\n`);
 }
 
+/** A distributed run's progress: per round (jobs, pairs) and per worker. */
+export function printProgress(p: DistributedProgress): void {
+  const per =
+    p.settings.candidatesPerJob > 0 ? `${p.settings.candidatesPerJob} candidates` : 'all candidates';
+  const lines = [
+    `distributed: queue ${p.queue}, jobs of ${p.settings.questionsPerJob} questions × ${per}, lease ${p.settings.leaseSeconds} s`,
+    ...p.rungs.map(
+      (r) =>
+        `  round ${r.round}: ${r.jobs_done}/${r.jobs} jobs, ${r.pairs_done}/${r.pairs} pairs` +
+        (r.completed_at ? ', complete' : ''),
+    ),
+    ...p.workers.map(
+      (w) =>
+        `  worker ${w.name} (${w.backend ?? '?'}, ${w.status ?? '?'}, last seen ${w.last_seen ?? '-'}): ` +
+        `${w.jobs} jobs, ${w.results} results, ${w.seconds.toFixed(1)} s`,
+    ),
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
 function csvCell(v: unknown): string {
   const s = typeof v === 'string' ? v : JSON.stringify(v);
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
@@ -56,7 +84,7 @@ export const resultsCommand: CommandModule<object, ResultsArgs> = {
       .positional('db', {
         type: 'string',
         demandOption: true,
-        describe: 'SQLite results database of `sweep`',
+        describe: 'results database of `sweep`: an SQLite file or a postgres:// URL',
       })
       .option('run', { type: 'number', describe: 'run id (default: the latest)' })
       .option('json', { type: 'boolean', default: false, describe: 'print {runs, candidates} as JSON' })
@@ -76,7 +104,7 @@ export const resultsCommand: CommandModule<object, ResultsArgs> = {
     if (argv.predictions && !argv.json) throw new UserInputError('--predictions: only with --json');
     if (argv.run !== undefined && !(Number.isInteger(argv.run) && argv.run >= 1))
       throw new UserInputError(`--run: expected a run id (positive integer), got ${argv.run}`);
-    const store = SqliteSweepStore.open(argv.db, { readonly: true });
+    const store = await openSweepStore(argv.db, { readonly: true });
     try {
       let report: RunReport;
       try {
@@ -86,8 +114,11 @@ export const resultsCommand: CommandModule<object, ResultsArgs> = {
           throw new UserInputError(`${argv.run === undefined ? argv.db : '--run'}: ${(e as Error).message}`);
         throw e;
       }
+      const progress =
+        store instanceof PostgresSweepStore ? await distributedProgress(store, report.run) : null;
       if (argv.json) {
-        process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+        const out = progress ? { ...report, distributed: progress } : report;
+        process.stdout.write(JSON.stringify(out, null, 2) + '\n');
       } else if (argv.csv) {
         const cols = [
           'id',
@@ -135,10 +166,11 @@ export const resultsCommand: CommandModule<object, ResultsArgs> = {
             (r.sharing ? `, ${r.sharing.toFixed(2)}× fewer layer-token evaluations than one by one` : '') +
             '\n',
         );
+        if (progress) printProgress(progress);
         printTable(report, false);
       }
     } finally {
-      store.close();
+      await closeSweepStore(store);
     }
   },
 };

@@ -2,12 +2,24 @@
 // killed or interrupted sweep resumes with the same command, a finished one does nothing.
 import type { Argv, CommandModule } from 'yargs';
 import { InterruptedError } from '../../formats';
-import { SqliteSweepStore, readSweepFile, runReport, runSweep } from '../../sweep';
+import {
+  type SweepStore,
+  SqliteSweepStore,
+  checkPostgresUrl,
+  closeSweepStore,
+  isPostgresUrl,
+  openSweepStore,
+  readSweepFile,
+  redactUrl,
+  runReport,
+  runSweep,
+} from '../../sweep';
 import { interruptible } from '../boundary';
 import { SweepProgressBars } from '../sweep-progress';
 import { printTable } from './results';
+import { type EnqueueArgs, ENQUEUE_OPTIONS, enqueue } from './worker';
 
-interface SweepArgs {
+interface SweepArgs extends EnqueueArgs {
   file: string;
   db: string;
   fresh: boolean;
@@ -26,29 +38,43 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         demandOption: true,
         describe: 'sweep file (.yaml, .yml or .json)',
       })
-      .option('db', { type: 'string', default: 'results.sqlite', describe: 'SQLite results database' })
+      .option('db', {
+        type: 'string',
+        default: 'results.sqlite',
+        describe: 'results database: an SQLite file, or a postgres:// URL',
+      })
       .option('fresh', {
         type: 'boolean',
         default: false,
         describe: 'start over: delete this sweep’s previous run and its results first',
       })
+      .options(ENQUEUE_OPTIONS)
       .example('$0 sweep examples/sweep-blocks.yaml --db sweeps.sqlite', '')
-      .example('$0 results sweeps.sqlite', '') as unknown as Argv<SweepArgs>,
+      .example('$0 results sweeps.sqlite', '')
+      .example(
+        '$0 sweep e4b.yaml --db postgres://lab@db-host/sweeps --enqueue',
+        'jobs for `worker`s',
+      ) as unknown as Argv<SweepArgs>,
   handler: async (argv) => {
     const sweep = readSweepFile(argv.file);
+    if (isPostgresUrl(argv.db)) checkPostgresUrl(argv.db, `--db ${redactUrl(argv.db)}`);
+    if (argv.enqueue) return enqueue(argv, sweep, TOOL_VERSION);
     const notice = (m: string) => process.stderr.write(`${m}\n`);
-    // Opened once the sweep has checked out: a bad sweep file never creates a database. A writer's lock
-    // beside it makes a second sweep on the same database refuse.
-    let store: SqliteSweepStore | null = null;
-    const openStore = () =>
-      (store ??= SqliteSweepStore.open(argv.db, {
-        flag: '--db',
-        onNotice: notice,
-        inputs: [
-          { flag: 'model', path: sweep.model },
-          { flag: 'data.mmlu', path: sweep.data.mmlu },
-        ],
-      }));
+    // Opened once the sweep has checked out: a bad sweep file never creates a database. For SQLite a
+    // writer's lock beside it makes a second sweep on the same database refuse (PostgreSQL's unique keys
+    // and job queue are what keep concurrent writers apart there).
+    let store: SweepStore | null = null;
+    const openStore = async (): Promise<SweepStore> =>
+      (store ??= isPostgresUrl(argv.db)
+        ? await openSweepStore(argv.db, { flag: '--db' })
+        : SqliteSweepStore.open(argv.db, {
+            flag: '--db',
+            onNotice: notice,
+            inputs: [
+              { flag: 'model', path: sweep.model },
+              { flag: 'data.mmlu', path: sweep.data.mmlu },
+            ],
+          }));
     const bars = new SweepProgressBars();
     try {
       // Ctrl-C: the batch in flight is finished and stored, then the sweep stops (a second Ctrl-C quits at
@@ -80,7 +106,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         throw new InterruptedError(
           `${outcome.scored} new results saved in ${argv.db}; run the same command to resume`,
         );
-      const report = await runReport(openStore(), { run: outcome.runId });
+      const report = await runReport(await openStore(), { run: outcome.runId });
       const run = report.runs[0]!;
       notice(
         `run ${outcome.runId}: ${outcome.rounds} round(s), ${outcome.scored} new results` +
@@ -92,7 +118,8 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
       printTable(report, false);
     } finally {
       bars.stop();
-      (store as SqliteSweepStore | null)?.close();
+      const open = store as SweepStore | null;
+      if (open) await closeSweepStore(open);
     }
   },
 };

@@ -17,12 +17,13 @@ import {
 export const RMS_NORM = 'MatformerRmsNorm';
 export const GELU_GATE = 'MatformerGeluGate';
 export const NORM_ROPE = 'MatformerNormRope';
+export const STREAMS_ADD = 'MatformerStreamsAdd';
 
 const WG = 64;
 const SQRT_2_OVER_PI = 0.7978845608028654;
 
 /** tanh as TF.js's webgpu backend writes it (no overflow for large |a|). */
-const TANH = `
+export const TANH = `
   fn tanhSafe(a : f32) -> f32 {
     let e = exp(-2.0 * abs(a));
     return sign(a) * (1.0 - e) / (1.0 + e);
@@ -60,35 +61,125 @@ abstract class RowProgram {
   }
 }
 
+/**
+ * RMSNorm (+ scale) of X, and with `residuals` ≥ 1 the residual sum around it: ((R1 + y) + R2) / divisor, the
+ * order of the TF.js adds it replaces (LAuReL's n + y, the layer's (a + y) + laurel over √2, h1 + y).
+ */
 class RmsNormProgram extends RowProgram {
   readonly variableNames: string[];
   readonly shaderKey: string;
-  readonly uniforms = 'rows : i32, width : i32, eps : f32,';
+  readonly uniforms = 'rows : i32, width : i32, eps : f32, divisor : f32,';
 
   constructor(
     rows: number,
     width: number,
     private readonly scaled: boolean,
+    private readonly residuals: 0 | 1 | 2 = 0,
   ) {
     super(rows, width);
-    this.variableNames = scaled ? ['X', 'G'] : ['X'];
-    this.shaderKey = `mf_rmsnorm_${scaled}`;
+    this.variableNames = ['X', ...(scaled ? ['G'] : []), ...['R1', 'R2'].slice(0, residuals)];
+    this.shaderKey = `mf_rmsnorm_${scaled}_${residuals}`;
   }
 
   body(): string {
+    const y = `X[base + i] / denom${this.scaled ? ' * G[i]' : ''}`;
+    const value =
+      this.residuals === 0
+        ? y
+        : `(${this.residuals === 2 ? '(R1[base + i] + y) + R2[base + i]' : 'R1[base + i] + y'}) / uniforms.divisor`;
     return `
       var acc = 0.0;
       for (var i = lid; i < W; i += ${WG}) { let v = X[base + i]; acc = acc + v * v; }
       ${workgroupSum(WG, 'acc', 'total')}
       let denom = sqrt(total / f32(W) + uniforms.eps);
       for (var i = lid; valid && i < W; i += ${WG}) {
-        result[base + i] = X[base + i] / denom${this.scaled ? ' * G[i]' : ''};
+        let y = ${y};
+        result[base + i] = ${value};
       }`;
   }
 }
 
+/**
+ * The per-layer input's last step: streams S [rows, N, W] + RMSNorm(X)·G on every stream but the first (the
+ * `[1:]` of transformers), instead of a norm, an outer product with [0, 1, …, 1] and an add.
+ */
+class StreamsAddProgram {
+  readonly variableNames = ['X', 'G', 'S'];
+  readonly outputShape: number[];
+  readonly dispatchLayout = { x: [0, 1] };
+  readonly dispatch: [number, number, number];
+  readonly workgroupSize: [number, number, number] = [WG, 1, 1];
+  readonly shaderKey = 'mf_streams_add';
+  readonly uniforms = 'rows : i32, width : i32, eps : f32, n : i32,';
+
+  constructor(rows: number, n: number, width: number) {
+    this.outputShape = [rows * n, width];
+    this.dispatch = rowDispatch(rows);
+  }
+
+  getUserCode(): string {
+    return `
+      var<workgroup> red : array<f32, ${WG}>;
+      fn main(index : i32) {
+        let row = ${ROW_INDEX};
+        let lid = i32(localId.x);
+        let W = uniforms.width;
+        let N = uniforms.n;
+        let valid = row < uniforms.rows;
+        let base = select(0, row * W, valid);
+        var acc = 0.0;
+        for (var i = lid; i < W; i += ${WG}) { let v = X[base + i]; acc = acc + v * v; }
+        ${workgroupSum(WG, 'acc', 'total')}
+        let denom = sqrt(total / f32(W) + uniforms.eps);
+        for (var j = 0; valid && j < N; j++) {
+          let at = (row * N + j) * W;
+          for (var i = lid; i < W; i += ${WG}) {
+            let s = S[at + i];
+            result[at + i] = select(s, s + X[base + i] / denom * G[i], j >= 1);
+          }
+        }
+      }`;
+  }
+}
+
+registerTwins(
+  STREAMS_ADD,
+  (args, be: WebGpuBackendLike) => {
+    const { X: x, G: g, S: st } = args.inputs as Record<string, tf.TensorInfo>;
+    const eps = (args.attrs as { eps: number }).eps;
+    const [rows = 0, N = 0, W = 0] = st!.shape;
+    return be.runWebGPUProgram(new StreamsAddProgram(rows, N, W), [x!, g!, st!], 'float32', [
+      { type: 'int32', data: [rows] },
+      { type: 'int32', data: [W] },
+      { type: 'float32', data: [eps] },
+      { type: 'int32', data: [N] },
+    ]);
+  },
+  (args: KernelArgs, be: CpuBackendLike) => {
+    const { X: x, G: g, S: st } = args.inputs as Record<string, tf.TensorInfo>;
+    const eps = (args.attrs as { eps: number }).eps;
+    const v = (t: tf.TensorInfo | undefined) => be.data.get(t!.dataId).values as Float32Array;
+    const [xv, gv, sv] = [v(x), v(g), v(st)];
+    const [rows = 0, N = 0, W = 0] = st!.shape;
+    const out = Float32Array.from(sv);
+    for (let row = 0; row < rows; row++) {
+      const base = row * W;
+      let s = 0;
+      for (let i = 0; i < W; i++) s = fr(s + fr(xv[base + i]! * xv[base + i]!));
+      const denom = fr(Math.sqrt(fr(fr(s / W) + eps)));
+      for (let j = 1; j < N; j++)
+        for (let i = 0; i < W; i++) {
+          const at = (row * N + j) * W + i;
+          out[at] = fr(sv[at]! + fr(fr(xv[base + i]! / denom) * gv[i]!));
+        }
+    }
+    return be.makeTensorInfo([rows * N, W], 'float32', out);
+  },
+);
+
+/** Gate and up as two tensors [rows, W], or `fused`: one [rows, 2W] tensor, gate then up in each row. */
 class GeluGateProgram extends RowProgram {
-  readonly variableNames = ['Gate', 'Up'];
+  readonly variableNames: string[];
   readonly shaderKey: string;
   readonly uniforms = 'rows : i32, width : i32, z : f32,';
 
@@ -96,29 +187,33 @@ class GeluGateProgram extends RowProgram {
     rows: number,
     width: number,
     private readonly sparse: boolean,
+    private readonly fused: boolean,
   ) {
     super(rows, width);
-    this.shaderKey = `mf_gelugate_${sparse}`;
+    this.variableNames = fused ? ['Gate'] : ['Gate', 'Up'];
+    this.shaderKey = `mf_gelugate_${sparse}_${fused}`;
   }
 
   body(): string {
     const shift = this.sparse
       ? `
       var s1 = 0.0;
-      for (var i = lid; i < W; i += ${WG}) { s1 = s1 + Gate[base + i]; }
+      for (var i = lid; i < W; i += ${WG}) { s1 = s1 + Gate[gb + i]; }
       ${workgroupSum(WG, 's1', 'sum')}
       let mean = sum / f32(W);
       var s2 = 0.0;
-      for (var i = lid; i < W; i += ${WG}) { let d = Gate[base + i] - mean; s2 = s2 + d * d; }
+      for (var i = lid; i < W; i += ${WG}) { let d = Gate[gb + i] - mean; s2 = s2 + d * d; }
       ${workgroupSum(WG, 's2', 'sq')}
       let cut = mean + sqrt(sq / f32(W)) * uniforms.z;`
       : '';
-    return `${shift}
+    return `
+      let gb = ${this.fused ? 'select(0, row * 2 * W, valid)' : 'base'};
+      ${shift}
       for (var i = lid; valid && i < W; i += ${WG}) {
-        var x = Gate[base + i];
+        var x = Gate[gb + i];
         ${this.sparse ? 'x = max(x - cut, 0.0);' : ''}
         let inner = (x + x * x * x * 0.044715) * ${SQRT_2_OVER_PI};
-        result[base + i] = x * 0.5 * (tanhSafe(inner) + 1.0) * Up[base + i];
+        result[base + i] = x * 0.5 * (tanhSafe(inner) + 1.0) * ${this.fused ? 'Gate[gb + W + i]' : 'Up[base + i]'};
       }`;
   }
 }
@@ -169,33 +264,42 @@ const fr = Math.fround;
 registerTwins(
   RMS_NORM,
   (args, be: WebGpuBackendLike) => {
-    const { X: x, G: g } = args.inputs as { X: tf.TensorInfo; G?: tf.TensorInfo };
-    const eps = (args.attrs as { eps: number }).eps;
-    const rows = rowsOf(x);
-    const W = widthOf(x);
-    return be.runWebGPUProgram(new RmsNormProgram(rows, W, !!g), g ? [x, g] : [x], 'float32', [
+    const { X: x, G: g, R1: r1, R2: r2 } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const { eps, divisor = 1 } = args.attrs as { eps: number; divisor?: number };
+    const rows = rowsOf(x!);
+    const W = widthOf(x!);
+    const residuals = r2 ? 2 : r1 ? 1 : 0;
+    const inputs = [x!, ...(g ? [g] : []), ...(r1 ? [r1] : []), ...(r2 ? [r2] : [])];
+    return be.runWebGPUProgram(new RmsNormProgram(rows, W, !!g, residuals), inputs, 'float32', [
       { type: 'int32', data: [rows] },
       { type: 'int32', data: [W] },
       { type: 'float32', data: [eps] },
+      { type: 'float32', data: [divisor] },
     ]);
   },
   (args: KernelArgs, be: CpuBackendLike) => {
-    const { X: x, G: g } = args.inputs as { X: tf.TensorInfo; G?: tf.TensorInfo };
-    const eps = (args.attrs as { eps: number }).eps;
-    const xv = be.data.get(x.dataId).values as Float32Array;
-    const gv = g ? (be.data.get(g.dataId).values as Float32Array) : null;
-    const W = widthOf(x);
+    const { X: x, G: g, R1: r1, R2: r2 } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const { eps, divisor = 1 } = args.attrs as { eps: number; divisor?: number };
+    const v = (t: tf.TensorInfo | undefined) => (t ? (be.data.get(t.dataId).values as Float32Array) : null);
+    const xv = v(x)!;
+    const [gv, r1v, r2v] = [v(g), v(r1), v(r2)];
+    const W = widthOf(x!);
     const out = new Float32Array(xv.length);
     for (let base = 0; base < xv.length; base += W) {
       let s = 0;
       for (let i = 0; i < W; i++) s = fr(s + fr(xv[base + i]! * xv[base + i]!));
       const denom = fr(Math.sqrt(fr(fr(s / W) + eps)));
       for (let i = 0; i < W; i++) {
-        const y = fr(xv[base + i]! / denom);
-        out[base + i] = gv ? fr(y * gv[i]!) : y;
+        const q = fr(xv[base + i]! / denom);
+        const y = gv ? fr(q * gv[i]!) : q;
+        if (!r1v) out[base + i] = y;
+        else {
+          const t = fr(r1v[base + i]! + y);
+          out[base + i] = fr((r2v ? fr(t + r2v[base + i]!) : t) / divisor);
+        }
       }
     }
-    return be.makeTensorInfo(x.shape, 'float32', out);
+    return be.makeTensorInfo(x!.shape, 'float32', out);
   },
 );
 
@@ -207,23 +311,32 @@ function geluTanh(x: number): number {
 registerTwins(
   GELU_GATE,
   (args, be: WebGpuBackendLike) => {
-    const { Gate: g, Up: u } = args.inputs as { Gate: tf.TensorInfo; Up: tf.TensorInfo };
+    const { Gate: g, Up: u } = args.inputs as { Gate: tf.TensorInfo; Up?: tf.TensorInfo };
     const z = (args.attrs as { z: number }).z;
     const rows = rowsOf(g);
-    const W = widthOf(g);
-    return be.runWebGPUProgram(new GeluGateProgram(rows, W, z !== 0), [g, u], 'float32', [
+    const W = u ? widthOf(g) : widthOf(g) / 2;
+    const program = new GeluGateProgram(rows, W, z !== 0, !u);
+    return be.runWebGPUProgram(program, u ? [g, u] : [g], 'float32', [
       { type: 'int32', data: [rows] },
       { type: 'int32', data: [W] },
       { type: 'float32', data: [z] },
     ]);
   },
   (args: KernelArgs, be: CpuBackendLike) => {
-    const { Gate: g, Up: u } = args.inputs as { Gate: tf.TensorInfo; Up: tf.TensorInfo };
+    const { Gate: g, Up: u } = args.inputs as { Gate: tf.TensorInfo; Up?: tf.TensorInfo };
     const z = (args.attrs as { z: number }).z;
-    const gv = be.data.get(g.dataId).values as Float32Array;
-    const uv = be.data.get(u.dataId).values as Float32Array;
-    const W = widthOf(g);
-    const out = new Float32Array(gv.length);
+    const fused = be.data.get(g.dataId).values as Float32Array;
+    const W = u ? widthOf(g) : widthOf(g) / 2;
+    const rows = rowsOf(g);
+    // Fused [rows, 2W] input: split into the two halves the loop below reads.
+    const gv = u ? fused : new Float32Array(rows * W);
+    const uv = u ? (be.data.get(u.dataId).values as Float32Array) : new Float32Array(rows * W);
+    if (!u)
+      for (let r = 0; r < rows; r++) {
+        gv.set(fused.subarray(2 * r * W, (2 * r + 1) * W), r * W);
+        uv.set(fused.subarray((2 * r + 1) * W, (2 * r + 2) * W), r * W);
+      }
+    const out = new Float32Array(rows * W);
     for (let base = 0; base < gv.length; base += W) {
       let cut = -Infinity;
       if (z !== 0) {
@@ -239,7 +352,7 @@ registerTwins(
         out[base + i] = fr(geluTanh(x) * uv[base + i]!);
       }
     }
-    return be.makeTensorInfo(g.shape, 'float32', out);
+    return be.makeTensorInfo([rows, W], 'float32', out);
   },
 );
 
@@ -326,7 +439,36 @@ export function fusedRmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor1D | null, e
   return tf.reshape(y, x.shape) as T;
 }
 
+/** ((r1 + RMSNorm(x)·w) [+ r2]) / divisor over the last axis, in one dispatch (x, w, r1, r2 of one shape). */
+export function fusedNormAdd(
+  x: tf.Tensor2D,
+  w: tf.Tensor1D,
+  eps: number,
+  r1: tf.Tensor2D,
+  r2: tf.Tensor2D | null = null,
+  divisor = 1,
+): tf.Tensor2D {
+  const inputs: tf.NamedTensorMap = r2 ? { X: x, G: w, R1: r1, R2: r2 } : { X: x, G: w, R1: r1 };
+  return tf.engine().runKernel(RMS_NORM, inputs, { eps, divisor }) as tf.Tensor2D;
+}
+
+/** streams [M, N, H] + RMSNorm(x [M, H])·w on streams 1.. (stream 0 unchanged), in one dispatch. */
+export function fusedStreamsAdd(
+  streams: tf.Tensor3D,
+  x: tf.Tensor2D,
+  w: tf.Tensor1D,
+  eps: number,
+): tf.Tensor3D {
+  const y = tf.engine().runKernel(STREAMS_ADD, { X: x, G: w, S: streams }, { eps }) as tf.Tensor;
+  return tf.reshape(y, streams.shape);
+}
+
 /** gelu_tanh(gate, shifted by mean + z·std and relu'd when z ≠ 0) ⊙ up, row by row. */
 export function fusedGeluGate(gate: tf.Tensor2D, up: tf.Tensor2D, z: number): tf.Tensor2D {
   return tf.engine().runKernel(GELU_GATE, { Gate: gate, Up: up }, { z }) as tf.Tensor2D;
+}
+
+/** The same of one [rows, 2W] tensor holding gate then up in each row (the fused gate|up matmul's output). */
+export function fusedGeluGateOf(gateUp: tf.Tensor2D, z: number): tf.Tensor2D {
+  return tf.engine().runKernel(GELU_GATE, { Gate: gateUp }, { z }) as tf.Tensor2D;
 }
