@@ -11,6 +11,7 @@ import {
   type ResultScope,
   type RoundRow,
   type RunInfo,
+  type ResultRow,
   type RunRecord,
   type SensitivityDbRow,
   type SensitivityRow,
@@ -21,6 +22,7 @@ import {
   SCHEMA,
   StoreError,
   decodeCandidate,
+  decodeResult,
   decodeRound,
   decodeSensitivity,
 } from './store';
@@ -473,29 +475,14 @@ export async function predictionsOn(
   scope: ResultScope,
   hash: string,
 ): Promise<QuestionPrediction[]> {
-  const { rows } = await c.query<{
-    subject: string;
-    idx: number;
-    gold: QuestionPrediction['gold'];
-    pred: QuestionPrediction['pred'];
-    lp_a: number;
-    lp_b: number;
-    lp_c: number;
-    lp_d: number;
-  }>(
+  const { rows } = await c.query<ResultRow>(
     // COLLATE "C": SQLite's (and JavaScript's) byte order, whatever the server's locale.
     `SELECT subject, idx, gold, pred, lp_a, lp_b, lp_c, lp_d FROM results
      WHERE model_fingerprint = $1 AND spec_hash = $2 AND split = $3 AND shots = $4 AND protocol = $5
      ORDER BY subject COLLATE "C", idx`,
     [scope.fingerprint, hash, scope.split, scope.shots, PROTOCOL_VERSION],
   );
-  return rows.map((r) => ({
-    subject: r.subject,
-    index: r.idx,
-    gold: r.gold,
-    pred: r.pred,
-    logprobs: [r.lp_a, r.lp_b, r.lp_c, r.lp_d],
-  }));
+  return rows.map(decodeResult);
 }
 
 /** The batch's results (a result already there is kept: unique keys) and the run's counters. */

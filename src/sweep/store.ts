@@ -179,6 +179,25 @@ export const decodeRound = (r: RoundRow): StoredRound => ({
   candidates: JSON.parse(r.candidates) as string[],
 });
 
+export interface ResultRow {
+  readonly subject: string;
+  readonly idx: number;
+  readonly gold: QuestionPrediction['gold'];
+  readonly pred: QuestionPrediction['pred'];
+  readonly lp_a: number;
+  readonly lp_b: number;
+  readonly lp_c: number;
+  readonly lp_d: number;
+}
+
+export const decodeResult = (r: ResultRow): QuestionPrediction => ({
+  subject: r.subject,
+  index: r.idx,
+  gold: r.gold,
+  pred: r.pred,
+  logprobs: [r.lp_a, r.lp_b, r.lp_c, r.lp_d],
+});
+
 export const decodeSensitivity = ({ drop_, ...r }: SensitivityDbRow): SensitivityRow => ({
   ...r,
   drop: drop_,
@@ -381,23 +400,8 @@ export class SqliteSweepStore implements SweepStore {
          WHERE model_fingerprint = ? AND spec_hash = ? AND split = ? AND shots = ? AND protocol = ?
          ORDER BY subject, idx`,
       )
-      .all(scope.fingerprint, hash, scope.split, scope.shots, PROTOCOL_VERSION) as {
-      subject: string;
-      idx: number;
-      gold: QuestionPrediction['gold'];
-      pred: QuestionPrediction['pred'];
-      lp_a: number;
-      lp_b: number;
-      lp_c: number;
-      lp_d: number;
-    }[];
-    return rows.map((r) => ({
-      subject: r.subject,
-      index: r.idx,
-      gold: r.gold,
-      pred: r.pred,
-      logprobs: [r.lp_a, r.lp_b, r.lp_c, r.lp_d],
-    }));
+      .all(scope.fingerprint, hash, scope.split, scope.shots, PROTOCOL_VERSION) as ResultRow[];
+    return rows.map(decodeResult);
   }
 
   async writeBatch(
