@@ -36,9 +36,19 @@ import { type LoadProgress, type ParentWeights, loadParentWeights } from './weig
 
 export type TokenBatch = readonly (readonly number[])[];
 
+/**
+ * How the attention and FFN projections compute: 'exact' (float32 math; bf16 weights decoded exactly) or
+ * 'int8' (the opt-in fast mode: int8 weights per output channel, int8 activations per token, int32 sums).
+ */
+export type Precision = 'exact' | 'int8';
+
+export const PRECISIONS: readonly Precision[] = ['exact', 'int8'];
+
 export interface EngineLoadOptions {
   /** Backend to activate; omitted: keep the active one if `initBackend` ran, else `auto`. */
   backend?: BackendChoice;
+  /** 'exact' when omitted. */
+  precision?: Precision;
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -65,11 +75,19 @@ export class Engine {
     private readonly ckpt: Checkpoint,
     /** Ids at or above this are not text tokens (vision/audio ids of the multimodal vocabulary). */
     readonly maxTextId: number,
+    readonly precision: Precision,
   ) {}
 
   static async load(dir: string, opts: EngineLoadOptions = {}): Promise<Engine> {
     const active = currentBackend();
     const backend = opts.backend === undefined && active ? active : await initBackend(opts.backend ?? 'auto');
+    const precision = opts.precision ?? 'exact';
+    if (!PRECISIONS.includes(precision)) {
+      throw new UserInputError(
+        `--precision: expected one of ${PRECISIONS.join(', ')}, got ${String(precision)}`,
+      );
+    }
+    if (precision === 'int8') throw new UserInputError('--precision int8: not available in this build');
     const config = loadConfig(dir);
     const ckpt = Checkpoint.open(dir);
     try {
@@ -80,7 +98,7 @@ export class Engine {
         opts.onProgress,
         backend.name === 'webgpu',
       );
-      return new Engine(dir, config, backend, weights, ckpt, textVocabLimit(config));
+      return new Engine(dir, config, backend, weights, ckpt, textVocabLimit(config), precision);
     } catch (e) {
       ckpt.close();
       throw e;

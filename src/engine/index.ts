@@ -16,6 +16,8 @@ export {
   type GenerateOptions,
   type Positions,
   PausedForward,
+  PRECISIONS,
+  type Precision,
   type ViewOptions,
   TextModel,
   type TokenBatch,
