@@ -10,12 +10,23 @@ interface Field {
   data: number[];
 }
 
+interface FakeBuffer {
+  size: number;
+  id: number;
+}
+
+interface FakeBackend {
+  uniformPendingDisposal: FakeBuffer[];
+  makeUniforms(fields: Field[]): { offset: number; size: number; buffer: FakeBuffer };
+  readonly made: number;
+}
+
 /** A backend with TF.js's makeUniforms contract: a new buffer per call, queued for release at the submit. */
-function fakeBackend() {
+function fakeBackend(): FakeBackend {
   let made = 0;
-  const be = {
-    uniformPendingDisposal: [] as { size: number; id: number }[],
-    makeUniforms(this: typeof be, fields: Field[]) {
+  const be: FakeBackend = {
+    uniformPendingDisposal: [],
+    makeUniforms(this: FakeBackend, fields: Field[]) {
       const buffer = { size: 4 * fields.length, id: made++ };
       this.uniformPendingDisposal.push(buffer);
       return { offset: 0, size: buffer.size, buffer };
