@@ -56,6 +56,21 @@ export function precisionFlag(argv: PrecisionFlags): Precision {
   return p as Precision;
 }
 
+/**
+ * sweep's and worker's --precision: their final results are exact by design (the frontier is drawn from exact
+ * results), so int8 is refused in one line that says where fast mode goes instead.
+ */
+export function exactOnlyPrecision(argv: PrecisionFlags, command: 'sweep' | 'worker'): Precision {
+  const p = precisionFlag(argv);
+  if (p !== 'exact')
+    throw new UserInputError(
+      command === 'sweep'
+        ? `--precision ${p}: a sweep's final rung scores in exact mode; give early rungs to int8 with strategy.successive_halving.fast_rungs in the sweep file`
+        : `--precision ${p}: distributed sweeps score in exact mode (fast_rungs runs with plain sweep)`,
+    );
+  return p;
+}
+
 /** yargs options every model-running command takes (submodel + backend + precision). */
 export const MODEL_OPTIONS = {
   ...SUBMODEL_OPTIONS,

@@ -464,6 +464,11 @@ export async function enqueueSweep(opts: {
     throw new SweepFileError(
       `${opts.sweep.file}: prior: not supported with --enqueue; run it with plain sweep`,
     );
+  // Jobs carry no precision and workers load one engine: distributed rungs score in exact mode only.
+  if (opts.sweep.strategy.kind === 'successive_halving' && opts.sweep.strategy.fast_rungs > 0)
+    throw new SweepFileError(
+      `${opts.sweep.file}: strategy.successive_halving.fast_rungs: not supported with --enqueue (workers score in exact mode); run it with plain sweep`,
+    );
   const plan = await planSweep(opts.sweep);
   const { runId, scope } = await openRun(opts.store, opts.sweep, plan, opts);
   const boss = createBoss(opts.store.pool, { supervise: false });

@@ -61,6 +61,18 @@ describe('sweep file', () => {
       'strategy.successive_halving.start: expected an integer ≥ 1',
     ],
     [{ strategy: 'greedy' }, 'strategy: expected a mapping'],
+    [
+      { strategy: { successive_halving: { start: 2, fast_rungs: -1 } } },
+      'strategy.successive_halving.fast_rungs: expected an integer ≥ 0, got -1',
+    ],
+    [
+      { strategy: { successive_halving: { start: 2, fast_rungs: 1.5 } } },
+      'strategy.successive_halving.fast_rungs: expected an integer ≥ 0, got 1.5',
+    ],
+    [
+      { strategy: { successive_halving: { start: 2, fast_rungs: 'all' } } },
+      'strategy.successive_halving.fast_rungs: expected an integer ≥ 0, got "all"',
+    ],
     [{ metric: 'f1' }, 'metric: expected accuracy or agreement'],
     [{ shots: 7 }, 'shots: expected 0 to 5'],
     [{ params: ['1B', '0.5B'] }, 'params: min 1000000000 exceeds max 500000000'],
@@ -72,7 +84,7 @@ describe('sweep file', () => {
 
   it('the committed example parses', () => {
     const s = readSweepFile(path.join(repoRoot, 'examples/sweep-demo.yaml'));
-    expect(s.strategy).toEqual({ kind: 'successive_halving', start: 6, eta: 3, buckets: 2 });
+    expect(s.strategy).toEqual({ kind: 'successive_halving', start: 6, eta: 3, buckets: 2, fast_rungs: 0 });
     expect(s.candidates.map((c) => c.kind)).toEqual(['blocks', 'spec', 'random']);
     expect(s.memoryCap).toBe(1e9);
   });
@@ -184,7 +196,7 @@ describe('strategies', () => {
         ),
       ),
     ];
-    const strategy = { kind: 'successive_halving', start: 5, eta: 3, buckets: 2 } as const;
+    const strategy = { kind: 'successive_halving', start: 5, eta: 3, buckets: 2, fast_rungs: 0 } as const;
     const r0 = firstRound(strategy, cands, nestedOrder(items, 0));
     expect(r0.questions).toHaveLength(5);
     // Metric: the index, so larger is better within each bucket.
@@ -240,7 +252,7 @@ describe('strategies', () => {
     const r = firstRound({ kind: 'random', n: 2, seed: 0 }, cands, order, drop);
     expect(new Set(r.candidates)).toEqual(new Set([parent.hash, unscanned.hash, narrow1.hash]));
     // successive halving: round 0 only the best third of each bucket by prediction, the parent pinned.
-    const sh = { kind: 'successive_halving', start: 5, eta: 3, buckets: 1 } as const;
+    const sh = { kind: 'successive_halving', start: 5, eta: 3, buckets: 1, fast_rungs: 0 } as const;
     const r0 = firstRound(sh, cands, order, drop);
     expect(r0.questions).toHaveLength(5);
     expect(new Set(r0.candidates)).toEqual(new Set([parent.hash, unscanned.hash]));
