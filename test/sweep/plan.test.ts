@@ -12,7 +12,9 @@ import {
   parseSweep,
   predictedDrops,
   sensitivityPrior,
+  checkFastRungs,
   readSweepFile,
+  roundPrecision,
   roundSizes,
   specHash,
   sweepCandidates,
@@ -267,5 +269,38 @@ describe('strategies', () => {
     expect(() => parse({ prior: 'sens', strategy: { random: 3 } })).toThrow(
       'sweep.yaml: prior: expected sensitivity, got "sens"',
     );
+  });
+});
+
+describe('fast rungs', () => {
+  const halving = (fast_rungs?: number) =>
+    parse({
+      strategy: {
+        successive_halving: { start: 2, eta: 3, ...(fast_rungs === undefined ? {} : { fast_rungs }) },
+      },
+    });
+
+  it('the first fast_rungs rounds score in int8, the rest and every other strategy in exact', () => {
+    const s = halving(2).strategy;
+    expect([0, 1, 2, 3].map((i) => roundPrecision(s, i))).toEqual(['int8', 'int8', 'exact', 'exact']);
+    expect(roundPrecision(halving().strategy, 0)).toBe('exact');
+    expect(roundPrecision(parse({ strategy: 'exhaustive' }).strategy, 0)).toBe('exact');
+    // A strategy stored before fast rungs existed has no fast_rungs.
+    expect(roundPrecision({ kind: 'successive_halving', start: 2, eta: 3, buckets: 1 } as never, 0)).toBe(
+      'exact',
+    );
+  });
+
+  it('leaves the final rung to exact mode: fast_rungs must be smaller than the number of rungs', () => {
+    // 20 questions from 2 by 3: rungs of 2, 6, 18, 20 questions.
+    expect(roundSizes(2, 3, 20)).toEqual([2, 6, 18, 20]);
+    expect(() => checkFastRungs(halving(3), 20)).not.toThrow();
+    expect(() => checkFastRungs(halving(4), 20)).toThrow(
+      'sweep.yaml: strategy.successive_halving.fast_rungs: 4 must be smaller than the number of rungs, 4 (of 2, 6, 18, 20 questions): the final rung scores in exact mode',
+    );
+    expect(() => checkFastRungs(halving(1), 2)).toThrow(
+      /fast_rungs: 1 must be smaller than the number of rungs, 1 /,
+    );
+    expect(() => checkFastRungs(halving(0), 2)).not.toThrow();
   });
 });
