@@ -46,7 +46,10 @@ describe('--precision and --agreement-sample through the CLI', () => {
     ['sweep', 'sweep.yaml'],
     ['worker', '--db', 'postgres://h/db'],
   ])('%s refuses an unknown precision in one line', (...args) => {
-    expectOneLine([...args, '--precision', 'fp16'], /^error: --precision: "fp16" is not one of "exact", "int8"$/);
+    expectOneLine(
+      [...args, '--precision', 'fp16'],
+      /^error: --precision: "fp16" is not one of "exact", "int8"$/,
+    );
   });
 
   it('sweep and worker refuse int8 before reading anything', () => {
