@@ -46,7 +46,8 @@ export {
 } from './session';
 export { type LoadProgress, type ParentWeights, CheckpointTables, loadParentWeights } from './weights';
 export { type OpProfile, type PhaseProfile, countDispatches, profilePhase, renderProfile } from './profile';
-export { LinearWeight, setGateUpFusion } from './kernels/linear';
+export { LinearWeight, type WeightFormat, setGateUpFusion } from './kernels/linear';
+export { int8MatMul, int8WeightBytes, quantizeInt8Into, quantizeRows } from './kernels/int8-matmul';
 export { bf16MatMul, packBf16Transposed } from './kernels/bf16-matmul';
 export {
   type MatMulKernel,
