@@ -84,6 +84,7 @@ export {
   type EnqueueOutcome,
   type JobSettings,
   DEFAULT_JOB_SETTINGS,
+  checkEnqueueable,
   distributedProgress,
   enqueueSweep,
   planJobs,

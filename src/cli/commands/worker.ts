@@ -7,6 +7,7 @@ import {
   type SweepFile,
   DEFAULT_JOB_SETTINGS,
   PostgresSweepStore,
+  checkEnqueueable,
   enqueueSweep,
   isPostgresUrl,
   redactUrl,
@@ -58,6 +59,7 @@ const requirePostgres = (flag: string, db: string) => {
 
 export async function enqueue(argv: EnqueueArgs, sweep: SweepFile, toolVersion: string): Promise<void> {
   requirePostgres('--db', argv.db);
+  checkEnqueueable(sweep);
   const settings = {
     questionsPerJob: intFlag('--job-questions', argv['job-questions'], 1),
     candidatesPerJob: intFlag('--job-candidates', argv['job-candidates'], 0),
