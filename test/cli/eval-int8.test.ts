@@ -109,6 +109,12 @@ describe('eval --precision int8', () => {
     expect(got.predictions).toBeGreaterThanOrEqual(0.6);
     expect(fs.readdirSync(dir).filter((f) => f.includes('partial'))).toEqual([]);
 
+    // compare pairs them, saying the precisions differ.
+    const c = runCli(['compare', e, i], t);
+    expect(c.code).toBe(0);
+    expect(c.stderr).toMatch(/^warning: precisions differ \(A exact, B int8\); /);
+    expect(c.stdout).toMatch(/^paired questions: 18 \(precision A exact, B int8\)\n/);
+
     // --agreement-sample 0: no exact engine, no agreement.
     r = runCli(
       ['eval', ckpt, ...evalArgs, '--precision', 'int8', '--agreement-sample', '0', '--out', i, '--force'],
