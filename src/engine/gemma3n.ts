@@ -479,26 +479,26 @@ export class Attention {
     // Queries always use this layer's own q_proj/q_norm and the token's true position (§6.2). Norm, RoPE
     // and the move of heads before tokens are one program on webgpu.
     const own = ownKernels();
+    // One product each; in int8 mode q, k and v share one quantization of n.
+    const producer = plan.kvRole !== 'consumer';
+    const [qx, kx, vx] = LinearWeight.applyShared(n, producer ? [w.q, w.k!, w.v!] : [w.q]);
     const q = own
-      ? fusedNormRope(heads(linear(n, w.q), A), w.qNorm, eps, rope.q)
-      : tf.transpose(
-          applyRope(rmsNorm(heads(linear(n, w.q), A), w.qNorm, eps), rope.q, ctx.rotateHalf),
-          [0, 2, 1, 3],
-        );
+      ? fusedNormRope(heads(qx!, A), w.qNorm, eps, rope.q)
+      : tf.transpose(applyRope(rmsNorm(heads(qx!, A), w.qNorm, eps), rope.q, ctx.rotateHalf), [0, 2, 1, 3]);
 
     let k: tf.Tensor4D;
     let v: tf.Tensor4D;
-    if (plan.kvRole === 'consumer') {
+    if (!producer) {
       ({ k, v } = ctx.kv.read(plan.kvSource!));
     } else {
-      const kx = heads(linear(n, w.k!), Kh);
-      const vx = heads(linear(n, w.v!), Kh);
+      const kh = heads(kx!, Kh);
+      const vh = heads(vx!, Kh);
       const kNew = own
-        ? fusedNormRope(kx, w.kNorm, eps, rope.k)
-        : tf.transpose(applyRope(rmsNorm(kx, w.kNorm, eps), rope.k, ctx.rotateHalf), [0, 2, 1, 3]);
+        ? fusedNormRope(kh, w.kNorm, eps, rope.k)
+        : tf.transpose(applyRope(rmsNorm(kh, w.kNorm, eps), rope.k, ctx.rotateHalf), [0, 2, 1, 3]);
       const vNew = own
-        ? fusedNormRope(vx, null, eps, null)
-        : tf.transpose(rmsNorm(vx, null, eps), [0, 2, 1, 3]);
+        ? fusedNormRope(vh, null, eps, null)
+        : tf.transpose(rmsNorm(vh, null, eps), [0, 2, 1, 3]);
       const past = ctx.cache?.past(this.index);
       k = past ? tf.concat([past.k, kNew], 2) : kNew;
       v = past ? tf.concat([past.v, vNew], 2) : vNew;
