@@ -32,17 +32,12 @@ import {
 } from './gemma3n';
 import type { RestrictedRow } from './head';
 import type { LinearWeight } from './kernels/linear';
-import { type LoadProgress, type ParentWeights, loadParentWeights } from './weights';
+import { PRECISIONS, type Precision } from './precision';
+import { type LoadProgress, type ParentWeights, loadParentWeights, residentWeightBytes } from './weights';
+
+export { PRECISIONS, type Precision } from './precision';
 
 export type TokenBatch = readonly (readonly number[])[];
-
-/**
- * How the attention and FFN projections compute: 'exact' (float32 math; bf16 weights decoded exactly) or
- * 'int8' (the opt-in fast mode: int8 weights per output channel, int8 activations per token, int32 sums).
- */
-export type Precision = 'exact' | 'int8';
-
-export const PRECISIONS: readonly Precision[] = ['exact', 'int8'];
 
 export interface EngineLoadOptions {
   /** Backend to activate; omitted: keep the active one if `initBackend` ran, else `auto`. */
@@ -57,6 +52,15 @@ export const ENGINE_PRECISION = 'float32';
 
 /** Keeps every single tensor (LM-head chunk, logits tile) at most this large, and under the binding limit. */
 const MAX_TENSOR_BYTES = 1 << 30;
+
+/**
+ * GPU memory the weights of a model with this config hold on the webgpu backend at `precision`, from the
+ * packed layouts (bf16 words; int8 words and scales for the projections int8 mode quantizes), without loading
+ * it. The embedding and PLE tables are not resident (read per batch from the checkpoint); the tied LM head is.
+ */
+export function gpuWeightBytes(config: ModelConfig, precision: Precision): number {
+  return residentWeightBytes(config, { precision, packBf16: true, maxTensorBytes: MAX_TENSOR_BYTES });
+}
 
 export interface ViewOptions {
   /** Gaussian top-k standard deviation: 'population' (transformers, the default) or 'sample' (llama.cpp). */
@@ -80,15 +84,20 @@ export class Engine {
 
   static async load(dir: string, opts: EngineLoadOptions = {}): Promise<Engine> {
     const active = currentBackend();
-    const backend = opts.backend === undefined && active ? active : await initBackend(opts.backend ?? 'auto');
     const precision = opts.precision ?? 'exact';
     if (!PRECISIONS.includes(precision)) {
       throw new UserInputError(
         `--precision: expected one of ${PRECISIONS.join(', ')}, got ${String(precision)}`,
       );
     }
-    if (precision === 'int8') throw new UserInputError('--precision int8: not available in this build');
+    const backend = opts.backend === undefined && active ? active : await initBackend(opts.backend ?? 'auto');
     const config = loadConfig(dir);
+    // The int8 programs are registered for webgpu and (their twins) cpu only.
+    if (precision === 'int8' && backend.name !== 'webgpu' && backend.name !== 'cpu') {
+      throw new UserInputError(
+        `--precision int8 runs on the webgpu and cpu backends, not ${backend.name} (add --backend webgpu or --backend cpu)`,
+      );
+    }
     const ckpt = Checkpoint.open(dir);
     try {
       const weights = loadParentWeights(
@@ -97,6 +106,7 @@ export class Engine {
         Math.min(MAX_TENSOR_BYTES, backend.maxBindingBytes),
         opts.onProgress,
         backend.name === 'webgpu',
+        precision,
       );
       return new Engine(dir, config, backend, weights, ckpt, textVocabLimit(config), precision);
     } catch (e) {
@@ -182,7 +192,7 @@ export interface GenerateOptions {
 export class TextModel {
   readonly cfg: Gemma3nTextConfig;
   readonly decoder: Gemma3nText;
-  /** FFN weights narrowed for this view (float32 copies; packed bf16 views own nothing). */
+  /** FFN weights narrowed for this view (float32 copies; bf16 and int8 views own nothing). */
   private readonly owned: LinearWeight[] = [];
   private disposed = false;
 
@@ -213,7 +223,7 @@ export class TextModel {
     }
   }
 
-  /** Bytes this view added on top of the parent (its narrowed float32 FFN copies; 0 when packed). */
+  /** Bytes this view added on top of the parent (its narrowed float32 FFN copies; 0 for bf16 or int8). */
   get extraBytes(): number {
     return this.owned.reduce((n, w) => n + w.bytes, 0);
   }
