@@ -127,6 +127,24 @@ export class LinearWeight {
   }
 
   /**
+   * [x @ w for w of ws]. int8 weights of the same input width share one quantization of x (q, k and v of a
+   * layer read the same normed input): one dispatch fewer per extra weight.
+   */
+  static applyShared(x: tf.Tensor2D, ws: readonly LinearWeight[]): tf.Tensor2D[] {
+    const first = ws[0];
+    if (!first || ws.length < 2 || ws.some((w) => w.format !== 'int8' || w.inFeatures !== first.inFeatures))
+      return ws.map((w) => w.apply(x));
+    const xq = quantizeRows(x);
+    try {
+      return ws.map((w) =>
+        int8MatMul(xq, w.tensor, w.scales!, w.inFeatures, w.outFeatures, { off: w.wordOffset }),
+      );
+    } finally {
+      xq.dispose();
+    }
+  }
+
+  /**
    * [x @ a, x @ b] as one [M, 2·out] tensor in one dispatch, when a and b are the two halves of one packed
    * pair (or equal views of them); null otherwise (the caller applies them one by one).
    */
