@@ -1,10 +1,18 @@
-// The engine's side of the GPU-machine benchmark (scripts/device/h200-bench.sh runs it part by part):
-//   node dist/h200-bench.js speed <ckpt> <out.json> [backend]
-//   node dist/h200-bench.js mmlu  <ckpt> <mmlu-dir> <per-subject> <out.json> <prompts.json> [backend]
-//   node dist/h200-bench.js sweep <ckpt> <mmlu-dir> <per-subject> <out.json> <prompts.json> [backend] [A B]
-//                                    (published configs A..B-1, default all 16)
+// The engine's side of the GPU-machine benchmark (scripts/device/h200-bench.sh runs it in two calls):
+//   node dist/h200-bench.js ours <ckpt> <out.json> [--precision exact|int8] [--backend B] [--mmlu DIR]
+//        [--per-subject N] [--end EPOCH_S] [--reserve-s S] [--later-weight W] [--int8-json F
+//        --int8-reserve-s S --int8-weight W] [--ids64 FILE] [--ref64 FILE] [--go FILE]
+//        [--subjects-from exact.json] [--profile]
+//      load once; prefill 8x512 / 1x512, decode b8 / b1; logits of a 64-token sequence against transformers
+//      f32's (relative RMS, argmax); MMLU 5-shot subject by subject until its share of the time is spent;
+//      a profile if time is left. The JSON is rewritten after every step, so a stop keeps what was measured.
+//   node dist/h200-bench.js sweep <ckpt> <mmlu-dir> <per-subject> <out.json> [--backend B] [--end EPOCH_S]
+//        [--notebook-est-s S]
+//      the 16 published configs as elastic views of one load, in PUBLISHED_ORDER, while the notebook's way
+//      can still be timed on as many configs in the time left
 //   node dist/h200-bench.js prompts <ckpt> <mmlu-dir> <per-subject> <prompts.json>
-//   node dist/h200-bench.js merge <part.json>...      (prints the one JSON object)
+//   node dist/h200-bench.js ids64 <ckpt>              (the 64 token ids whose logits are compared)
+//   node dist/h200-bench.js merge <dir or part.json>...  (prints the one JSON object with the goals)
 //   node dist/h200-bench.js kernels <ckpt> <out.json> [table;table;...]
 //                                    (prefill 8x512 and decode b1 per matmul table, one load; see h200-kernels.sh)
 // BENCH_TOKENS (default 512) shortens the sequences for a dry run on a small model.
@@ -16,6 +24,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   EngineScorer,
   type OpenedModel,
+  type Precision,
   benchPrompts,
   matMulTable,
   openModel,
@@ -27,6 +36,7 @@ import {
 import {
   LETTERS,
   type MmluDataset,
+  type QuestionPrediction,
   type Subset,
   choiceTokenIds,
   evaluate,
@@ -37,7 +47,8 @@ import {
   tokenizeSubject,
   type TextTokenizer,
 } from '../../src/eval';
-import { loadConfig, loadPublishedConfigs, parseSpecFlags } from '../../src/gemma3n';
+import { SafetensorsFile, UserInputError } from '../../src/formats';
+import { loadConfig, loadPublishedConfigs, parseSpecFlags, textVocabLimit } from '../../src/gemma3n';
 
 type Json = Record<string, unknown>;
 
@@ -47,6 +58,10 @@ function writeJson(file: string, value: unknown): void {
   fs.renameSync(tmp, file);
 }
 
+function readJson(file: string): Json | null {
+  return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Json) : null;
+}
+
 /** WebGPU buffers allocated by TF.js (its pool never shrinks by itself): the GPU memory we hold. */
 function gpuBytes(): number {
   const be = tf.backend() as unknown as { bufferManager?: { numBytesAllocated?: number } };
@@ -54,38 +69,69 @@ function gpuBytes(): number {
 }
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 512);
+const now = () => Date.now() / 1000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function speed(dir: string, out: string, backend: string): Promise<void> {
-  const opened = await openModel(dir, { backend });
-  let peak = gpuBytes();
-  const res: Json = {
-    adapter: opened.engine.backend.detail,
-    backend: opened.engine.backend.name,
-    load_s: opened.loadSeconds,
-    weights_gpu_bytes: opened.engine.weights.bytes,
-  };
-  for (const [batch, steps] of [
-    [1, 16],
-    [8, 8],
-  ] as const) {
-    // The batch-8 run also profiles prefill, decode and an MMLU-shaped batch, op by op.
-    const r = await runBench(opened, {
-      batch,
-      tokens: TOKENS,
-      decodeSteps: steps,
-      seed: 1,
-      profile: batch === 8,
-    });
-    if (r.profile) res.profile_8x512 = r.profile;
-    peak = Math.max(peak, gpuBytes());
-    res[`prefill_${batch}x512`] = r.prefill.tokens_per_second;
-    res[`decode_b${batch}`] = r.decode.tokens_per_second;
-    res[`decode_b${batch}_s_per_step`] = r.decode.seconds_per_step;
-    process.stderr.write(`${JSON.stringify({ batch, prefill: r.prefill, decode: r.decode })}\n`);
+/** Waits until `file` exists or `until` (epoch seconds) passes; returns the seconds waited. */
+async function waitFor(file: string, until: number): Promise<number> {
+  const t0 = now();
+  while (!fs.existsSync(file) && now() < until) await sleep(250);
+  return now() - t0;
+}
+
+/** `--key value` and bare `--flag` arguments after the positional ones. */
+function flags(args: readonly string[]): { pos: string[]; opt: Map<string, string> } {
+  const pos: string[] = [];
+  const opt = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('--')) pos.push(a);
+    else if (i + 1 < args.length && !args[i + 1]!.startsWith('--')) opt.set(a.slice(2), args[++i]!);
+    else opt.set(a.slice(2), 'true');
   }
-  res.peak_gpu_bytes = Math.max(peak, gpuBytes());
-  opened.engine.dispose();
-  writeJson(out, res);
+  return { pos, opt };
+}
+
+function numberFlag(opt: Map<string, string>, key: string, fallback: number): number {
+  const v = opt.get(key);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UserInputError(`--${key}: expected a number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** The sequence whose logits are compared with transformers float32: fixed, text ids only, `<bos>` first. */
+function ids64(dir: string): number[] {
+  return benchPrompts(1, 64, textVocabLimit(loadConfig(dir)), 7)[0]!;
+}
+
+/** Relative RMS error, argmax agreement and max |Δ| of our logits [len, V] against a reference file's. */
+function compareLogits(ours: Float32Array, refFile: string, len: number): Json {
+  const bytes = SafetensorsFile.open(refFile).readBytes('logits.0');
+  const ref = new Float32Array(bytes.slice().buffer);
+  if (ref.length !== ours.length) {
+    return { error: `reference has ${ref.length / len} columns per position, ours ${ours.length / len}` };
+  }
+  const v = ref.length / len;
+  let d2 = 0;
+  let r2 = 0;
+  let maxAbs = 0;
+  let agree = 0;
+  for (let p = 0; p < len; p++) {
+    let ai = 0;
+    let bi = 0;
+    for (let j = 0; j < v; j++) {
+      const a = ours[p * v + j]!;
+      const b = ref[p * v + j]!;
+      d2 += (a - b) * (a - b);
+      r2 += b * b;
+      maxAbs = Math.max(maxAbs, Math.abs(a - b));
+      if (a > ours[p * v + ai]!) ai = j;
+      if (b > ref[p * v + bi]!) bi = j;
+    }
+    if (ai === bi) agree++;
+  }
+  return { tokens: len, rel_rms: Math.sqrt(d2 / r2), argmax: agree / len, max_abs: maxAbs };
 }
 
 /** Whole prompts (ids) and golds of a subset, as the evaluation tokenises them. */
@@ -108,177 +154,456 @@ function dumpPrompts(tok: TextTokenizer, ds: MmluDataset, subset: Subset, file: 
   writeJson(file, { choice_ids: choiceTokenIds(tok), prompts });
 }
 
-/** What the mmlu and sweep parts share: checkpoint, data, subset size, output, prompt dump, backend. */
-interface EvalJob {
+/** Subjects of a subset in its canonical order. */
+function subjectsOf(subset: Subset): string[] {
+  return [...new Set(subset.items.map((it) => it.subject))];
+}
+
+interface OursJob {
   dir: string;
-  data: string;
-  perSubject: number;
   out: string;
-  dump: string;
   backend: string;
+  precision: Precision;
+  mmlu: string | null;
+  perSubject: number;
+  /** Epoch seconds by which everything must be written. */
+  end: number;
+  /** Seconds the stages after this process need besides their MMLU loops (MMLU stops early enough). */
+  reserveS: number;
+  /** Their MMLU loops' time relative to ours (ours takes 1/(1+weight) of what is left for MMLU). */
+  laterWeight: number;
+  /** The int8 stage's output: while it does not say `available: false`, its reserve and weight count too. */
+  int8Json: string | null;
+  int8ReserveS: number;
+  int8Weight: number;
+  ids64: string | null;
+  ref64: string | null;
+  go: string | null;
+  subjectsFrom: string | null;
+  profile: boolean;
 }
 
-/** Loads the data and tokenizer, selects the subset and writes its prompt ids for transformers. */
-async function prepareEval(job: EvalJob) {
-  const dataset = await loadMmlu(job.data);
-  const tokenizer = await loadTokenizer(job.dir);
-  const subset = selectSubset(dataset, { limitPerSubject: job.perSubject });
-  dumpPrompts(tokenizer, dataset, subset, job.dump);
-  return { dataset, tokenizer, subset };
-}
-
-async function mmlu(job: EvalJob) {
-  const { dir, out, backend } = job;
-  const { dataset, tokenizer, subset } = await prepareEval(job);
-  const opened = await openModel(dir, { backend });
-  const scorer = new EngineScorer(opened.model, { groupSize: 8 });
-  // Warm-up on one subject's first questions (shader compilation), not timed.
-  const warm = selectSubset(dataset, { subjects: [subset.items[0]!.subject], limitPerSubject: 2 });
-  await evaluate({ scorer, tokenizer, dataset, subset: warm, shots: 5 });
-  const { results, predictions } = await evaluate({ scorer, tokenizer, dataset, subset, shots: 5 });
-  writeJson(out, {
-    mmlu_questions: results.overall.n,
-    mmlu_seconds: results.timing.seconds,
-    mmlu_questions_per_s: results.timing.questions_per_s,
-    mmlu_acc: results.overall.acc,
-    mmlu_tokens_processed: results.timing.tokens_processed,
-    mmlu_tokens_naive: results.timing.tokens_naive,
-    mmlu_peak_gpu_bytes: gpuBytes(),
-    predictions: predictions.map((p) => [p.subject, p.index, p.pred, ...p.logprobs]),
+/**
+ * One load of the engine in one precision, then the figures in order of importance, each guarded by the time
+ * left: prefill 8×512 and decode b1 first (the goals), then 1×512 and b8, the logits check, MMLU, a profile.
+ */
+async function ours(job: OursJob): Promise<void> {
+  const res: Json = { precision: job.precision, started_at: new Date().toISOString() };
+  const save = () => writeJson(job.out, res);
+  const left = () => job.end - now();
+  const t0 = now();
+  let opened: OpenedModel;
+  try {
+    opened = await openModel(job.dir, { backend: job.backend, precision: job.precision });
+  } catch (e) {
+    if (!(e instanceof UserInputError)) throw e;
+    // A precision this build does not have yet: recorded, not fatal, so the other stages still run.
+    Object.assign(res, { available: false, note: e.message });
+    save();
+    return;
+  }
+  const { engine, model } = opened;
+  let peak = gpuBytes();
+  const sample = () => (peak = Math.max(peak, gpuBytes()));
+  Object.assign(res, {
+    available: true,
+    adapter: engine.backend.detail,
+    backend: engine.backend.name,
+    load_s: opened.loadSeconds,
+    weights_gpu_bytes: engine.weights.bytes,
   });
-  opened.engine.dispose();
+  save();
+  try {
+    // Another process may be using the GPU (transformers' reference, or the exact stage before this one).
+    if (job.go) res.waited_for_go_s = await waitFor(job.go, job.end);
+    if (job.ref64) res.waited_for_ref64_s = await waitFor(`${job.ref64}.done`, Math.min(job.end, t0 + 150));
+    for (const [batch, steps] of [
+      [8, 8],
+      [1, 16],
+    ] as const) {
+      if (left() < 30) break;
+      const r = await runBench(opened, { batch, tokens: TOKENS, decodeSteps: steps, seed: 1 });
+      sample();
+      res[`prefill_${batch}x512`] = r.prefill.tokens_per_second;
+      res[`decode_b${batch}`] = r.decode.tokens_per_second;
+      res[`decode_b${batch}_s_per_step`] = r.decode.seconds_per_step;
+      res.kv_cache_bytes_b8 ??= r.memory.kv_cache_bytes;
+      res.peak_gpu_bytes = peak;
+      process.stderr.write(
+        `${JSON.stringify({ precision: job.precision, batch, ...r.prefill, ...r.decode })}\n`,
+      );
+      save();
+    }
+    if (job.ids64 && job.ref64 && left() > 20) {
+      const ids = fs.readFileSync(job.ids64, 'utf8').trim().split(',').map(Number);
+      const [logits] = await model.logits([ids]);
+      sample();
+      await waitFor(`${job.ref64}.done`, Math.min(job.end - 10, now() + 60));
+      const source = job.ref64.replace(/\.safetensors$/, '.source');
+      res.logits_parity = fs.existsSync(job.ref64)
+        ? {
+            ...compareLogits(logits!, job.ref64, ids.length),
+            reference: fs.existsSync(source) ? fs.readFileSync(source, 'utf8').trim() : null,
+          }
+        : { error: `no reference logits (${job.ref64}) in time` };
+      save();
+    }
+    if (job.mmlu && left() > 20) await oursMmlu(job, opened, res, save, sample);
+    if (job.profile && left() > 40) {
+      res.profile = await kernelProfiles(opened);
+      save();
+    }
+  } finally {
+    res.peak_gpu_bytes = Math.max(peak, gpuBytes());
+    res.total_s = now() - t0;
+    save();
+    engine.dispose();
+  }
 }
 
-async function sweep(job: EvalJob, range: [number, number]) {
-  const { dir, out, backend } = job;
-  const { dataset, tokenizer, subset } = await prepareEval(job);
+/**
+ * MMLU 5-shot subject by subject (the few-shot prefix once per subject), `perSubject` questions each, until
+ * this stage's share of the time is spent; the int8 stage scores the exact stage's subjects in its order.
+ */
+async function oursMmlu(
+  job: OursJob,
+  opened: OpenedModel,
+  res: Json,
+  save: () => void,
+  sample: () => void,
+): Promise<void> {
+  const dataset = await loadMmlu(job.mmlu!);
+  const tokenizer = await loadTokenizer(job.dir);
+  const scorer = new EngineScorer(opened.model, { groupSize: 8 });
+  let subjects = subjectsOf(selectSubset(dataset, { limitPerSubject: job.perSubject }));
+  const exact = job.subjectsFrom ? readJson(job.subjectsFrom) : null;
+  const listed = exact?.mmlu_subjects;
+  if (Array.isArray(listed)) subjects = listed as string[];
+  // Shader compilation for the scorer's shapes, not timed.
+  const warm = selectSubset(dataset, { subjects: [subjects[0]!], limitPerSubject: 2 });
+  await evaluate({ scorer, tokenizer, dataset, subset: warm, shots: 5 });
+  const int8Later = job.int8Json !== null && readJson(job.int8Json)?.available !== false;
+  const reserve = job.reserveS + (int8Later ? job.int8ReserveS : 0);
+  const weight = job.laterWeight + (int8Later ? job.int8Weight : 0);
+  const start = now();
+  const stop = start + Math.max(0, job.end - reserve - start) / (1 + weight);
+  res.mmlu_budget_s = stop - start;
+  const done: string[] = [];
+  const predictions: QuestionPrediction[] = [];
+  let seconds = 0;
+  let tokens = 0;
+  let naive = 0;
+  for (const subject of subjects) {
+    if (now() > stop) break;
+    const subset = selectSubset(dataset, { subjects: [subject], limitPerSubject: job.perSubject });
+    const { results, predictions: p } = await evaluate({ scorer, tokenizer, dataset, subset, shots: 5 });
+    sample();
+    done.push(subject);
+    predictions.push(...p);
+    seconds += results.timing.seconds;
+    tokens += results.timing.tokens_processed;
+    naive += results.timing.tokens_naive;
+    Object.assign(res, {
+      mmlu_per_subject: job.perSubject,
+      mmlu_subjects: done,
+      mmlu_questions: predictions.length,
+      mmlu_seconds: seconds,
+      mmlu_questions_per_s: predictions.length / seconds,
+      mmlu_acc: predictions.filter((q) => q.pred === q.gold).length / predictions.length,
+      mmlu_tokens_processed: tokens,
+      mmlu_tokens_naive: naive,
+      predictions: predictions.map((q) => [q.subject, q.index, q.pred, ...q.logprobs]),
+    });
+    save();
+  }
+}
+
+/**
+ * Ours as one sweep: one load, then each published config as an elastic view on the same questions, in
+ * `order` (indices into configs/gemma3n-e4b-published.csv; h200-bench.sh spreads them so that any prefix spans
+ * the sizes and both kinds). It stops
+ * before a config when the notebook's way (timed after it, `notebookEstS` per config) could no longer run on
+ * as many configs before `end`.
+ */
+async function sweep(
+  dir: string,
+  data: string,
+  perSubject: number,
+  out: string,
+  backend: string,
+  end: number,
+  notebookEstS: number,
+  order: readonly number[],
+): Promise<void> {
+  const dataset = await loadMmlu(data);
+  const tokenizer = await loadTokenizer(dir);
+  const subset = selectSubset(dataset, { limitPerSubject: perSubject });
   const config = loadConfig(dir);
+  const published = loadPublishedConfigs();
+  for (const i of order) {
+    if (!published[i])
+      throw new UserInputError(`--order: ${i} is not a published config (0..${published.length - 1})`);
+  }
+  const t0 = now();
   const opened = await openModel(dir, { backend });
-  const weights = opened.engine.weights.bytes;
-  const t0 = performance.now();
+  const res: Json = {
+    adapter: opened.engine.backend.detail,
+    sweep_questions: subset.items.length,
+    sweep_load_s: opened.loadSeconds,
+    sweep_weights_bytes: opened.engine.weights.bytes,
+    sweep_order: order.map((i) => published[i]!.name),
+  };
   const configs: Json[] = [];
   let extraMax = 0;
-  for (const c of loadPublishedConfigs().slice(...range)) {
-    const spec = parseSpecFlags({ preset: c.name }, config);
-    const t = performance.now();
-    const model = opened.engine.view(spec);
-    try {
-      extraMax = Math.max(extraMax, model.extraBytes);
-      const scorer = new EngineScorer(model, { groupSize: 8 });
-      const { results } = await evaluate({ scorer, tokenizer, dataset, subset, shots: 5 });
-      configs.push({ name: c.name, acc: results.overall.acc, seconds: (performance.now() - t) / 1000 });
-      process.stderr.write(`${JSON.stringify(configs[configs.length - 1])}\n`);
-    } finally {
-      model.dispose();
+  const save = () => {
+    Object.assign(res, {
+      sweep_configs: configs.length,
+      sweep_seconds: now() - t0,
+      sweep_view_extra_bytes_max: extraMax,
+      sweep: configs,
+    });
+    writeJson(out, res);
+  };
+  save();
+  try {
+    for (const i of order) {
+      const last = configs.length > 0 ? Number(configs[configs.length - 1]!.seconds) : 0;
+      if (now() + last + (configs.length + 1) * notebookEstS > end) break;
+      const c = published[i]!;
+      const spec = parseSpecFlags({ preset: c.name }, config);
+      const t = now();
+      const model = opened.engine.view(spec);
+      try {
+        extraMax = Math.max(extraMax, model.extraBytes);
+        const scorer = new EngineScorer(model, { groupSize: 8 });
+        const { results } = await evaluate({ scorer, tokenizer, dataset, subset, shots: 5 });
+        configs.push({ name: c.name, acc: results.overall.acc, seconds: now() - t });
+        process.stderr.write(`${JSON.stringify(configs[configs.length - 1])}\n`);
+      } finally {
+        model.dispose();
+      }
+      save();
     }
+  } finally {
+    save();
+    opened.engine.dispose();
   }
-  writeJson(out, {
-    sweep_questions: subset.items.length,
-    sweep_configs: configs.length,
-    sweep_seconds: (performance.now() - t0) / 1000,
-    sweep_load_s: opened.loadSeconds,
-    sweep_view_extra_bytes_max: extraMax,
-    sweep_weights_bytes: weights,
-    sweep: configs,
-  });
-  opened.engine.dispose();
 }
 
-/** int8 agreement with exact mode from two mmlu parts' predictions (null when either is missing). */
+/** int8 agreement with exact mode on the questions both scored (null when either is missing). */
 function agreement(exact: unknown, fast: unknown): Json | null {
   if (!Array.isArray(exact) || !Array.isArray(fast)) return null;
-  const key = (p: unknown[]) => `${p[0]}#${p[1]}`;
-  const f = new Map(fast.map((p: unknown[]) => [key(p), p]));
+  const key = (p: unknown[]) => `${String(p[0])}#${String(p[1])}`;
+  const f = new Map((fast as unknown[][]).map((p) => [key(p), p]));
+  let both = 0;
   let same = 0;
   let maxd = 0;
   for (const p of exact as unknown[][]) {
     const q = f.get(key(p));
     if (!q) continue;
+    both++;
     if (q[2] === p[2]) same++;
     for (let i = 3; i < 7; i++) maxd = Math.max(maxd, Math.abs(Number(q[i]) - Number(p[i])));
   }
-  return { predictions: same / exact.length, max_dlogprob: maxd };
+  return both > 0 ? { questions: both, predictions: same / both, max_dlogprob: maxd } : null;
 }
 
-function merge(files: string[]): void {
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const ratio = (a: unknown, b: unknown): number | null => {
+  const x = num(a);
+  const y = num(b);
+  return x !== null && y !== null && y > 0 ? x / y : null;
+};
+const atLeast = (v: number | null, goal: number): boolean | null => (v === null ? null : v >= goal);
+
+/**
+ * Ours as one sweep against the notebook's way: measured on the configs both ran (one load plus those views,
+ * against slicing and evaluating each), and for all 16 extrapolated from the mean per config when fewer ran.
+ */
+function publishedSweep(sw: Json | undefined, nb: Json | undefined): Json {
+  const ours = (Array.isArray(sw?.sweep) ? sw?.sweep : []) as Json[];
+  const theirs = (Array.isArray(nb?.notebook) ? nb?.notebook : []) as Json[];
+  const sum = (rows: Json[]) => rows.reduce((n, r) => n + Number(r.seconds), 0);
+  const load = num(sw?.sweep_load_s) ?? 0;
+  const all = 16;
+  const common = Math.min(ours.length, theirs.length);
+  const oursAll =
+    ours.length === all
+      ? num(sw?.sweep_seconds)
+      : ours.length > 0
+        ? load + (all * sum(ours)) / ours.length
+        : null;
+  const theirsAll = theirs.length > 0 ? (all * sum(theirs)) / theirs.length : null;
+  return {
+    questions: sw?.sweep_questions ?? null,
+    ours_s: oursAll,
+    notebook_way_s: theirsAll,
+    extrapolated: ours.length < all || theirs.length < all,
+    configs_ours: ours.length,
+    configs_notebook: theirs.length,
+    measured_same_configs:
+      common > 0
+        ? {
+            configs: common,
+            ours_s: load + sum(ours.slice(0, common)),
+            notebook_way_s: sum(theirs.slice(0, common)),
+          }
+        : null,
+    ours_load_s: sw?.sweep_load_s ?? null,
+    view_extra_bytes_max: sw?.sweep_view_extra_bytes_max ?? null,
+    ours: ours,
+    notebook_way: theirs,
+  };
+}
+
+/** Reads every part (a .json file, or a folder of them) into one object keyed by the part's name. */
+function readParts(args: readonly string[]): Record<string, Json> {
   const part: Record<string, Json> = {};
-  for (const f of files) part[path.basename(f, '.json')] = JSON.parse(fs.readFileSync(f, 'utf8')) as Json;
-  const get = (p: string, k: string): unknown => part[p]?.[k] ?? null;
-  const notebookParts = Object.keys(part).filter((k) => k.startsWith('notebook'));
-  const notebookSeconds =
-    notebookParts.length > 0
-      ? notebookParts.reduce((n, k) => n + Number(part[k]!.notebook_seconds), 0)
-      : null;
-  const notebookConfigs = notebookParts.reduce((n, k) => n + Number(part[k]!.notebook_configs), 0);
-  // Ours as one sweep: one load, then every view (run in two processes only to fit the time per call).
-  const sweepParts = Object.keys(part).filter((k) => k.startsWith('sweep'));
-  const sweepSeconds =
-    sweepParts.length > 0
-      ? Number(part[sweepParts[0]!]!.sweep_load_s) +
-        sweepParts.reduce((n, k) => n + Number(part[k]!.sweep_seconds), 0)
-      : null;
-  const sweepConfigs = sweepParts.reduce((n, k) => n + Number(part[k]!.sweep_configs), 0);
-  const viewExtra = Math.max(0, ...sweepParts.map((k) => Number(part[k]!.sweep_view_extra_bytes_max)));
-  const torch = (k: string) => get('torch', k);
-  const out = {
-    date: new Date().toISOString(),
-    commit: get('meta', 'commit'),
-    adapter: get('speed', 'adapter'),
-    gpu: get('torch', 'gpu'),
-    tokens: get('meta', 'tokens'),
+  for (const a of args) {
+    const files = fs.statSync(a).isDirectory()
+      ? fs
+          .readdirSync(a)
+          .filter((f) => f.endsWith('.json'))
+          .map((f) => path.join(a, f))
+      : [a];
+    for (const f of files) {
+      const name = path.basename(f, '.json');
+      if (name === 'h200-bench' || name.endsWith('.prompts')) continue;
+      part[name] = JSON.parse(fs.readFileSync(f, 'utf8')) as Json;
+    }
+  }
+  return part;
+}
+
+function merge(args: readonly string[]): void {
+  const part = readParts(args);
+  const { meta, exact, int8, torch } = part;
+  const fast = int8?.available === true ? int8 : undefined;
+  const get = (p: Json | undefined, k: string): unknown => p?.[k] ?? null;
+  const sweep = publishedSweep(part.sweep, part.notebook);
+  const agree = agreement(exact?.predictions, fast?.predictions);
+  const figures = {
     prefill_1x512: {
-      ours_exact: get('speed', 'prefill_1x512'),
-      ours_int8: get('speed_int8', 'prefill_1x512'),
-      torch_f32: torch('f32_prefill_1x512'),
-      torch_bf16: torch('bf16_prefill_1x512'),
+      ours_exact: get(exact, 'prefill_1x512'),
+      ours_int8: get(fast, 'prefill_1x512'),
+      torch_f32: get(torch, 'f32_prefill_1x512'),
+      torch_bf16: get(torch, 'bf16_prefill_1x512'),
     },
     prefill_8x512: {
-      ours_exact: get('speed', 'prefill_8x512'),
-      ours_int8: get('speed_int8', 'prefill_8x512'),
-      torch_f32: torch('f32_prefill_8x512'),
-      torch_bf16: torch('bf16_prefill_8x512'),
+      ours_exact: get(exact, 'prefill_8x512'),
+      ours_int8: get(fast, 'prefill_8x512'),
+      torch_f32: get(torch, 'f32_prefill_8x512'),
+      torch_bf16: get(torch, 'bf16_prefill_8x512'),
     },
     decode_b1: {
-      ours_exact: get('speed', 'decode_b1'),
-      ours_int8: get('speed_int8', 'decode_b1'),
-      torch_bf16: torch('bf16_decode_b1'),
-      torch_f32: torch('f32_decode_b1'),
+      ours_exact: get(exact, 'decode_b1'),
+      ours_int8: get(fast, 'decode_b1'),
+      torch_bf16: get(torch, 'bf16_decode_b1'),
+      torch_f32: get(torch, 'f32_decode_b1'),
     },
     decode_b8: {
-      ours_exact: get('speed', 'decode_b8'),
-      ours_int8: get('speed_int8', 'decode_b8'),
-      torch_bf16: torch('bf16_decode_b8'),
-      torch_f32: torch('f32_decode_b8'),
+      ours_exact: get(exact, 'decode_b8'),
+      ours_int8: get(fast, 'decode_b8'),
+      torch_bf16: get(torch, 'bf16_decode_b8'),
+      torch_f32: get(torch, 'f32_decode_b8'),
     },
     mmlu_5shot: {
-      questions: get('mmlu', 'mmlu_questions'),
-      ours_exact: get('mmlu', 'mmlu_questions_per_s'),
-      ours_int8: get('mmlu_int8', 'mmlu_questions_per_s'),
-      torch_bf16_loop: torch('bf16_mmlu_questions_per_s'),
-      ours_acc: get('mmlu', 'mmlu_acc'),
-      torch_bf16_acc: torch('bf16_mmlu_acc'),
-      ours_tokens_processed: get('mmlu', 'mmlu_tokens_processed'),
-      tokens_naive: get('mmlu', 'mmlu_tokens_naive'),
+      questions: get(exact, 'mmlu_questions'),
+      ours_exact: get(exact, 'mmlu_questions_per_s'),
+      ours_int8: get(fast, 'mmlu_questions_per_s'),
+      torch_bf16_loop: get(torch, 'bf16_mmlu_questions_per_s'),
+      questions_int8: get(fast, 'mmlu_questions'),
+      questions_torch_bf16: get(torch, 'bf16_mmlu_questions'),
+      per_subject: get(exact, 'mmlu_per_subject'),
+      ours_acc: get(exact, 'mmlu_acc'),
+      ours_int8_acc: get(fast, 'mmlu_acc'),
+      torch_bf16_acc: get(torch, 'bf16_mmlu_acc'),
+      ours_tokens_processed: get(exact, 'mmlu_tokens_processed'),
+      tokens_naive: get(exact, 'mmlu_tokens_naive'),
     },
-    int8_agreement: agreement(get('mmlu', 'predictions'), get('mmlu_int8', 'predictions')),
-    published_sweep: {
-      questions: get('sweep_a', 'sweep_questions'),
-      configs: sweepConfigs,
-      ours_s: sweepSeconds,
-      notebook_way_s: notebookSeconds,
-      notebook_configs: notebookConfigs,
-      view_extra_bytes_max: viewExtra,
-    },
+    int8_agreement: agree,
+    logits_parity: exact?.logits_parity
+      ? { ...(exact.logits_parity as Json), int8: fast?.logits_parity ?? null }
+      : null,
+    published_sweep: sweep,
     weights_gpu_bytes: {
-      exact: get('speed', 'weights_gpu_bytes'),
-      int8: get('speed_int8', 'weights_gpu_bytes'),
+      exact: get(exact, 'weights_gpu_bytes') ?? get(part.sweep, 'sweep_weights_bytes'),
+      int8: get(fast, 'weights_gpu_bytes'),
     },
     peak_gpu_bytes: {
-      ours_exact: get('speed', 'peak_gpu_bytes'),
-      torch_f32: torch('f32_peak_bytes'),
-      torch_bf16: torch('bf16_peak_bytes'),
+      ours_exact: get(exact, 'peak_gpu_bytes'),
+      ours_int8: get(fast, 'peak_gpu_bytes'),
+      torch_f32: get(torch, 'f32_peak_bytes'),
+      torch_bf16: get(torch, 'bf16_peak_bytes'),
     },
-    parts: Object.fromEntries(Object.entries(part).map(([k, v]) => [k, { ...v, predictions: undefined }])),
+    load_s: {
+      ours_exact: get(exact, 'load_s'),
+      ours_int8: get(fast, 'load_s'),
+      ours_sweep: get(part.sweep, 'sweep_load_s'),
+      torch_f32: get(torch, 'f32_load_s'),
+      torch_bf16: get(torch, 'bf16_load_s'),
+    },
+  };
+  const mmlu8 = ratio(figures.mmlu_5shot.ours_int8, figures.mmlu_5shot.torch_bf16_loop);
+  const weights = num(figures.weights_gpu_bytes.exact);
+  const viewExtra = num(sweep.view_extra_bytes_max);
+  const sweepRatio = ratio(sweep.notebook_way_s, sweep.ours_s);
+  const prefillRatio = ratio(figures.prefill_8x512.ours_exact, figures.prefill_8x512.torch_f32);
+  const mmluRatio = ratio(figures.mmlu_5shot.ours_exact, figures.mmlu_5shot.torch_bf16_loop);
+  const decode = num(figures.decode_b1.ours_exact);
+  const goals = {
+    prefill_8x512_exact_vs_torch_f32: {
+      goal: '>= 0.6',
+      ratio: prefillRatio,
+      met: atLeast(prefillRatio, 0.6),
+    },
+    mmlu_exact_vs_torch_bf16_loop: { goal: '>= 1', ratio: mmluRatio, met: atLeast(mmluRatio, 1) },
+    mmlu_int8_vs_torch_bf16_loop: {
+      goal: '>= 2 with >= 99% prediction agreement with exact',
+      ratio: mmlu8,
+      agreement: agree?.predictions ?? null,
+      met: mmlu8 === null || !agree ? null : mmlu8 >= 2 && Number(agree.predictions) >= 0.99,
+    },
+    published_sweep_vs_notebook_way: {
+      goal: '>= 2',
+      ratio: sweepRatio,
+      extrapolated: sweep.extrapolated,
+      met: atLeast(sweepRatio, 2),
+    },
+    decode_b1_tokens_per_s: { goal: '>= 30', value: decode, met: atLeast(decode, 30) },
+    weights_gpu_bytes_exact: {
+      goal: '<= 10 GB, elastic views add none',
+      value: weights,
+      view_extra_bytes_max: viewExtra,
+      met: weights === null ? null : weights <= 10e9 && (viewExtra === null || viewExtra === 0),
+    },
+  };
+  const notes: string[] = [];
+  if (int8 && int8.available !== true) notes.push(`int8: ${String(int8.note)}`);
+  if (!int8) notes.push('int8: not run');
+  if (sweep.extrapolated && (sweep.configs_ours as number) > 0) {
+    notes.push(
+      `published sweep: ours ran ${String(sweep.configs_ours)} and the notebook's way ${String(
+        sweep.configs_notebook,
+      )} of 16 configs in the time; ours_s and notebook_way_s are extrapolated to 16 from the mean per config` +
+        ' (measured_same_configs holds the measured figures)',
+    );
+  }
+  for (const [k, v] of Object.entries(part))
+    if (k !== 'int8' && typeof v.note === 'string') notes.push(`${k}: ${v.note}`);
+  const out = {
+    date: get(meta, 'date') ?? new Date().toISOString(),
+    commit: get(meta, 'commit') ?? get(part.meta_b, 'commit'),
+    adapter: get(exact, 'adapter') ?? get(part.sweep, 'adapter'),
+    gpu: get(torch, 'gpu') ?? get(part.notebook, 'gpu'),
+    tokens: get(meta, 'tokens') ?? get(part.meta_b, 'tokens'),
+    ...figures,
+    profile: get(exact, 'profile'),
+    goals,
+    notes,
+    parts: Object.fromEntries(
+      Object.entries(part).map(([k, v]) => [k, { ...v, predictions: undefined, profile: undefined }]),
+    ),
   };
   process.stdout.write(JSON.stringify(out) + '\n');
 }
@@ -437,38 +762,69 @@ async function kernels(dir: string, out: string, variants: string[]): Promise<vo
   opened.engine.dispose();
 }
 
+const PRECISION_CHOICES: readonly string[] = ['exact', 'int8'];
+
 async function main(): Promise<void> {
-  const [cmd, ...a] = process.argv.slice(2);
-  if (cmd === 'speed' && a.length >= 2) return speed(a[0]!, a[1]!, a[2] ?? 'webgpu');
-  if ((cmd === 'mmlu' || cmd === 'sweep') && a.length >= 5) {
-    const n = Number(a[2]);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`per-subject: ${a[2]} is not a positive integer`);
-    const job = {
-      dir: a[0]!,
-      data: a[1]!,
-      perSubject: n,
-      out: a[3]!,
-      dump: a[4]!,
-      backend: a[5] ?? 'webgpu',
-    };
-    if (cmd === 'mmlu') return mmlu(job);
-    return sweep(job, [Number(a[6] ?? 0), Number(a[7] ?? 16)]);
+  const [cmd, ...rest] = process.argv.slice(2);
+  const { pos, opt } = flags(rest);
+  const backend = opt.get('backend') ?? 'webgpu';
+  const end = numberFlag(opt, 'end', now() + 3600);
+  if (cmd === 'ours' && pos.length >= 2) {
+    const precision = opt.get('precision') ?? 'exact';
+    if (!PRECISION_CHOICES.includes(precision))
+      throw new UserInputError(`--precision: expected exact or int8, got ${precision}`);
+    return ours({
+      dir: pos[0]!,
+      out: pos[1]!,
+      backend,
+      precision: precision as Precision,
+      mmlu: opt.get('mmlu') ?? null,
+      perSubject: numberFlag(opt, 'per-subject', 10),
+      end,
+      reserveS: numberFlag(opt, 'reserve-s', 0),
+      laterWeight: numberFlag(opt, 'later-weight', 0),
+      int8Json: opt.get('int8-json') ?? null,
+      int8ReserveS: numberFlag(opt, 'int8-reserve-s', 0),
+      int8Weight: numberFlag(opt, 'int8-weight', 0),
+      ids64: opt.get('ids64') ?? null,
+      ref64: opt.get('ref64') ?? null,
+      go: opt.get('go') ?? null,
+      subjectsFrom: opt.get('subjects-from') ?? null,
+      profile: opt.has('profile'),
+    });
   }
-  if (cmd === 'prompts' && a.length >= 4) {
-    const dataset = await loadMmlu(a[1]!);
-    const subset = selectSubset(dataset, { limitPerSubject: Number(a[2]) });
-    return dumpPrompts(await loadTokenizer(a[0]!), dataset, subset, a[3]!);
+  if (cmd === 'sweep' && pos.length >= 4) {
+    const n = Number(pos[2]);
+    if (!Number.isInteger(n) || n < 1)
+      throw new UserInputError(`per-subject: ${pos[2]} is not a positive integer`);
+    const order = (opt.get('order') ?? Array.from({ length: 16 }, (_, i) => i).join(','))
+      .split(',')
+      .map(Number);
+    return sweep(pos[0]!, pos[1]!, n, pos[3]!, backend, end, numberFlag(opt, 'notebook-est-s', 0), order);
   }
-  if (cmd === 'merge' && a.length > 0) return merge(a);
-  if (cmd === 'kernels' && a.length >= 2) {
-    const list = a[2] ?? process.env.MATFORMER_BENCH_TABLES;
-    return kernels(a[0]!, a[1]!, list ? list.split(';') : KERNEL_VARIANTS);
+  if (cmd === 'prompts' && pos.length >= 4) {
+    const dataset = await loadMmlu(pos[1]!);
+    const subset = selectSubset(dataset, { limitPerSubject: Number(pos[2]) });
+    return dumpPrompts(await loadTokenizer(pos[0]!), dataset, subset, pos[3]!);
+  }
+  if (cmd === 'ids64' && pos.length >= 1) {
+    process.stdout.write(ids64(pos[0]!).join(',') + '\n');
+    return;
+  }
+  if (cmd === 'merge' && pos.length > 0) return merge(pos);
+  if (cmd === 'kernels' && pos.length >= 2) {
+    const list = pos[2] ?? process.env.MATFORMER_BENCH_TABLES;
+    return kernels(pos[0]!, pos[1]!, list ? list.split(';') : KERNEL_VARIANTS);
   }
   process.stderr.write('usage: see the head of scripts/device/h200-bench.ts\n');
   process.exit(2);
 }
 
 main().catch((e: unknown) => {
+  if (e instanceof UserInputError) {
+    process.stderr.write(`${e.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`h200-bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exit(1);
 });
