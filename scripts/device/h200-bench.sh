@@ -17,6 +17,7 @@
 #           node dist/h200-bench.js merge <call A files dir> <call B files dir>
 #   single stages: --part 1 (model) | 2 (ours exact) | 3 (ours int8) | 4 (transformers) | 5 (reference
 #   logits) | 6 (ours sweep) | 7 (notebook's way) | merge; each under BENCH_BUDGET_S from its own start.
+# BENCH_SPARSE=1 makes the model with --sparse (timing only).
 # BENCH_BUDGET_S (default 545) bounds a call from this script's start (the device call adds ~15 s of unpacking).
 # Dry run on a small model: BENCH_CONFIG=<config dir with E4B's 35 layers and FFN widths> BENCH_MMLU=<dir>
 # BENCH_TOKENS=16 BENCH_MMLU_PER_SUBJECT=2 BENCH_SWEEP_PER_SUBJECT=1 BENCH_BACKEND=webgpu|wasm PYTHON=<venv>.
@@ -64,7 +65,11 @@ bounded() { local s; s=$(( $(left) - 5 )); [ "$s" -gt 0 ] || { log "no time left
   timeout -k 5 "$s" "$@" || log "stage ended with status $?: $*"; }
 model() {
   if [ ! -f "$W/model/config.json" ]; then
-    node dist/cli.js create-random --config "$CONFIG" --out "$W/model" --seed 0 --force >&2
+    # BENCH_SPARSE=1: all-zero weights written as holes (seconds instead of ~110 s there): the same shapes,
+    # bytes and programs, so the same speed; for calls that only time things (call B), never for parity.
+    local sparse=""; [ "${BENCH_SPARSE:-0}" = 1 ] && sparse=--sparse
+    # shellcheck disable=SC2086
+    node dist/cli.js create-random --config "$CONFIG" --out "$W/model" --seed 0 $sparse --force >&2
   fi
   log "model ready"
 }
