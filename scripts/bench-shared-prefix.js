@@ -12,8 +12,11 @@ function flag(name, dflt) {
 }
 
 async function main() {
-  const dir = process.argv.find((a, i) => i >= 2 && !a.startsWith('--') && !process.argv[i - 1].startsWith('--'));
-  if (!dir) throw new Error('usage: bench-shared-prefix.js <model dir> [--backend B] [--prefix P] [--batch B]');
+  const dir = process.argv.find(
+    (a, i) => i >= 2 && !a.startsWith('--') && !process.argv[i - 1].startsWith('--'),
+  );
+  if (!dir)
+    throw new Error('usage: bench-shared-prefix.js <model dir> [--backend B] [--prefix P] [--batch B]');
   const backend = flag('backend', 'wasm');
   const P = Number(flag('prefix', 512));
   const B = Number(flag('batch', 8));

@@ -290,7 +290,7 @@ export class TextModel {
     // Rows continuing a shared prefix: the attention program masks by position (no [B, T, P + S] masks).
     const shared = cache?.sharesPrefix ?? false;
     const masks =
-      shared && sharedPrefixProgram(this.cfg.head_dim)
+      shared && sharedPrefixProgram(this.cfg.head_dim, T)
         ? null
         : cache
           ? cache.masks(positions, keyPos, T, heads)
@@ -330,7 +330,7 @@ export class TextModel {
     const S = P + T;
     // After a prefix the rows read its K/V at batch stride 0; the program masks them by position.
     let masks: Record<'full' | 'sliding', tf.Tensor4D> | null = null;
-    if (!after || !sharedPrefixProgram(this.cfg.head_dim)) {
+    if (!after || !sharedPrefixProgram(this.cfg.head_dim, T)) {
       const all = new Int32Array(B * S);
       for (let b = 0; b < B; b++) {
         for (let s = 0; s < P; s++) all[b * S + s] = s;

@@ -478,10 +478,15 @@ export interface AttentionKeys {
   readonly window: number;
 }
 
-/** Whether shared-prefix attention runs as the engine's program here (webgpu, or its cpu twin): masks unneeded. */
-export function sharedPrefixProgram(headDim: number): boolean {
+/**
+ * Whether shared-prefix attention of T queries per row runs as the engine's program here (then no masks are
+ * built): on webgpu up to FUSED_ATTENTION_MAX_T queries (one workgroup per query reads every key, which beats
+ * the batched matmuls only for a few queries: measured on lavapipe, 16 queries per row ran at ~0.6× them), on
+ * the cpu backend always (its twin, the reference).
+ */
+export function sharedPrefixProgram(headDim: number, T: number): boolean {
   const be = tf.getBackend();
-  return (be === 'webgpu' || be === 'cpu') && headDim % 4 === 0;
+  return headDim % 4 === 0 && (be === 'cpu' || (be === 'webgpu' && T <= FUSED_ATTENTION_MAX_T));
 }
 
 export function disposeAttentionKeys(keys: AttentionKeys | null | undefined): void {
@@ -587,7 +592,7 @@ export class Attention {
     const { B, T } = ctx.shape;
     const { num_attention_heads: A, num_key_value_heads: Kh, head_dim: D } = this.cfg;
     const kind = this.plan.kind;
-    if (sharedPrefixProgram(D)) {
+    if (sharedPrefixProgram(D, T)) {
       if (!ctx.keys) throw new Error('shared-prefix attention needs key positions');
       const { positions, window } = ctx.keys;
       return sharedPrefixAttention(q, shared, { k, v }, positions[kind], kind === 'sliding' ? window : 0);
