@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 import { UserInputError } from '../formats';
 import { setTileFamily } from './kernels/matmul-table';
+import { installRecordingFastPaths } from './webgpu-recording';
 
 export const BACKEND_CHOICES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -186,6 +187,11 @@ async function useWebGpu(requireHardware: boolean): Promise<BackendInfo | string
       throw new UserInputError(`MATFORMER_SUBMIT_BATCH: ${JSON.stringify(batch)} is not a positive integer`);
     tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', Number(batch));
   }
+  // Cheaper recording per dispatch (webgpu-recording.ts); `tfjs` keeps TF.js's own path, to compare.
+  const recording = process.env.MATFORMER_RECORDING ?? 'cached';
+  if (recording !== 'cached' && recording !== 'tfjs')
+    throw new UserInputError(`MATFORMER_RECORDING: ${JSON.stringify(recording)} is not "cached" or "tfjs"`);
+  if (recording === 'cached') installRecordingFastPaths(tf.backend());
   const detail = `${facts.description || facts.device || facts.vendor}${facts.software ? ' (software)' : ''}`;
   return { name: 'webgpu', detail, maxBindingBytes: webgpuBindingLimit() };
 }

@@ -22,7 +22,6 @@ import {
 import { KvCache, PAD_KEY_POSITION, PrefixPast, buildMasks } from './cache';
 import {
   type AttentionKeys,
-  type DecoderInputs,
   type ForwardState,
   Gemma3nText,
   disposeAttentionKeys,
@@ -36,13 +35,18 @@ import {
 import type { RestrictedRow } from './head';
 import { packKeyPositions } from './kernels/attention';
 import type { LinearWeight } from './kernels/linear';
-import { type LoadProgress, type ParentWeights, loadParentWeights } from './weights';
+import { PRECISIONS, type Precision } from './precision';
+import { type LoadProgress, type ParentWeights, loadParentWeights, residentWeightBytes } from './weights';
+
+export { PRECISIONS, type Precision } from './precision';
 
 export type TokenBatch = readonly (readonly number[])[];
 
 export interface EngineLoadOptions {
   /** Backend to activate; omitted: keep the active one if `initBackend` ran, else `auto`. */
   backend?: BackendChoice;
+  /** 'exact' when omitted. */
+  precision?: Precision;
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -51,6 +55,15 @@ export const ENGINE_PRECISION = 'float32';
 
 /** Keeps every single tensor (LM-head chunk, logits tile) at most this large, and under the binding limit. */
 const MAX_TENSOR_BYTES = 1 << 30;
+
+/**
+ * GPU memory the weights of a model with this config hold on the webgpu backend at `precision`, from the
+ * packed layouts (bf16 words; int8 words and scales for the projections int8 mode quantizes), without loading
+ * it. The embedding and PLE tables are not resident (read per batch from the checkpoint); the tied LM head is.
+ */
+export function gpuWeightBytes(config: ModelConfig, precision: Precision): number {
+  return residentWeightBytes(config, { precision, packBf16: true, maxTensorBytes: MAX_TENSOR_BYTES });
+}
 
 export interface ViewOptions {
   /** Gaussian top-k standard deviation: 'population' (transformers, the default) or 'sample' (llama.cpp). */
@@ -69,12 +82,25 @@ export class Engine {
     private readonly ckpt: Checkpoint,
     /** Ids at or above this are not text tokens (vision/audio ids of the multimodal vocabulary). */
     readonly maxTextId: number,
+    readonly precision: Precision,
   ) {}
 
   static async load(dir: string, opts: EngineLoadOptions = {}): Promise<Engine> {
     const active = currentBackend();
+    const precision = opts.precision ?? 'exact';
+    if (!PRECISIONS.includes(precision)) {
+      throw new UserInputError(
+        `--precision: expected one of ${PRECISIONS.join(', ')}, got ${String(precision)}`,
+      );
+    }
     const backend = opts.backend === undefined && active ? active : await initBackend(opts.backend ?? 'auto');
     const config = loadConfig(dir);
+    // The int8 programs are registered for webgpu and (their twins) cpu only.
+    if (precision === 'int8' && backend.name !== 'webgpu' && backend.name !== 'cpu') {
+      throw new UserInputError(
+        `--precision int8 runs on the webgpu and cpu backends, not ${backend.name} (add --backend webgpu or --backend cpu)`,
+      );
+    }
     const ckpt = Checkpoint.open(dir);
     try {
       const weights = loadParentWeights(
@@ -83,8 +109,9 @@ export class Engine {
         Math.min(MAX_TENSOR_BYTES, backend.maxBindingBytes),
         opts.onProgress,
         backend.name === 'webgpu',
+        precision,
       );
-      return new Engine(dir, config, backend, weights, ckpt, textVocabLimit(config));
+      return new Engine(dir, config, backend, weights, ckpt, textVocabLimit(config), precision);
     } catch (e) {
       ckpt.close();
       throw e;
@@ -173,7 +200,7 @@ export interface GenerateOptions {
 export class TextModel {
   readonly cfg: Gemma3nTextConfig;
   readonly decoder: Gemma3nText;
-  /** FFN weights narrowed for this view (float32 copies; packed bf16 views own nothing). */
+  /** FFN weights narrowed for this view (float32 copies; bf16 and int8 views own nothing). */
   private readonly owned: LinearWeight[] = [];
   private disposed = false;
 
@@ -204,7 +231,7 @@ export class TextModel {
     }
   }
 
-  /** Bytes this view added on top of the parent (its narrowed float32 FFN copies; 0 when packed). */
+  /** Bytes this view added on top of the parent (its narrowed float32 FFN copies; 0 for bf16 or int8). */
   get extraBytes(): number {
     return this.owned.reduce((n, w) => n + w.bytes, 0);
   }

@@ -529,27 +529,27 @@ export class Attention {
     // Queries always use this layer's own q_proj/q_norm and the token's true position (§6.2). Norm, RoPE
     // and the move of heads before tokens are one program on webgpu.
     const own = ownKernels();
+    // One product each; in int8 mode q, k and v share one quantization of n.
+    const producer = plan.kvRole !== 'consumer';
+    const [qx, kx, vx] = LinearWeight.applyShared(n, producer ? [w.q, w.k!, w.v!] : [w.q]);
     const q = own
-      ? fusedNormRope(heads(linear(n, w.q), A), w.qNorm, eps, rope.q)
-      : tf.transpose(
-          applyRope(rmsNorm(heads(linear(n, w.q), A), w.qNorm, eps), rope.q, ctx.rotateHalf),
-          [0, 2, 1, 3],
-        );
+      ? fusedNormRope(heads(qx!, A), w.qNorm, eps, rope.q)
+      : tf.transpose(applyRope(rmsNorm(heads(qx!, A), w.qNorm, eps), rope.q, ctx.rotateHalf), [0, 2, 1, 3]);
 
     let k: tf.Tensor4D;
     let v: tf.Tensor4D;
-    let shared: SharedKv | null = null;
-    if (plan.kvRole === 'consumer') {
+    let shared: SharedKv | null;
+    if (!producer) {
       ({ k, v, shared } = ctx.kv.read(plan.kvSource!));
     } else {
-      const kx = heads(linear(n, w.k!), Kh);
-      const vx = heads(linear(n, w.v!), Kh);
+      const kh = heads(kx!, Kh);
+      const vh = heads(vx!, Kh);
       const kNew = own
-        ? fusedNormRope(kx, w.kNorm, eps, rope.k)
-        : tf.transpose(applyRope(rmsNorm(kx, w.kNorm, eps), rope.k, ctx.rotateHalf), [0, 2, 1, 3]);
+        ? fusedNormRope(kh, w.kNorm, eps, rope.k)
+        : tf.transpose(applyRope(rmsNorm(kh, w.kNorm, eps), rope.k, ctx.rotateHalf), [0, 2, 1, 3]);
       const vNew = own
-        ? fusedNormRope(vx, null, eps, null)
-        : tf.transpose(rmsNorm(vx, null, eps), [0, 2, 1, 3]);
+        ? fusedNormRope(vh, null, eps, null)
+        : tf.transpose(rmsNorm(vh, null, eps), [0, 2, 1, 3]);
       const past = ctx.cache?.past(this.index);
       k = past?.own ? tf.concat([past.own.k, kNew], 2) : kNew;
       v = past?.own ? tf.concat([past.own.v, vNew], 2) : vNew;
@@ -664,6 +664,12 @@ export class Mlp {
   }
 }
 
+/** Slab `row` [M, P] of the per-layer inputs [L', M, P]. */
+function pleSlab(ple: tf.Tensor3D, row: number): tf.Tensor2D {
+  const [, M, P] = ple.shape;
+  return tf.reshape(tf.slice(ple, [row, 0, 0], [1, M, P]), [M, P]) as tf.Tensor2D;
+}
+
 export class DecoderLayer {
   readonly altup: AltUp;
   readonly laurel: Laurel;
@@ -684,8 +690,8 @@ export class DecoderLayer {
     this.mlp = new Mlp(plan, w);
   }
 
-  /** §3.5; `ple` is this layer's per-layer input [M, P]. */
-  forward(streams: Streams, ple: tf.Tensor2D, ctx: AttentionContext): Streams {
+  /** §3.5; this layer's per-layer input [M, P] is slab `pleRow` of `ple` [L', M, P]. */
+  forward(streams: Streams, ple: tf.Tensor3D, pleRow: number, ctx: AttentionContext): Streams {
     const { cfg, w } = this;
     const pred = this.altup.predict(streams);
     const a = pred.active;
@@ -706,7 +712,10 @@ export class DecoderLayer {
       : (tf.add(h1, rmsNorm(mlp, w.postFfnNorm, cfg.rms_norm_eps)) as tf.Tensor2D);
     const corr = this.altup.correct(pred, act);
     const gate = linear(this.altup.scaledActive(corr), w.pleGate);
-    const gated = ownKernels() ? fusedGeluGate(gate, ple, 0) : (tf.mul(geluTanh(gate), ple) as tf.Tensor2D);
+    // On webgpu the gate program reads the slab in place (no slice dispatch per layer).
+    const gated = ownKernels()
+      ? fusedGeluGate(gate, ple, 0, pleRow)
+      : (tf.mul(geluTanh(gate), pleSlab(ple, pleRow)) as tf.Tensor2D);
     const projected = linear(gated, w.pleProj);
     if (ownKernels())
       return {
@@ -861,7 +870,6 @@ export class Gemma3nText {
   advance(state: ForwardState, to: number, past: PastKv | null): ForwardState {
     const { cfg } = this;
     const { root } = state;
-    const M = root.shape.B * root.shape.T;
     if (to < state.done || to > this.layers.length) throw new RangeError(`cannot advance to layer ${to}`);
     state.plans.forEach((p, i) => {
       if (!samePlan(p, cfg.layers[i]))
@@ -886,13 +894,7 @@ export class Gemma3nText {
           throw new Error(`the paused forward has no inputs for parent layer ${layer.plan.parentIndex}`);
         const prev: Streams = streams;
         // One tidy per layer: everything but the new streams (and published K/V) is freed here.
-        streams = tf.tidy(() => {
-          const pleL = tf.reshape(tf.slice(root.ple, [row, 0, 0], [1, M, cfg.hidden_size_per_layer_input]), [
-            M,
-            cfg.hidden_size_per_layer_input,
-          ]) as tf.Tensor2D;
-          return layer.forward(prev, pleL, ctx);
-        });
+        streams = tf.tidy(() => layer.forward(prev, root.ple, row, ctx));
         if (prev !== state.streams) tf.dispose([prev.all, prev.active]);
       }
     } catch (err) {

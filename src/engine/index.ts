@@ -16,6 +16,9 @@ export {
   type GenerateOptions,
   type Positions,
   PausedForward,
+  gpuWeightBytes,
+  PRECISIONS,
+  type Precision,
   type ViewOptions,
   TextModel,
   type TokenBatch,
@@ -42,9 +45,16 @@ export {
   resolveModelSpec,
   stopTokenIds,
 } from './session';
-export { type LoadProgress, type ParentWeights, CheckpointTables, loadParentWeights } from './weights';
+export {
+  type LoadProgress,
+  type ParentWeights,
+  CheckpointTables,
+  loadParentWeights,
+  residentWeightBytes,
+} from './weights';
 export { type OpProfile, type PhaseProfile, countDispatches, profilePhase, renderProfile } from './profile';
-export { LinearWeight, setGateUpFusion } from './kernels/linear';
+export { LinearWeight, type WeightFormat, setGateUpFusion } from './kernels/linear';
+export { int8MatMul, int8WeightBytes, quantizeInt8Into, quantizeRows } from './kernels/int8-matmul';
 export { bf16MatMul, packBf16Transposed } from './kernels/bf16-matmul';
 export {
   type MatMulKernel,

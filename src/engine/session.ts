@@ -13,7 +13,7 @@ import {
   textVocabLimit,
 } from '../gemma3n';
 import type { BackendChoice } from './backend';
-import { Engine, type TextModel } from './engine';
+import { Engine, type Precision, type TextModel } from './engine';
 import type { LoadProgress } from './weights';
 
 export interface OpenOptions {
@@ -21,6 +21,8 @@ export interface OpenOptions {
   readonly submodel?: SpecFlags | null;
   /** `auto` when omitted. */
   readonly backend?: string;
+  /** 'exact' when omitted. */
+  readonly precision?: Precision;
 }
 
 export interface OpenedModel {
@@ -50,6 +52,7 @@ export async function openModel(
   const t0 = performance.now();
   const engine = await Engine.load(dir, {
     backend: (opts.backend ?? 'auto') as BackendChoice,
+    precision: opts.precision,
     onProgress: hooks.onProgress,
   });
   try {

@@ -16,7 +16,9 @@ import {
 } from '../gemma3n';
 import type { AltUpWeights, GlobalWeights, HostTables, LayerWeights } from './gemma3n';
 import { LmHead } from './head';
+import { int8WeightBytes } from './kernels/int8-matmul';
 import { LinearWeight } from './kernels/linear';
+import type { Precision } from './precision';
 
 /**
  * Embedding and PLE rows straight from the checkpoint files: the tables are never resident (E4B's PLE table
@@ -103,6 +105,9 @@ const LAYER_FIELDS = {
   postPleNorm: 'post_per_layer_input_norm.weight',
 } as const satisfies Partial<Record<keyof LayerWeights, string>>;
 
+/** The fields int8 mode quantizes: the attention and FFN projections (gate and up as one pair). */
+const INT8_FIELDS: ReadonlySet<string> = new Set(['q', 'k', 'v', 'oProj', 'gate', 'up', 'down']);
+
 const ALTUP_FIELDS = {
   routerNorm: 'altup.router_norm.weight',
   router: 'altup.modality_router.weight',
@@ -130,6 +135,7 @@ export interface LoadProgress {
 /**
  * Uploads the parent's weights. `maxTensorBytes` bounds the LM-head chunks (the backend's binding limit);
  * with `packBf16`, Linear weights (and the LM head) whose values are all bfloat16 stay packed bf16 pairs.
+ * With precision 'int8', the attention and FFN projections are quantized to int8 instead (and held only so).
  */
 export function loadParentWeights(
   ckpt: Checkpoint,
@@ -137,7 +143,9 @@ export function loadParentWeights(
   maxTensorBytes: number,
   onProgress?: (p: LoadProgress) => void,
   packBf16 = false,
+  precision: Precision = 'exact',
 ): ParentWeights {
+  const int8 = precision === 'int8';
   const c: TextConfig = config.text;
   const prefix = detectTextPrefix(ckpt.tensors.keys());
   const name = (s: string) => prefix + s;
@@ -166,9 +174,12 @@ export function loadParentWeights(
   };
   const clip = c.altup_coef_clip;
   /** A Linear weight [out, in] used as `x @ W` (float32 [in, out], or packed bf16 on webgpu). */
-  const linear = (n: string, shape: readonly number[]): LinearWeight => {
+  const linear = (n: string, shape: readonly number[], quantize: boolean): LinearWeight => {
     const [out = 0, inp = 0] = shape;
-    const w = LinearWeight.fromTorch(read(n, shape), out, inp, packBf16);
+    const values = read(n, shape);
+    const w = quantize
+      ? LinearWeight.int8(values, out, inp)
+      : LinearWeight.fromTorch(values, out, inp, packBf16);
     ownedLinear.push(w);
     bytes += w.bytes;
     return w;
@@ -177,13 +188,11 @@ export function loadParentWeights(
   const linearPair = (l: number, a: string, b: string, I: number): [LinearWeight, LinearWeight] => {
     const shape = tensorFamily(a).shape(c, I);
     const [out = 0, inp = 0] = shape;
-    const pair = LinearWeight.pair(
-      read(layerTensorName(l, a, prefix), shape),
-      read(layerTensorName(l, b, prefix), tensorFamily(b).shape(c, I)),
-      out,
-      inp,
-      packBf16,
-    );
+    const va = read(layerTensorName(l, a, prefix), shape);
+    const vb = read(layerTensorName(l, b, prefix), tensorFamily(b).shape(c, I));
+    const pair = int8
+      ? LinearWeight.int8Pair(va, vb, out, inp)
+      : LinearWeight.pair(va, vb, out, inp, packBf16);
     for (const w of pair) {
       ownedLinear.push(w);
       bytes += w.bytes;
@@ -196,8 +205,9 @@ export function loadParentWeights(
     f: TensorFamily,
     shape: readonly number[],
     asLinear = false,
+    quantize = false,
   ): tf.Tensor | LinearWeight => {
-    if (asLinear && f.engine === 'transposed') return linear(n, shape);
+    if (asLinear && f.engine === 'transposed') return linear(n, shape, quantize);
     switch (f.engine) {
       case 'vector':
         return keep(tf.tensor1d(read(n, shape)));
@@ -264,7 +274,8 @@ export function loadParentWeights(
             const f = tensorFamily(key);
             if (f.scope !== 'layer') throw new Error(`${key} is not a per-layer tensor`);
             if (f.kvOnly && consumer) return [field, null];
-            return [field, take(layerTensorName(l, key, prefix), f, f.shape(c, I), asLinear)];
+            const quantize = int8 && asLinear && INT8_FIELDS.has(field);
+            return [field, take(layerTensorName(l, key, prefix), f, f.shape(c, I), asLinear, quantize)];
           }),
         );
       // AltUp's router and coefficients stay plain tensors; every transposed layer tensor is a Linear.
@@ -314,4 +325,65 @@ export function loadParentWeights(
     for (const w of ownedLinear) w.dispose();
     throw e;
   }
+}
+
+/**
+ * The bytes `loadParentWeights` keeps resident for `config`, computed from the layouts without reading any
+ * weight: float32 tensors, bf16 words [in, ⌈out/2⌉] (gate|up: [in, out]) where `packBf16` (the webgpu
+ * backend; assumes bfloat16 checkpoint values, as the published ones are, else they stay float32), int8
+ * words [⌈in/4⌉, out] plus float32 scales [out] for the projections int8 mode quantizes, and the LM head in
+ * its chunks.
+ */
+export function residentWeightBytes(
+  config: ModelConfig,
+  opts: { precision: Precision; packBf16: boolean; maxTensorBytes: number },
+): number {
+  const c: TextConfig = config.text;
+  const int8 = opts.precision === 'int8';
+  const elements = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+  const linear = (shape: readonly number[], quantize: boolean) => {
+    const [out = 0, inp = 0] = shape;
+    if (quantize) return int8WeightBytes(inp, out);
+    return (opts.packBf16 ? inp * Math.ceil(out / 2) : inp * out) * 4;
+  };
+  let bytes = 0;
+  for (const [field, key] of Object.entries(GLOBAL_FIELDS)) {
+    const f = tensorFamily(key);
+    if (f.scope !== 'global') throw new Error(`${key} is not a model-level tensor`);
+    const shape = f.shape(c);
+    if (field === 'pleModelProj') bytes += linear(shape, false);
+    else bytes += elements(shape) * 4 * globalKeys(f, c).length;
+  }
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    const I = ffnOf(c, l);
+    const consumer = config.layers[l]?.kv === 'consumer';
+    for (const [map, asLinear] of [
+      [LAYER_FIELDS, true],
+      [ALTUP_FIELDS, false],
+    ] as const) {
+      for (const [field, key] of Object.entries(map)) {
+        const f = tensorFamily(key);
+        if (f.scope !== 'layer') throw new Error(`${key} is not a per-layer tensor`);
+        if (f.kvOnly && consumer) continue;
+        const shape = f.shape(c, I);
+        const quantize = int8 && INT8_FIELDS.has(field);
+        if (field === 'gate' || field === 'up') {
+          // One buffer for the pair; counted once, at gate.
+          if (field === 'up') continue;
+          const [out = 0, inp = 0] = shape;
+          if (quantize) bytes += int8WeightBytes(inp, 2 * out);
+          else if (opts.packBf16 && out % 2 === 0) bytes += inp * out * 4;
+          else bytes += 2 * linear(shape, false);
+        } else if (asLinear && f.engine === 'transposed') bytes += linear(shape, quantize);
+        else bytes += elements(shape) * 4;
+      }
+    }
+  }
+  // The LM head: ⌈V·H·4 / maxTensorBytes⌉ equal row chunks (LmHead.load), each a Linear [H → rows].
+  const V = c.vocab_size;
+  const H = c.hidden_size;
+  const n = Math.max(1, Math.ceil((V * H * 4) / opts.maxTensorBytes));
+  const per = Math.ceil(V / n);
+  for (let start = 0; start < V; start += per) bytes += linear([Math.min(per, V - start), H], false);
+  return bytes;
 }

@@ -385,7 +385,18 @@ describeIfWebGpu('fused row programs on webgpu', () => {
       const both = () => fusedGeluGateOf(tf.concat([tf.tensor2d(x, [r, w]), tf.tensor2d(u, [r, w])], 1), z);
       expect(relDiff(await onBackend('webgpu', both), ref)).toBeLessThan(1e-5);
       expect(relDiff(await onBackend('cpu', both), ref)).toBe(0);
+      // Up read in place as slab 1 of a [3, r, w] tensor (a layer's per-layer input): the same values.
+      const slabs = new Float32Array(3 * r * w).fill(7);
+      slabs.set(u, r * w);
+      const inPlace = () => fusedGeluGate(tf.tensor2d(x, [r, w]), tf.tensor3d(slabs, [3, r, w]), z, 1);
+      for (const be of ['cpu', 'webgpu'])
+        expect(await onBackend(be, inPlace)).toEqual(await onBackend(be, gate));
     }
+    expect(() =>
+      tf.tidy(() =>
+        fusedGeluGate(tf.tensor2d(x, [r, w]), tf.tensor3d(new Float32Array(2 * r * w), [2, r, w]), 0, 2),
+      ),
+    ).toThrow(/no slab 2/);
     await tf.setBackend('webgpu');
   });
 });

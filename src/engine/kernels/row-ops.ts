@@ -181,7 +181,8 @@ registerTwins(
 class GeluGateProgram extends RowProgram {
   readonly variableNames: string[];
   readonly shaderKey: string;
-  readonly uniforms = 'rows : i32, width : i32, z : f32,';
+  /** `upOffset`: where Up's rows begin, a slab of a larger [L, rows, W] tensor (the per-layer inputs). */
+  readonly uniforms = 'rows : i32, width : i32, z : f32, upOffset : i32,';
 
   constructor(
     rows: number,
@@ -213,7 +214,7 @@ class GeluGateProgram extends RowProgram {
         var x = Gate[gb + i];
         ${this.sparse ? 'x = max(x - cut, 0.0);' : ''}
         let inner = (x + x * x * x * 0.044715) * ${SQRT_2_OVER_PI};
-        result[base + i] = x * 0.5 * (tanhSafe(inner) + 1.0) * ${this.fused ? 'Gate[gb + W + i]' : 'Up[base + i]'};
+        result[base + i] = x * 0.5 * (tanhSafe(inner) + 1.0) * ${this.fused ? 'Gate[gb + W + i]' : 'Up[uniforms.upOffset + base + i]'};
       }`;
   }
 }
@@ -312,7 +313,7 @@ registerTwins(
   GELU_GATE,
   (args, be: WebGpuBackendLike) => {
     const { Gate: g, Up: u } = args.inputs as { Gate: tf.TensorInfo; Up?: tf.TensorInfo };
-    const z = (args.attrs as { z: number }).z;
+    const { z, upRow } = args.attrs as unknown as GeluGateAttrs;
     const rows = rowsOf(g);
     const W = u ? widthOf(g) : widthOf(g) / 2;
     const program = new GeluGateProgram(rows, W, z !== 0, !u);
@@ -320,17 +321,20 @@ registerTwins(
       { type: 'int32', data: [rows] },
       { type: 'int32', data: [W] },
       { type: 'float32', data: [z] },
+      { type: 'int32', data: [upRow * rows * W] },
     ]);
   },
   (args: KernelArgs, be: CpuBackendLike) => {
     const { Gate: g, Up: u } = args.inputs as { Gate: tf.TensorInfo; Up?: tf.TensorInfo };
-    const z = (args.attrs as { z: number }).z;
+    const { z, upRow } = args.attrs as unknown as GeluGateAttrs;
     const fused = be.data.get(g.dataId).values as Float32Array;
     const W = u ? widthOf(g) : widthOf(g) / 2;
     const rows = rowsOf(g);
     // Fused [rows, 2W] input: split into the two halves the loop below reads.
     const gv = u ? fused : new Float32Array(rows * W);
-    const uv = u ? (be.data.get(u.dataId).values as Float32Array) : new Float32Array(rows * W);
+    const uv = u
+      ? (be.data.get(u.dataId).values as Float32Array).subarray(upRow * rows * W, (upRow + 1) * rows * W)
+      : new Float32Array(rows * W);
     if (!u)
       for (let r = 0; r < rows; r++) {
         gv.set(fused.subarray(2 * r * W, (2 * r + 1) * W), r * W);
@@ -355,6 +359,12 @@ registerTwins(
     return be.makeTensorInfo([rows, W], 'float32', out);
   },
 );
+
+interface GeluGateAttrs {
+  z: number;
+  /** The slab of Up read (0 for a [rows, W] Up). */
+  upRow: number;
+}
 
 interface NormRopeAttrs {
   eps: number;
@@ -464,11 +474,25 @@ export function fusedStreamsAdd(
 }
 
 /** gelu_tanh(gate, shifted by mean + z·std and relu'd when z ≠ 0) ⊙ up, row by row. */
-export function fusedGeluGate(gate: tf.Tensor2D, up: tf.Tensor2D, z: number): tf.Tensor2D {
-  return tf.engine().runKernel(GELU_GATE, { Gate: gate, Up: up }, { z }) as tf.Tensor2D;
+/**
+ * `up` is [rows, W], or with `upRow` the slab `upRow` of an [L, rows, W] tensor (a layer's per-layer input,
+ * read in place instead of sliced out by a dispatch of its own).
+ */
+export function fusedGeluGate(
+  gate: tf.Tensor2D,
+  up: tf.Tensor2D | tf.Tensor3D,
+  z: number,
+  upRow = 0,
+): tf.Tensor2D {
+  const rows = gate.shape[0];
+  const W = gate.shape[1];
+  const slabs = up.rank === 3 ? up.shape[0] : 1;
+  if (up.size !== slabs * rows * W || up.shape[up.rank - 1] !== W || upRow < 0 || upRow >= slabs)
+    throw new RangeError(`GeluGate: up ${JSON.stringify(up.shape)} has no slab ${upRow} of [${rows}, ${W}]`);
+  return tf.engine().runKernel(GELU_GATE, { Gate: gate, Up: up }, { z, upRow }) as tf.Tensor2D;
 }
 
 /** The same of one [rows, 2W] tensor holding gate then up in each row (the fused gate|up matmul's output). */
 export function fusedGeluGateOf(gateUp: tf.Tensor2D, z: number): tf.Tensor2D {
-  return tf.engine().runKernel(GELU_GATE, { Gate: gateUp }, { z }) as tf.Tensor2D;
+  return tf.engine().runKernel(GELU_GATE, { Gate: gateUp }, { z, upRow: 0 }) as tf.Tensor2D;
 }
