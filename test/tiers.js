@@ -13,6 +13,8 @@ module.exports = {
     'test/cli/hardening.test.ts', // ~40-100 s: the fault battery
     'test/engine/leaks.test.ts', // ~35 s
     'test/sweep/cli.test.ts', // ~35-70 s: sweeps, kill -9 resume
+    'test/sweep/fast-rungs.test.ts', // ~80 s: a sweep with an int8 rung, kill -9 resume
+    'test/cli/eval-int8.test.ts', // ~45 s: eval --precision int8, agreement, kill and resume
     'test/cli/bad-input.test.ts', // ~30 s
     'test/engine/scorer.test.ts', // ~20 s
     'test/hub/slice.test.ts', // ~60 s: slice/inspect hf:// against the local fake Hub

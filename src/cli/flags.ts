@@ -1,6 +1,7 @@
 // The one set of submodel flags every command takes (inspect, slice, logits, generate, bench, eval), the
-// backend flag of the commands that run the model, and the numeric flag rules (checked before any model loads).
-import { BACKEND_CHOICES } from '../engine';
+// backend and precision flags of the commands that run the model, and the numeric flag rules (checked before any
+// model loads).
+import { BACKEND_CHOICES, PRECISIONS, type Precision } from '../engine';
 import type { SpecFlags } from '../gemma3n';
 import { UserInputError, parseByteSize } from '../formats';
 
@@ -12,7 +13,11 @@ export interface SubmodelFlags {
   spec?: string;
 }
 
-export interface ModelFlags extends SubmodelFlags {
+export interface PrecisionFlags {
+  precision?: string;
+}
+
+export interface ModelFlags extends SubmodelFlags, PrecisionFlags {
   backend?: string;
 }
 
@@ -29,9 +34,47 @@ export const SUBMODEL_OPTIONS = {
   spec: { type: 'string', describe: 'JSON or YAML file with skip/ffn/blocks/preset' },
 } as const;
 
-/** yargs options every model-running command takes (submodel + backend). */
+/** yargs option of every command that loads the engine (eval, sweep, generate, logits, bench, worker). */
+export const PRECISION_OPTIONS = {
+  precision: {
+    type: 'string',
+    default: 'exact',
+    choices: PRECISIONS as unknown as string[],
+    describe:
+      'exact = float32 math; int8 = opt-in fast mode (int8 weights and activations in the FFN and attention projections)',
+  },
+} as const;
+
+/**
+ * The --precision flag as the engine takes it. yargs has checked the choices already; this repeats the check
+ * for callers that build argv themselves, with the same one line.
+ */
+export function precisionFlag(argv: PrecisionFlags): Precision {
+  const p = argv.precision ?? 'exact';
+  if (!(PRECISIONS as readonly string[]).includes(p))
+    throw new UserInputError(`--precision: ${p} is not one of ${PRECISIONS.join(', ')}`);
+  return p as Precision;
+}
+
+/**
+ * sweep's and worker's --precision: their final results are exact by design (the frontier is drawn from exact
+ * results), so int8 is refused in one line that says where fast mode goes instead.
+ */
+export function exactOnlyPrecision(argv: PrecisionFlags, command: 'sweep' | 'worker'): Precision {
+  const p = precisionFlag(argv);
+  if (p !== 'exact')
+    throw new UserInputError(
+      command === 'sweep'
+        ? `--precision ${p}: a sweep's final rung scores in exact mode; give early rungs to int8 with strategy.successive_halving.fast_rungs in the sweep file`
+        : `--precision ${p}: distributed sweeps score in exact mode (fast_rungs runs with plain sweep)`,
+    );
+  return p;
+}
+
+/** yargs options every model-running command takes (submodel + backend + precision). */
 export const MODEL_OPTIONS = {
   ...SUBMODEL_OPTIONS,
+  ...PRECISION_OPTIONS,
   backend: {
     type: 'string',
     default: 'auto',

@@ -24,7 +24,8 @@ export {
   tokenizeSubject,
 } from './prompts';
 export { checkPromptLengths } from './limits';
-export { EvalJournal, type JournalHeader, journalPath } from './journal';
+export { EvalJournal, type JournalHeader, agreementJournalPath, journalPath } from './journal';
+export { type Agreement, agreementSample, agreementWith } from './agreement';
 export {
   type Accuracy,
   type Aggregate,

@@ -25,7 +25,7 @@ export interface JournalHeader {
   readonly shots: number;
   /** Prompt protocol version (prompts.ts). */
   readonly protocol: string;
-  /** Numerics the scores were computed in. */
+  /** Numerics the scores were computed in: the engine's precision, 'exact' or 'int8'. */
   readonly precision: string;
 }
 
@@ -41,6 +41,11 @@ const FIELDS: readonly (keyof JournalHeader)[] = [
 /** `.<out name>.partial.jsonl` beside --out: one journal per results file. */
 export function journalPath(out: string): string {
   return path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.partial.jsonl`);
+}
+
+/** `.<out name>.exact.partial.jsonl`: the exact-mode answers of an int8 run's agreement sample. */
+export function agreementJournalPath(out: string): string {
+  return path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.exact.partial.jsonl`);
 }
 
 export interface JournalOptions {
@@ -144,7 +149,8 @@ function readJournal(
       `--resume: ${file} has no journal header (an older or foreign file); pass --force to start over`,
     );
   }
-  const header = got;
+  // Before 'exact' | 'int8', journals said what exact mode computes in.
+  const header = got.precision === 'float32' ? { ...got, precision: 'exact' } : got;
   const differs = FIELDS.filter((k) => JSON.stringify(header[k]) !== JSON.stringify(want[k])).map(
     (k) => `${k} ${show(k, header[k])} vs now ${show(k, want[k])}`,
   );

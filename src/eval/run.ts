@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import type { Agreement } from './agreement';
 import { LETTERS, type Letter, type MmluDataset, type MmluQuestion, questionsOf } from './dataset';
 import { EvalInputError, quote } from './errors';
 import { fileProblem } from '../formats';
@@ -64,6 +65,10 @@ export interface EvalResults extends Aggregate {
 /** The results file `eval` writes: the evaluation plus how it was run. */
 export interface EvalRecord extends EvalResults {
   backend: string;
+  /** The engine's numerics: 'exact' or 'int8' (the opt-in fast mode). */
+  precision: string;
+  /** With int8: how the fast mode agrees with exact mode on a sample of the questions; else null. */
+  agreement: Agreement | null;
   /** The predictions JSONL written beside it, if any. */
   predictions_file: string | null;
 }

@@ -21,7 +21,15 @@ export {
   specHash,
   sweepCandidates,
 } from './candidates';
-export { type Round, firstRound, nestedOrder, nextRound, roundSizes, sensitivitySpecs } from './strategy';
+export {
+  type Round,
+  firstRound,
+  nestedOrder,
+  nextRound,
+  roundPrecision,
+  roundSizes,
+  sensitivitySpecs,
+} from './strategy';
 export {
   type BatchStats,
   type ResultScope,
@@ -31,7 +39,9 @@ export {
   type StoredCandidate,
   type StoredRound,
   type SweepStore,
+  MIGRATIONS,
   PROTOCOL_VERSION,
+  SCHEMA,
   SCHEMA_VERSION,
   SqliteSweepStore,
   StoreError,
@@ -59,9 +69,10 @@ export {
   measuredSection,
   selectBest,
 } from './export';
-export { type SweepPlan, planSweep } from './plan';
+export { type SweepPlan, checkFastRungs, planSweep } from './plan';
 export { type OpenStoreOptions, closeSweepStore, openSweepStore } from './open-store';
 export {
+  PG_MIGRATIONS,
   PG_SCHEMA_VERSION,
   PostgresSweepStore,
   checkPostgresUrl,
@@ -73,6 +84,7 @@ export {
   type EnqueueOutcome,
   type JobSettings,
   DEFAULT_JOB_SETTINGS,
+  checkEnqueueable,
   distributedProgress,
   enqueueSweep,
   planJobs,

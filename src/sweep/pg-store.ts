@@ -8,6 +8,7 @@ import type { Candidate } from './candidates';
 import {
   type BatchStats,
   type CandidateRow,
+  type Migration,
   type ResultScope,
   type RoundRow,
   type RunInfo,
@@ -18,6 +19,7 @@ import {
   type StoredCandidate,
   type StoredRound,
   type SweepStore,
+  MIGRATIONS,
   PROTOCOL_VERSION,
   SCHEMA,
   StoreError,
@@ -31,11 +33,6 @@ import type { Round } from './strategy';
 /** A client inside a transaction, or the pool: what the statements below run on. */
 export type Queryable = Pick<pg.PoolClient, 'query'>;
 
-interface Migration {
-  readonly version: number;
-  readonly sql: string;
-}
-
 /**
  * The SQLite schema in PostgreSQL's types: SQLite's INTEGER is 64-bit (bigint here: parameter counts and
  * layer-token counters pass 2^31), REAL is double precision, the rowid id an identity column.
@@ -48,7 +45,10 @@ export function postgresSchema(sqlite: string): string {
     .replace(/\)\s*WITHOUT ROWID;/g, ');');
 }
 
-/** Version 1: the SQLite store's tables (store.ts), keys included. Version 2: distributed sweeps. */
+/**
+ * Version 1: the SQLite store's tables (store.ts), keys included. Version 2: distributed sweeps. Version 3 on:
+ * the SQLite store's migrations after its version 1, translated, in order (SQLite's version v is v + 1 here).
+ */
 export const PG_MIGRATIONS: readonly Migration[] = [
   { version: 1, sql: postgresSchema(SCHEMA) },
   {
@@ -77,6 +77,7 @@ CREATE TABLE dist_workers (
 );
 `,
   },
+  ...MIGRATIONS.map((m) => ({ version: m.version + 1, sql: postgresSchema(m.sql) })),
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]?.version ?? 0;
@@ -418,6 +419,11 @@ async function migrate(c: pg.PoolClient, label: string, readonly: boolean): Prom
     return v;
   };
   const found = await check();
+  // Readers query today's columns: a database no writer has migrated yet is refused, not misread.
+  if (readonly && found < PG_SCHEMA_VERSION)
+    throw new StoreError(
+      `${label}: schema version ${found} predates this tool's ${PG_SCHEMA_VERSION}; run a sweep or worker of this version on it once to migrate it`,
+    );
   if (readonly || found === PG_SCHEMA_VERSION) return found;
   await c.query('BEGIN');
   try {
@@ -463,8 +469,8 @@ export async function scoredOn(
   const out = new Map<string, Set<string>>(hashes.map((h) => [h, new Set<string>()]));
   const { rows } = await c.query<{ spec_hash: string; subject: string; idx: number }>(
     `SELECT spec_hash, subject, idx FROM results WHERE model_fingerprint = $1 AND spec_hash = ANY($2::text[])
-       AND split = $3 AND shots = $4 AND protocol = $5`,
-    [scope.fingerprint, [...hashes], scope.split, scope.shots, PROTOCOL_VERSION],
+       AND split = $3 AND shots = $4 AND protocol = $5 AND precision = $6`,
+    [scope.fingerprint, [...hashes], scope.split, scope.shots, PROTOCOL_VERSION, scope.precision],
   );
   for (const r of rows) out.get(r.spec_hash)?.add(key(r.subject, r.idx));
   return out;
@@ -479,8 +485,9 @@ export async function predictionsOn(
     // COLLATE "C": SQLite's (and JavaScript's) byte order, whatever the server's locale.
     `SELECT subject, idx, gold, pred, lp_a, lp_b, lp_c, lp_d FROM results
      WHERE model_fingerprint = $1 AND spec_hash = $2 AND split = $3 AND shots = $4 AND protocol = $5
+       AND precision = $6
      ORDER BY subject COLLATE "C", idx`,
-    [scope.fingerprint, hash, scope.split, scope.shots, PROTOCOL_VERSION],
+    [scope.fingerprint, hash, scope.split, scope.shots, PROTOCOL_VERSION, scope.precision],
   );
   return rows.map(decodeResult);
 }
@@ -495,9 +502,9 @@ export async function writeBatchOn(
 ): Promise<number> {
   const lp = (i: number) => rows.map((r) => r.logprobs[i] ?? NaN);
   const ins = await c.query(
-    `INSERT INTO results (model_fingerprint, spec_hash, split, subject, idx, shots, protocol, gold, pred,
+    `INSERT INTO results (model_fingerprint, spec_hash, split, subject, idx, shots, protocol, precision, gold, pred,
        lp_a, lp_b, lp_c, lp_d)
-     SELECT $1, h, $2, s, i, $3, $4, g, p, a, b, cc, d
+     SELECT $1, h, $2, s, i, $3, $4, $14, g, p, a, b, cc, d
      FROM unnest($5::text[], $6::text[], $7::int[], $8::text[], $9::text[], $10::float8[], $11::float8[],
        $12::float8[], $13::float8[]) AS t(h, s, i, g, p, a, b, cc, d)
      ON CONFLICT DO NOTHING`,
@@ -515,6 +522,7 @@ export async function writeBatchOn(
       lp(1),
       lp(2),
       lp(3),
+      scope.precision,
     ],
   );
   await c.query(

@@ -33,7 +33,7 @@ import {
   type SweepStore,
   PROTOCOL_VERSION,
 } from './store';
-import { type Round, nestedOrder, sensitivitySpecs } from './strategy';
+import { type Round, nestedOrder, roundSizes, sensitivitySpecs } from './strategy';
 import { type SweepFile, SweepFileError } from './sweep-file';
 import { type SensitivityPrior, predictedDrops, sensitivityPrior } from './prior';
 
@@ -95,6 +95,7 @@ export async function planSweep(sweep: SweepFile): Promise<SweepPlan> {
     sample: sweep.data.sample,
     seed: sweep.data.seed,
   });
+  checkFastRungs(sweep, subset.items.length);
   const tokenizer = await loadTokenizer(sweep.model);
   return {
     parent,
@@ -107,6 +108,16 @@ export async function planSweep(sweep: SweepFile): Promise<SweepPlan> {
     tokenizer,
     choiceIds: choiceTokenIds(tokenizer),
   };
+}
+
+/** fast_rungs leaves at least the final rung to exact mode (the frontier is drawn from exact results only). */
+export function checkFastRungs(sweep: SweepFile, questions: number): void {
+  if (sweep.strategy.kind !== 'successive_halving' || sweep.strategy.fast_rungs === 0) return;
+  const sizes = roundSizes(sweep.strategy.start, sweep.strategy.eta, questions);
+  if (sweep.strategy.fast_rungs >= sizes.length)
+    throw new SweepFileError(
+      `${sweep.file}: strategy.successive_halving.fast_rungs: ${sweep.strategy.fast_rungs} must be smaller than the number of rungs, ${sizes.length} (of ${sizes.join(', ')} questions): the final rung scores in exact mode`,
+    );
 }
 
 /** A subject's questions tokenised like `eval`: batches never mix prefixes. */
@@ -231,7 +242,8 @@ export async function openRun(
   const fingerprint = modelFingerprint(sweep.model);
   const modelPath = path.resolve(sweep.model);
   await store.checkModel(modelPath, fingerprint);
-  const scope: ResultScope = { fingerprint, shots: sweep.shots, split: plan.split };
+  // Exact: each round's scope takes its own precision (roundPrecision).
+  const scope: ResultScope = { fingerprint, shots: sweep.shots, split: plan.split, precision: 'exact' };
   const hash = sweepHash(sweep);
   let run = await store.findRun(hash, fingerprint);
   if (run && opts.fresh) {

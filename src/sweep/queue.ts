@@ -451,6 +451,15 @@ export async function distributedProgress(
  * `sweep --enqueue`: the sweep's run (found or created, as `sweep` does) made into jobs for workers. Nothing is
  * scored here and the weights are not loaded.
  */
+/** What a distributed run cannot do yet, refused in one line before any database is touched. */
+export function checkEnqueueable(sweep: SweepFile): void {
+  // Jobs carry no precision and workers load one engine: distributed rungs score in exact mode only.
+  if (sweep.strategy.kind === 'successive_halving' && sweep.strategy.fast_rungs > 0)
+    throw new SweepFileError(
+      `${sweep.file}: strategy.successive_halving.fast_rungs: not supported with --enqueue (workers score in exact mode); run it with plain sweep`,
+    );
+}
+
 export async function enqueueSweep(opts: {
   readonly sweep: SweepFile;
   readonly store: PostgresSweepStore;
@@ -464,6 +473,7 @@ export async function enqueueSweep(opts: {
     throw new SweepFileError(
       `${opts.sweep.file}: prior: not supported with --enqueue; run it with plain sweep`,
     );
+  checkEnqueueable(opts.sweep);
   const plan = await planSweep(opts.sweep);
   const { runId, scope } = await openRun(opts.store, opts.sweep, plan, opts);
   const boss = createBoss(opts.store.pool, { supervise: false });

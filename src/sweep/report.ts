@@ -1,6 +1,7 @@
 // The results of a run as data (what `results --json` prints and the HTML report reads): each candidate's
-// metric on the questions of the last round it reached, the Pareto frontier among the candidates of the final
-// round, McNemar against the parent for frontier candidates, Google's published MMLU beside ours for presets.
+// metric on the questions of the last round it reached (in that round's precision), the Pareto frontier among the
+// candidates of the final round (exact results only), McNemar against the parent for frontier candidates,
+// Google's published MMLU beside ours for presets.
 import {
   type McNemarResult,
   type QuestionPrediction,
@@ -12,8 +13,10 @@ import {
 import { loadPublishedConfigs } from '../gemma3n';
 import { describeSpec } from './candidates';
 import { type CandidateResult, againstParent, candidateResult } from './metrics';
-import type { RunRecord, StoredCandidate, SweepStore } from './store';
-import type { Metric } from './sweep-file';
+import type { Precision } from '../engine';
+import type { ResultScope, RunRecord, StoredCandidate, SweepStore } from './store';
+import { roundPrecision } from './strategy';
+import type { Metric, Strategy } from './sweep-file';
 
 export interface CandidateReport {
   /** The spec hash (stable across runs and databases). */
@@ -25,6 +28,8 @@ export interface CandidateReport {
   readonly params: { readonly effective: number; readonly text_total: number; readonly layers: number };
   readonly result: CandidateResult & {
     readonly round: number;
+    /** The precision of that round: 'int8' for a candidate that left in a fast rung, else 'exact'. */
+    readonly precision: Precision;
     /** MMLU accuracy per category (stem, humanities, ...) on the questions scored. */
     readonly categories: Record<string, { acc: number; n: number; ci: [number, number] }>;
   };
@@ -86,11 +91,27 @@ export async function runReport(
   const run = opts.run === undefined ? all[all.length - 1]! : all.find((r) => r.id === opts.run);
   if (!run) throw new RangeError(`no run ${opts.run} (runs: ${all.map((r) => r.id).join(', ')})`);
   const metric = run.metric as Metric;
-  const scope = { fingerprint: run.model_fingerprint, shots: run.shots, split: run.split };
+  const strategy = JSON.parse(run.strategy) as Strategy;
+  const scopeOf = (round: number): ResultScope => ({
+    fingerprint: run.model_fingerprint,
+    shots: run.shots,
+    split: run.split,
+    precision: roundPrecision(strategy, round),
+  });
   const rounds = await store.rounds(run.id);
   const cands = await store.runCandidates(run.id);
   const parent = cands.find((c) => c.origin === 'parent');
-  const parentPreds = parent ? await store.predictions(scope, parent.spec_hash) : [];
+  // The parent's predictions in each precision, read once (it is scored in every round).
+  const parentBy = new Map<Precision, QuestionPrediction[]>();
+  const parentPredsIn = async (p: Precision) => {
+    if (!parentBy.has(p))
+      parentBy.set(
+        p,
+        parent ? await store.predictions({ ...scopeOf(0), precision: p }, parent.spec_hash) : [],
+      );
+    return parentBy.get(p)!;
+  };
+  const parentPreds = await parentPredsIn('exact');
   const published = new Map(loadPublishedConfigs().map((p) => [p.name, p.mmluPct / 100]));
   const lastRound = Math.max(0, ...rounds.map((r) => r.round));
 
@@ -98,16 +119,18 @@ export async function runReport(
   for (const c of cands) {
     const round = rounds.find((r) => r.round === c.round_reached);
     const keys = new Set((round?.questions ?? []).map(qkey));
+    const scope = scopeOf(c.round_reached);
     const preds = (await store.predictions(scope, c.spec_hash)).filter((p) => keys.has(qkey(p)));
-    const parentOn = parentPreds.filter((p) => keys.has(qkey(p)));
+    const parentOn = (await parentPredsIn(scope.precision)).filter((p) => keys.has(qkey(p)));
     rows.push({
-      row: candidateRow(c, metric, preds, parentOn, published),
+      row: candidateRow(c, metric, preds, parentOn, published, scope.precision),
       preds,
       final: c.round_reached === lastRound,
     });
   }
-  // The frontier is drawn among the candidates that reached the last round (all of them, but for halving).
-  const finals = rows.filter((r) => r.final && r.row.result.n > 0);
+  // The frontier is drawn among the candidates that reached the last round (all of them, but for halving),
+  // from exact results only (the last round is always exact; the check keeps it so).
+  const finals = rows.filter((r) => r.final && r.row.result.n > 0 && r.row.result.precision === 'exact');
   const front = paretoFrontier(
     finals.map((r) => ({ params: r.row.params.effective, metric: r.row.result.metric })),
   );
@@ -176,6 +199,7 @@ function candidateRow(
   preds: QuestionPrediction[],
   parentPreds: QuestionPrediction[],
   published: ReadonlyMap<string, number>,
+  precision: Precision,
 ): CandidateReport {
   return {
     id: c.spec_hash,
@@ -190,6 +214,7 @@ function candidateRow(
     result: {
       ...candidateResult(metric, preds, parentPreds),
       round: c.round_reached,
+      precision,
       categories: categoryAccuracy(preds),
     },
     pareto: false,

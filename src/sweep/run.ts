@@ -1,7 +1,9 @@
 // Runs a sweep: candidates and rounds are planned from the sweep file and the stored results, and only the
 // (candidate, question) pairs the database lacks are scored, through the shared trie, one transaction per
-// batch. A finished sweep re-run finds nothing missing and never loads the weights.
-import { Engine, type TextModel } from '../engine';
+// batch. A finished sweep re-run finds nothing missing and never loads the weights. Successive halving's first
+// `fast_rungs` rounds score in int8 fast mode, the rest in exact mode: one engine at a time, each round's
+// results stored (and read back for its metrics) under its own precision.
+import { Engine, type Precision, type TextModel } from '../engine';
 import {
   bySubject,
   openRun,
@@ -13,7 +15,7 @@ import {
   subjectBatches,
 } from './plan';
 import type { SweepStore } from './store';
-import { type Round, firstRound, nextRound } from './strategy';
+import { type Round, firstRound, nextRound, roundPrecision } from './strategy';
 import type { SweepFile } from './sweep-file';
 import { type Candidate, describeSpec } from './candidates';
 
@@ -64,12 +66,20 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
   const { runId, scope, predicted } = await openRun(store, sweep, plan, { ...opts, log });
 
   let engine: Engine | null = null;
+  let loadedModel = false;
   let parentView: TextModel | null = null;
   const views = new Map<string, TextModel>();
-  const load = async () => {
+  const load = async (precision: Precision) => {
+    if (engine && engine.precision !== precision) {
+      // The fast rungs are over: their engine goes before the exact one loads.
+      engine.dispose();
+      engine = null;
+      views.clear();
+    }
     if (!engine) {
       const t0 = performance.now();
-      engine = await Engine.load(sweep.model, { backend: sweep.backend as never });
+      engine = await Engine.load(sweep.model, { backend: sweep.backend as never, precision });
+      loadedModel = true;
       parentView = engine.view();
       opts.onLoaded?.(engine, (performance.now() - t0) / 1000);
     }
@@ -92,7 +102,9 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
     while (round) {
       rounds++;
       await store.putRound(runId, round);
-      const have = await store.scored(scope, round.candidates);
+      const precision = roundPrecision(sweep.strategy, round.index);
+      const roundScope = { ...scope, precision };
+      const have = await store.scored(roundScope, round.candidates);
       const missing = new Map<string, Set<string>>();
       let total = 0;
       for (const h of round.candidates) {
@@ -101,7 +113,7 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
         total += m.size;
       }
       if (total > 0) {
-        const { engine: e, parentView: pv } = await load();
+        const { engine: e, parentView: pv } = await load(precision);
         let done = 0;
         const left = new Map([...missing].map(([h, m]) => [h, m.size]));
         const need = new Map(left);
@@ -135,7 +147,7 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
               batch,
               (h, k) => missing.get(h)!.has(k),
             );
-            await store.writeBatch(runId, scope, rows, stats);
+            await store.writeBatch(runId, roundScope, rows, stats);
             for (const r of rows) {
               missing.get(r.spec_hash)!.delete(qkey(r));
               left.set(r.spec_hash, left.get(r.spec_hash)! - 1);
@@ -148,12 +160,12 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
             await new Promise((res) => setImmediate(res));
             if (opts.shouldStop?.()) {
               stopped = true;
-              return { runId, stopped, scored, loadedModel: engine !== null, rounds };
+              return { runId, stopped, scored, loadedModel, rounds };
             }
           }
         }
       }
-      const metrics = await roundMetrics(sweep, parentHash, round, (h) => store.predictions(scope, h));
+      const metrics = await roundMetrics(sweep, parentHash, round, (h) => store.predictions(roundScope, h));
       round = nextRound(sweep.strategy, candidates, order, round, metrics);
     }
     if (sweep.strategy.kind === 'sensitivity')
@@ -162,7 +174,7 @@ export async function runSweep(opts: SweepRunOptions): Promise<SweepOutcome> {
         await sensitivityRows(sweep, plan, (h) => store.predictions(scope, h)),
       );
     await store.finishRun(runId);
-    return { runId, stopped, scored, loadedModel: engine !== null, rounds };
+    return { runId, stopped, scored, loadedModel, rounds };
   } finally {
     (engine as Engine | null)?.dispose();
   }

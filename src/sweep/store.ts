@@ -1,17 +1,19 @@
 // Where sweeps keep everything: runs, candidates, rounds and every scored question. `SweepStore` is the
 // interface the sweep uses; SQLite (better-sqlite3, WAL) is one implementation. Per-question results are keyed
-// by (model fingerprint, spec hash, split, subject, index, shots, protocol), so a question any sweep in the
-// database scored is never scored again. Each batch of results is one transaction: a kill loses at most it.
+// by (model fingerprint, spec hash, split, subject, index, shots, protocol, precision), so a question any sweep
+// in the database scored is never scored again, and an int8 (fast mode) score is never taken for an exact one.
+// Each batch of results is one transaction: a kill loses at most it. The schema is versioned: version 1 is
+// SCHEMA, later versions are MIGRATIONS applied in order (PostgreSQL applies the same ones, translated).
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { type InputSpec, OutputGuard, UserInputError } from '../formats';
 import type { QuestionPrediction, SubsetItem } from '../eval';
+import type { Precision } from '../engine';
 import type { Candidate } from './candidates';
 import type { Round } from './strategy';
 
 /** Bumped when the prompt or scoring protocol changes: old results then no longer count. */
 export const PROTOCOL_VERSION = 'mmlu-harness-1';
-export const SCHEMA_VERSION = 1;
 
 export class StoreError extends UserInputError {
   override name = 'StoreError';
@@ -76,6 +78,8 @@ export interface ResultScope {
   readonly fingerprint: string;
   readonly shots: number;
   readonly split: string;
+  /** The engine's numerics the results were scored in. */
+  readonly precision: Precision;
 }
 
 export interface BatchStats {
@@ -114,7 +118,7 @@ export interface SweepStore {
 
 const SQLITE_MAGIC = 'SQLite format 3\0';
 
-/** The tables (SQLite's dialect; PostgreSQL's store translates it, pg-store.ts). */
+/** The tables of schema version 1 (SQLite's dialect; PostgreSQL's store translates it, pg-store.ts). */
 export const SCHEMA = `
 CREATE TABLE schema_version (version INTEGER NOT NULL);
 CREATE TABLE models (path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, first_seen TEXT NOT NULL);
@@ -155,6 +159,37 @@ CREATE TABLE sensitivity (
   spec_hash TEXT NOT NULL, drop_ REAL NOT NULL, PRIMARY KEY (run_id, layer, kind)
 );
 `;
+
+export interface Migration {
+  readonly version: number;
+  readonly sql: string;
+}
+
+/**
+ * The schema after version 1, in SQLite's dialect (PostgreSQL's store applies each translated). Version 2:
+ * results keyed by precision too ('exact' or 'int8'); every earlier result was scored in exact mode.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 2,
+    sql: `
+CREATE TABLE results_v2 (
+  model_fingerprint TEXT NOT NULL, spec_hash TEXT NOT NULL, split TEXT NOT NULL, subject TEXT NOT NULL,
+  idx INTEGER NOT NULL, shots INTEGER NOT NULL, protocol TEXT NOT NULL, precision TEXT NOT NULL,
+  gold TEXT NOT NULL, pred TEXT NOT NULL, lp_a REAL NOT NULL, lp_b REAL NOT NULL, lp_c REAL NOT NULL, lp_d REAL NOT NULL,
+  PRIMARY KEY (model_fingerprint, spec_hash, split, subject, idx, shots, protocol, precision)
+) WITHOUT ROWID;
+INSERT INTO results_v2 (model_fingerprint, spec_hash, split, subject, idx, shots, protocol, precision, gold, pred,
+    lp_a, lp_b, lp_c, lp_d)
+  SELECT model_fingerprint, spec_hash, split, subject, idx, shots, protocol, 'exact', gold, pred, lp_a, lp_b, lp_c, lp_d
+  FROM results;
+DROP TABLE results;
+ALTER TABLE results_v2 RENAME TO results;
+`,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 1;
 
 const key = (subject: string, index: number) => `${subject}#${index}`;
 
@@ -202,6 +237,15 @@ export const decodeSensitivity = ({ drop_, ...r }: SensitivityDbRow): Sensitivit
   ...r,
   drop: drop_,
 });
+
+/** Applies the migrations after `from` (inside the caller's transaction), recording each version. */
+function migrate(db: Database.Database, from: number): void {
+  for (const m of MIGRATIONS) {
+    if (m.version <= from) continue;
+    db.exec(m.sql);
+    db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(m.version);
+  }
+}
 
 export class SqliteSweepStore implements SweepStore {
   private constructor(
@@ -268,7 +312,8 @@ export class SqliteSweepStore implements SweepStore {
         db.pragma('journal_mode = WAL');
         db.transaction(() => {
           db.exec(SCHEMA);
-          db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
+          db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(1);
+          migrate(db, 1);
         })();
       } else {
         if (!tables.includes('schema_version'))
@@ -278,7 +323,14 @@ export class SqliteSweepStore implements SweepStore {
           throw new StoreError(
             `${label}: schema version ${row.v} is newer than this tool's ${SCHEMA_VERSION}; upgrade matformer-lab`,
           );
-        if (!opts.readonly) db.pragma('journal_mode = WAL');
+        if (opts.readonly) {
+          // Never written: an older schema is read through temporary views of what its rows mean now.
+          if (row.v < 2)
+            db.exec(`CREATE TEMP VIEW results AS SELECT *, 'exact' AS precision FROM main.results`);
+        } else {
+          db.pragma('journal_mode = WAL');
+          db.transaction(() => migrate(db, row.v!))();
+        }
       }
       db.pragma('foreign_keys = ON');
       db.pragma('synchronous = NORMAL');
@@ -380,11 +432,19 @@ export class SqliteSweepStore implements SweepStore {
 
   async scored(scope: ResultScope, hashes: readonly string[]): Promise<Map<string, Set<string>>> {
     const q = this.db.prepare(
-      'SELECT subject, idx FROM results WHERE model_fingerprint = ? AND spec_hash = ? AND split = ? AND shots = ? AND protocol = ?',
+      `SELECT subject, idx FROM results WHERE model_fingerprint = ? AND spec_hash = ? AND split = ? AND shots = ?
+         AND protocol = ? AND precision = ?`,
     );
     const out = new Map<string, Set<string>>();
     for (const h of hashes) {
-      const rows = q.all(scope.fingerprint, h, scope.split, scope.shots, PROTOCOL_VERSION) as {
+      const rows = q.all(
+        scope.fingerprint,
+        h,
+        scope.split,
+        scope.shots,
+        PROTOCOL_VERSION,
+        scope.precision,
+      ) as {
         subject: string;
         idx: number;
       }[];
@@ -397,10 +457,17 @@ export class SqliteSweepStore implements SweepStore {
     const rows = this.db
       .prepare(
         `SELECT subject, idx, gold, pred, lp_a, lp_b, lp_c, lp_d FROM results
-         WHERE model_fingerprint = ? AND spec_hash = ? AND split = ? AND shots = ? AND protocol = ?
+         WHERE model_fingerprint = ? AND spec_hash = ? AND split = ? AND shots = ? AND protocol = ? AND precision = ?
          ORDER BY subject, idx`,
       )
-      .all(scope.fingerprint, hash, scope.split, scope.shots, PROTOCOL_VERSION) as ResultRow[];
+      .all(
+        scope.fingerprint,
+        hash,
+        scope.split,
+        scope.shots,
+        PROTOCOL_VERSION,
+        scope.precision,
+      ) as ResultRow[];
     return rows.map(decodeResult);
   }
 
@@ -411,8 +478,8 @@ export class SqliteSweepStore implements SweepStore {
     stats: BatchStats,
   ): Promise<void> {
     const ins = this.db.prepare(
-      `INSERT OR IGNORE INTO results (model_fingerprint, spec_hash, split, subject, idx, shots, protocol, gold, pred,
-         lp_a, lp_b, lp_c, lp_d) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO results (model_fingerprint, spec_hash, split, subject, idx, shots, protocol, precision,
+         gold, pred, lp_a, lp_b, lp_c, lp_d) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.db.transaction(() => {
       for (const r of rows) {
@@ -425,6 +492,7 @@ export class SqliteSweepStore implements SweepStore {
           r.index,
           scope.shots,
           PROTOCOL_VERSION,
+          scope.precision,
           r.gold,
           r.pred,
           a,

@@ -1,6 +1,7 @@
 // Search strategies as pure plans: which candidates are scored on which questions, round by round. A round
 // depends only on the candidates, the question order and (for successive halving) the previous round's
 // metrics, so a resumed sweep replans exactly the same rounds from the stored results.
+import type { Precision } from '../engine';
 import { type SubsetItem, uniform01 } from '../eval';
 import type { Candidate } from './candidates';
 import type { Strategy } from './sweep-file';
@@ -42,6 +43,15 @@ export function roundSizes(start: number, eta: number, total: number): number[] 
     sizes.push(n);
     if (n >= total) return sizes;
   }
+}
+
+/**
+ * The precision round `index` scores in: int8 fast mode for successive halving's first `fast_rungs` rounds,
+ * exact for every other round (so always for the final one and for every other strategy). A strategy read
+ * back from a run stored before fast rungs existed has no `fast_rungs`: exact.
+ */
+export function roundPrecision(strategy: Strategy, index: number): Precision {
+  return strategy.kind === 'successive_halving' && index < (strategy.fast_rungs ?? 0) ? 'int8' : 'exact';
 }
 
 /** Hashes always scored in every round: the parent (the reference of `agreement` and McNemar) and E2B. */

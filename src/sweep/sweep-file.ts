@@ -58,6 +58,11 @@ export type Strategy =
       readonly start: number;
       readonly eta: number;
       readonly buckets: number;
+      /**
+       * The first this many rungs score in int8 fast mode, the rest (the final one at least) in exact mode.
+       * snake_case: the strategy is stored and shown as JSON.
+       */
+      readonly fast_rungs: number;
     }
   | { readonly kind: 'sensitivity'; readonly width?: number };
 
@@ -299,13 +304,20 @@ function strategy(v: Checker, s: unknown, at: string): Strategy {
     const r = v.object(o.sensitivity, `${at}.sensitivity`, ['width']);
     return { kind: 'sensitivity', width: v.optInt(r.width, `${at}.sensitivity.width`, 1) };
   }
-  const sh = v.object(o.successive_halving, `${at}.successive_halving`, ['start', 'eta', 'buckets']);
+  const sh = v.object(o.successive_halving, `${at}.successive_halving`, [
+    'start',
+    'eta',
+    'buckets',
+    'fast_rungs',
+  ]);
   const eta = v.optInt(sh.eta, `${at}.successive_halving.eta`, 2) ?? 3;
   return {
     kind: 'successive_halving',
     start: v.int(sh.start, `${at}.successive_halving.start`, 1),
     eta,
     buckets: v.optInt(sh.buckets, `${at}.successive_halving.buckets`, 1) ?? 1,
+    // Smaller than the number of rungs too: checked once the subset is known (plan.ts, checkFastRungs).
+    fast_rungs: v.optInt(sh.fast_rungs, `${at}.successive_halving.fast_rungs`, 0) ?? 0,
   };
 }
 

@@ -124,7 +124,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerOutcome> {
       `--run ${run.id}: this worker derives other candidates from the sweep than the run recorded ` +
         `(run made by matformer-lab ${run.tool_version}); use that version`,
     );
-  const scope: ResultScope = { fingerprint, shots: sweep.shots, split: plan.split };
+  // Distributed sweeps score in exact mode only (enqueueing refuses fast_rungs).
+  const scope: ResultScope = { fingerprint, shots: sweep.shots, split: plan.split, precision: 'exact' };
 
   const heartbeat = (status: string) =>
     store.pool.query(

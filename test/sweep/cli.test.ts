@@ -81,7 +81,7 @@ describe('sweep CLI', () => {
     db.close();
     r = runCli(['sweep', ok, '--db', newer]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/schema version 99 is newer than this tool's 1/);
+    expect(r.stderr).toMatch(/schema version 99 is newer than this tool's 2/);
     // A database another sweep is writing (its lock, held by a live process) is refused, nothing created.
     const busy = path.join(dir, 'busy.sqlite');
     fs.writeFileSync(path.join(dir, '.busy.sqlite.lock'), `${process.pid}\n`);

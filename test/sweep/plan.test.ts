@@ -12,7 +12,9 @@ import {
   parseSweep,
   predictedDrops,
   sensitivityPrior,
+  checkFastRungs,
   readSweepFile,
+  roundPrecision,
   roundSizes,
   specHash,
   sweepCandidates,
@@ -61,6 +63,18 @@ describe('sweep file', () => {
       'strategy.successive_halving.start: expected an integer ≥ 1',
     ],
     [{ strategy: 'greedy' }, 'strategy: expected a mapping'],
+    [
+      { strategy: { successive_halving: { start: 2, fast_rungs: -1 } } },
+      'strategy.successive_halving.fast_rungs: expected an integer ≥ 0, got -1',
+    ],
+    [
+      { strategy: { successive_halving: { start: 2, fast_rungs: 1.5 } } },
+      'strategy.successive_halving.fast_rungs: expected an integer ≥ 0, got 1.5',
+    ],
+    [
+      { strategy: { successive_halving: { start: 2, fast_rungs: 'all' } } },
+      'strategy.successive_halving.fast_rungs: expected an integer ≥ 0, got "all"',
+    ],
     [{ metric: 'f1' }, 'metric: expected accuracy or agreement'],
     [{ shots: 7 }, 'shots: expected 0 to 5'],
     [{ params: ['1B', '0.5B'] }, 'params: min 1000000000 exceeds max 500000000'],
@@ -72,7 +86,7 @@ describe('sweep file', () => {
 
   it('the committed example parses', () => {
     const s = readSweepFile(path.join(repoRoot, 'examples/sweep-demo.yaml'));
-    expect(s.strategy).toEqual({ kind: 'successive_halving', start: 6, eta: 3, buckets: 2 });
+    expect(s.strategy).toEqual({ kind: 'successive_halving', start: 6, eta: 3, buckets: 2, fast_rungs: 0 });
     expect(s.candidates.map((c) => c.kind)).toEqual(['blocks', 'spec', 'random']);
     expect(s.memoryCap).toBe(1e9);
   });
@@ -184,7 +198,7 @@ describe('strategies', () => {
         ),
       ),
     ];
-    const strategy = { kind: 'successive_halving', start: 5, eta: 3, buckets: 2 } as const;
+    const strategy = { kind: 'successive_halving', start: 5, eta: 3, buckets: 2, fast_rungs: 0 } as const;
     const r0 = firstRound(strategy, cands, nestedOrder(items, 0));
     expect(r0.questions).toHaveLength(5);
     // Metric: the index, so larger is better within each bucket.
@@ -240,7 +254,7 @@ describe('strategies', () => {
     const r = firstRound({ kind: 'random', n: 2, seed: 0 }, cands, order, drop);
     expect(new Set(r.candidates)).toEqual(new Set([parent.hash, unscanned.hash, narrow1.hash]));
     // successive halving: round 0 only the best third of each bucket by prediction, the parent pinned.
-    const sh = { kind: 'successive_halving', start: 5, eta: 3, buckets: 1 } as const;
+    const sh = { kind: 'successive_halving', start: 5, eta: 3, buckets: 1, fast_rungs: 0 } as const;
     const r0 = firstRound(sh, cands, order, drop);
     expect(r0.questions).toHaveLength(5);
     expect(new Set(r0.candidates)).toEqual(new Set([parent.hash, unscanned.hash]));
@@ -255,5 +269,38 @@ describe('strategies', () => {
     expect(() => parse({ prior: 'sens', strategy: { random: 3 } })).toThrow(
       'sweep.yaml: prior: expected sensitivity, got "sens"',
     );
+  });
+});
+
+describe('fast rungs', () => {
+  const halving = (fast_rungs?: number) =>
+    parse({
+      strategy: {
+        successive_halving: { start: 2, eta: 3, ...(fast_rungs === undefined ? {} : { fast_rungs }) },
+      },
+    });
+
+  it('the first fast_rungs rounds score in int8, the rest and every other strategy in exact', () => {
+    const s = halving(2).strategy;
+    expect([0, 1, 2, 3].map((i) => roundPrecision(s, i))).toEqual(['int8', 'int8', 'exact', 'exact']);
+    expect(roundPrecision(halving().strategy, 0)).toBe('exact');
+    expect(roundPrecision(parse({ strategy: 'exhaustive' }).strategy, 0)).toBe('exact');
+    // A strategy stored before fast rungs existed has no fast_rungs.
+    expect(roundPrecision({ kind: 'successive_halving', start: 2, eta: 3, buckets: 1 } as never, 0)).toBe(
+      'exact',
+    );
+  });
+
+  it('leaves the final rung to exact mode: fast_rungs must be smaller than the number of rungs', () => {
+    // 20 questions from 2 by 3: rungs of 2, 6, 18, 20 questions.
+    expect(roundSizes(2, 3, 20)).toEqual([2, 6, 18, 20]);
+    expect(() => checkFastRungs(halving(3), 20)).not.toThrow();
+    expect(() => checkFastRungs(halving(4), 20)).toThrow(
+      'sweep.yaml: strategy.successive_halving.fast_rungs: 4 must be smaller than the number of rungs, 4 (of 2, 6, 18, 20 questions): the final rung scores in exact mode',
+    );
+    expect(() => checkFastRungs(halving(1), 2)).toThrow(
+      /fast_rungs: 1 must be smaller than the number of rungs, 1 /,
+    );
+    expect(() => checkFastRungs(halving(0), 2)).not.toThrow();
   });
 });

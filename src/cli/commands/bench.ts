@@ -2,7 +2,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { loadConfig, maxPositionEmbeddings } from '../../gemma3n';
 import { openModel, type BenchResult, renderProfile, runBench } from '../../engine';
-import { MODEL_OPTIONS, type ModelFlags, intFlag, seedFlag, specFlags } from '../flags';
+import { MODEL_OPTIONS, type ModelFlags, precisionFlag, intFlag, seedFlag, specFlags } from '../flags';
 
 /** Far beyond a useful benchmark batch; a typo such as 80000 would only exhaust memory. */
 const MAX_BATCH = 4096;
@@ -19,9 +19,10 @@ interface BenchArgs extends ModelFlags {
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
-function render(r: BenchResult): string {
+function render(r: BenchResult & { precision: string }): string {
   return [
     `backend         ${r.backend} (${r.backend_detail})`,
+    `precision       ${r.precision}`,
     `model           ${r.layers} layers, load ${r.load_seconds.toFixed(1)} s`,
     `prefill         batch ${r.batch} × ${r.tokens} tokens: ${r.prefill.seconds.toFixed(3)} s, ${r.prefill.tokens_per_second.toFixed(1)} tokens/s`,
     `decode          batch ${r.batch} × ${r.decode.steps} steps: ${(r.decode.seconds_per_step * 1000).toFixed(1)} ms/step, ${r.decode.tokens_per_second.toFixed(1)} tokens/s`,
@@ -72,19 +73,22 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
     seedFlag('--seed', argv.seed);
     const opened = await openModel(
       argv.dir,
-      { submodel: specFlags(argv), backend: argv.backend },
+      { submodel: specFlags(argv), backend: argv.backend, precision: precisionFlag(argv) },
       {
         onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
       },
     );
     try {
-      const r = await runBench(opened, {
-        batch: argv.batch,
-        tokens: argv.tokens,
-        decodeSteps: steps,
-        seed: argv.seed,
-        profile: argv.profile === true,
-      });
+      const r = {
+        ...(await runBench(opened, {
+          batch: argv.batch,
+          tokens: argv.tokens,
+          decodeSteps: steps,
+          seed: argv.seed,
+          profile: argv.profile === true,
+        })),
+        precision: opened.engine.precision,
+      };
       process.stdout.write((argv.json ? JSON.stringify(r) : render(r)) + '\n');
     } finally {
       opened.engine.dispose();

@@ -16,6 +16,8 @@ interface CompareArgs {
 interface Side {
   file: string;
   subsetId: string | null;
+  /** The results JSON's precision (exact, int8); null for a predictions JSONL or an older results file. */
+  precision: string | null;
   predictions: QuestionPrediction[];
 }
 
@@ -23,8 +25,9 @@ interface Side {
 async function readSide(file: string): Promise<Side> {
   const problem = fileProblem(file);
   if (problem) throw new UserInputError(`${file}: ${problem}`);
-  if (file.endsWith('.jsonl')) return { file, subsetId: null, predictions: await readPredictionsJsonl(file) };
-  let json: { predictions_file?: unknown; subset?: { id?: unknown } };
+  if (file.endsWith('.jsonl'))
+    return { file, subsetId: null, precision: null, predictions: await readPredictionsJsonl(file) };
+  let json: { predictions_file?: unknown; subset?: { id?: unknown }; precision?: unknown };
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof json;
   } catch {
@@ -41,6 +44,7 @@ async function readSide(file: string): Promise<Side> {
   return {
     file,
     subsetId: typeof json.subset?.id === 'string' ? json.subset.id : null,
+    precision: typeof json.precision === 'string' ? json.precision : null,
     predictions: await readPredictionsJsonl(target),
   };
 }
@@ -64,16 +68,25 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
         `warning: subset ids differ (${a.subsetId} vs ${b.subsetId}); only shared questions are paired\n`,
       );
     }
+    // Comparing fast mode with exact mode is a fair question, but it must say that it is one.
+    if (a.precision && b.precision && a.precision !== b.precision) {
+      process.stderr.write(
+        `warning: precisions differ (A ${a.precision}, B ${b.precision}); the difference includes the fast mode's numerics\n`,
+      );
+    }
     const r = mcnemarExact(a.predictions, b.predictions, argv.alpha);
     if (r.paired === 0) throw new UserInputError(`${argv.a} and ${argv.b} share no questions`);
     if (argv.json) {
-      process.stdout.write(jsonText(r, 2) + '\n');
+      process.stdout.write(jsonText({ ...r, precision: { a: a.precision, b: b.precision } }, 2) + '\n');
       return;
     }
     const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
     process.stdout.write(
       [
-        `paired questions: ${r.paired}`,
+        `paired questions: ${r.paired}` +
+          (a.precision || b.precision
+            ? ` (precision A ${a.precision ?? 'unknown'}, B ${b.precision ?? 'unknown'})`
+            : ''),
         `accuracy A ${pct(r.accA)}  B ${pct(r.accB)}  (B - A = ${((r.accB - r.accA) * 100).toFixed(2)} points)`,
         `both right ${r.bothCorrect}, only A right ${r.onlyA}, only B right ${r.onlyB}, both wrong ${r.bothWrong}`,
         `exact McNemar p = ${r.pValue.toPrecision(3)}: ${

@@ -4,7 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UserInputError } from '../../formats';
 import { loadConfig } from '../../gemma3n';
 import { checkPromptIds, openModel, parseIdList, stopTokenIds } from '../../engine';
-import { MODEL_OPTIONS, type ModelFlags, specFlags } from '../flags';
+import { MODEL_OPTIONS, type ModelFlags, precisionFlag, specFlags } from '../flags';
 
 interface GenerateArgs extends ModelFlags {
   dir: string;
@@ -50,7 +50,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     checkPromptIds(argv.prompt !== undefined ? '--prompt' : '--ids', prompt, loadConfig(argv.dir), n);
     const { engine, model } = await openModel(
       argv.dir,
-      { submodel: specFlags(argv), backend: argv.backend },
+      { submodel: specFlags(argv), backend: argv.backend, precision: precisionFlag(argv) },
       {
         onWarning: (w) => process.stderr.write(`warning: ${w}\n`),
       },
@@ -64,8 +64,14 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       const text = codec ? codec.decode(out) : null;
       if (argv.json) {
         process.stdout.write(
-          JSON.stringify({ prompt_ids: prompt, ids: out, text, seconds, backend: engine.backend.name }) +
-            '\n',
+          JSON.stringify({
+            prompt_ids: prompt,
+            ids: out,
+            text,
+            seconds,
+            backend: engine.backend.name,
+            precision: engine.precision,
+          }) + '\n',
         );
         return;
       }
@@ -73,7 +79,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       process.stdout.write(`generated ids: ${out.join(',')}\n`);
       if (text !== null) process.stdout.write(`text: ${JSON.stringify(text)}\n`);
       process.stdout.write(
-        `${out.length} tokens in ${seconds.toFixed(2)} s on ${engine.backend.name}` +
+        `${out.length} tokens in ${seconds.toFixed(2)} s on ${engine.backend.name} (${engine.precision} precision)` +
           (codec ? ` (tokenizer: ${codec.source})` : '') +
           '\n',
       );

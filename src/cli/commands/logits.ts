@@ -3,7 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { OutputGuard, writeSafetensors } from '../../formats';
 import { loadConfig } from '../../gemma3n';
 import { checkPromptIds, openModel, parseIdList } from '../../engine';
-import { MODEL_OPTIONS, type ModelFlags, specFlags } from '../flags';
+import { MODEL_OPTIONS, type ModelFlags, precisionFlag, specFlags } from '../flags';
 
 interface LogitsArgs extends ModelFlags {
   dir: string;
@@ -53,7 +53,7 @@ export const logitsCommand: CommandModule<object, LogitsArgs> = {
     try {
       opened = await openModel(
         argv.dir,
-        { submodel: specFlags(argv), backend: argv.backend },
+        { submodel: specFlags(argv), backend: argv.backend, precision: precisionFlag(argv) },
         { onWarning: (w) => process.stderr.write(`warning: ${w}\n`) },
       );
     } catch (err) {
@@ -81,7 +81,7 @@ export const logitsCommand: CommandModule<object, LogitsArgs> = {
       const last = logits.subarray((ids.length - 1) * V);
       for (let v = 1; v < V; v++) if (last[v]! > last[best]!) best = v;
       process.stdout.write(
-        `wrote ${argv.out}: logits [${ids.length}, ${V}] float32; ${model.cfg.layers.length} layers on ${engine.backend.name}; ` +
+        `wrote ${argv.out}: logits [${ids.length}, ${V}] float32; ${model.cfg.layers.length} layers on ${engine.backend.name}, ${engine.precision} precision; ` +
           `load ${loadSeconds.toFixed(1)} s, forward ${seconds.toFixed(2)} s; next token (greedy) ${best}\n`,
       );
     } finally {

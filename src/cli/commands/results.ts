@@ -23,11 +23,26 @@ const pct = (x: number | null) => (x === null || !Number.isFinite(x) ? '-' : `${
 const billions = (n: number) =>
   n >= 1e8 ? `${(n / 1e9).toFixed(3)}B` : n >= 1e5 ? `${(n / 1e6).toFixed(2)}M` : String(n);
 
-/** The candidates as a plain-text table on stdout, frontier first marked `*`. */
+/**
+ * The candidates as a plain-text table on stdout, frontier first marked `*`. A run with fast rungs gets a
+ * precision column: a candidate that left in an int8 rung shows its int8 metric, never passed off as exact.
+ */
 export function printTable(report: RunReport, all: boolean): void {
   const rows = [...report.candidates].sort((a, b) => b.params.effective - a.params.effective);
   const shown = all ? rows : rows.filter((r) => r.pareto || r.origin === 'parent' || r.preset);
-  const header = ['', 'candidate', 'params', report.metric, '95% CI', 'n', 'acc', 'published', 'McNemar p'];
+  const mixed = report.candidates.some((r) => r.result.precision !== 'exact');
+  const header = [
+    '',
+    'candidate',
+    'params',
+    report.metric,
+    '95% CI',
+    'n',
+    'acc',
+    ...(mixed ? ['precision'] : []),
+    'published',
+    'McNemar p',
+  ];
   const table = shown.map((r) => [
     r.pareto ? '*' : '',
     r.label.length > 60 ? r.label.slice(0, 57) + '...' : r.label,
@@ -36,6 +51,7 @@ export function printTable(report: RunReport, all: boolean): void {
     `${pct(r.result.ci[0])}-${pct(r.result.ci[1])}`,
     String(r.result.n),
     pct(r.result.acc),
+    ...(mixed ? [r.result.precision] : []),
     r.published_mmlu === null ? '' : pct(r.published_mmlu),
     r.mcnemar ? r.mcnemar.p_value.toPrecision(3) : '',
   ]);
@@ -69,6 +85,12 @@ export function printProgress(p: DistributedProgress): void {
     ),
   ];
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** ", the first 2 in int8" for a run with fast rungs (its stored strategy), else nothing. */
+function fastRungs(strategy: string): string {
+  const s = JSON.parse(strategy) as { fast_rungs?: number };
+  return s.fast_rungs ? `, the first ${s.fast_rungs} in int8` : '';
 }
 
 function csvCell(v: unknown): string {
@@ -129,6 +151,7 @@ export const resultsCommand: CommandModule<object, ResultsArgs> = {
           'ci_high',
           'n',
           'acc',
+          'precision',
           'agreement',
           'kl',
           'pareto',
@@ -147,6 +170,7 @@ export const resultsCommand: CommandModule<object, ResultsArgs> = {
             c.result.ci[1],
             c.result.n,
             c.result.acc,
+            c.result.precision,
             c.result.agreement,
             c.result.kl,
             c.pareto,
@@ -162,7 +186,7 @@ export const resultsCommand: CommandModule<object, ResultsArgs> = {
       } else {
         const r = report.runs.find((x) => x.id === report.run)!;
         process.stdout.write(
-          `run ${r.id} (${r.status}): ${r.sweep_file}, metric ${report.metric}, ${r.rounds} round(s), ${report.candidates.length} candidates` +
+          `run ${r.id} (${r.status}): ${r.sweep_file}, metric ${report.metric}, ${r.rounds} round(s)${fastRungs(r.strategy)}, ${report.candidates.length} candidates` +
             (r.sharing ? `, ${r.sharing.toFixed(2)}× fewer layer-token evaluations than one by one` : '') +
             '\n',
         );

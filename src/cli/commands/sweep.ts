@@ -18,8 +18,9 @@ import { interruptible } from '../boundary';
 import { SweepProgressBars } from '../sweep-progress';
 import { printTable } from './results';
 import { type EnqueueArgs, ENQUEUE_OPTIONS, enqueue } from './worker';
+import { PRECISION_OPTIONS, type PrecisionFlags, exactOnlyPrecision } from '../flags';
 
-interface SweepArgs extends EnqueueArgs {
+interface SweepArgs extends EnqueueArgs, PrecisionFlags {
   file: string;
   db: string;
   fresh: boolean;
@@ -49,6 +50,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         describe: 'start over: delete this sweep’s previous run and its results first',
       })
       .options(ENQUEUE_OPTIONS)
+      .options(PRECISION_OPTIONS)
       .example('$0 sweep examples/sweep-blocks.yaml --db sweeps.sqlite', '')
       .example('$0 results sweeps.sqlite', '')
       .example(
@@ -56,6 +58,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         'jobs for `worker`s',
       ) as unknown as Argv<SweepArgs>,
   handler: async (argv) => {
+    exactOnlyPrecision(argv, 'sweep');
     const sweep = readSweepFile(argv.file);
     if (isPostgresUrl(argv.db)) checkPostgresUrl(argv.db, `--db ${redactUrl(argv.db)}`);
     if (argv.enqueue) return enqueue(argv, sweep, TOOL_VERSION);
@@ -89,7 +92,8 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
           fresh: argv.fresh,
           toolVersion: TOOL_VERSION,
           log: notice,
-          onLoaded: (e, s) => notice(`loaded ${sweep.model} on ${e.backend.name} in ${s.toFixed(1)} s`),
+          onLoaded: (e, s) =>
+            notice(`loaded ${sweep.model} on ${e.backend.name} (${e.precision}) in ${s.toFixed(1)} s`),
           onProgress: (p) =>
             bars.update({
               round: p.round,

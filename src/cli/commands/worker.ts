@@ -7,13 +7,14 @@ import {
   type SweepFile,
   DEFAULT_JOB_SETTINGS,
   PostgresSweepStore,
+  checkEnqueueable,
   enqueueSweep,
   isPostgresUrl,
   redactUrl,
   runWorker,
 } from '../../sweep';
 import { interruptible } from '../boundary';
-import { intFlag } from '../flags';
+import { PRECISION_OPTIONS, type PrecisionFlags, exactOnlyPrecision, intFlag } from '../flags';
 
 export interface EnqueueArgs {
   db: string;
@@ -58,6 +59,7 @@ const requirePostgres = (flag: string, db: string) => {
 
 export async function enqueue(argv: EnqueueArgs, sweep: SweepFile, toolVersion: string): Promise<void> {
   requirePostgres('--db', argv.db);
+  checkEnqueueable(sweep);
   const settings = {
     questionsPerJob: intFlag('--job-questions', argv['job-questions'], 1),
     candidatesPerJob: intFlag('--job-candidates', argv['job-candidates'], 0),
@@ -88,7 +90,7 @@ export async function enqueue(argv: EnqueueArgs, sweep: SweepFile, toolVersion: 
   }
 }
 
-interface WorkerArgs {
+interface WorkerArgs extends PrecisionFlags {
   db: string;
   run?: number;
   model?: string;
@@ -143,12 +145,14 @@ export const workerCommand: CommandModule<object, WorkerArgs> = {
         default: 600,
         describe: 'seconds to wait for a lost database before giving up',
       })
+      .options(PRECISION_OPTIONS)
       .example('$0 worker --db postgres://lab@db-host/sweeps --backend webgpu', 'one per GPU host')
       .example(
         '$0 worker --db postgres://lab@db-host/sweeps --backend tensorflow --device 1',
         '',
       ) as unknown as Argv<WorkerArgs>,
   handler: async (argv) => {
+    exactOnlyPrecision(argv, 'worker');
     requirePostgres('--db', argv.db);
     if (argv.run !== undefined) intFlag('--run', argv.run, 1);
     if (!(argv.poll > 0 && argv.poll <= 3600))
