@@ -35,6 +35,7 @@ module.exports = {
     'test/sweep/shared-eval.test.ts',
     'test/cli/inspect.test.ts',
     'test/engine/kernels.test.ts',
+    'test/engine/shared-prefix.test.ts', // ~40 s: cpu, wasm and webgpu engines, memory profiles
     'test/engine/int8-engine.test.ts', // ~200 s: int8 against exact on both fixtures, cpu and webgpu
   ],
 };

@@ -3,7 +3,16 @@
 // not column indices, so right padding, ragged batches and a trimmed sliding window all use one rule:
 // key s is visible to query t iff pos_s ≤ pos_t and, on sliding layers, pos_t − pos_s < window.
 import * as tf from '@tensorflow/tfjs-core';
-import type { AttentionKind, KvSharing, LayerPlan, PastKv } from './gemma3n';
+import type {
+  AttentionKeys,
+  AttentionKind,
+  KvSharing,
+  LayerPlan,
+  PastEntry,
+  PastKv,
+  SharedKv,
+} from './gemma3n';
+import { packKeyPositions } from './kernels/attention';
 
 /** Key position of a padded (invalid) column: larger than any real position, so never ≤ a query's. */
 export const PAD_KEY_POSITION = 1 << 30;
@@ -38,10 +47,25 @@ export function buildMasks(
   });
 }
 
+/** A batch-1 prefix every row of a cache attends to: K/V [1, Kh, P, D] per layer, read at batch stride 0. */
+interface SharedPrefix {
+  /** The prefix cache's own tensors (references: not owned, not cloned, since a clone counts its bytes again). */
+  readonly entries: ReadonlyMap<number, SharedKv>;
+  /** Positions of the prefix's columns (full layers hold all of them). */
+  readonly keyPos: readonly number[];
+  /** Sliding layers hold columns [slidingStart, keyPos.length) of the prefix. */
+  readonly slidingStart: number;
+}
+
 export class KvCache {
+  /** The rows' own K/V [B, Kh, S, D] (after the shared prefix, if any). */
   private readonly entries = new Map<number, { k: tf.Tensor4D; v: tf.Tensor4D }>();
-  /** Key positions, one row per sequence, one entry per column (PAD_KEY_POSITION for padding). */
+  /** Key positions of the rows' own columns, one row per sequence (PAD_KEY_POSITION for padding). */
   private keyPos: number[][];
+  private shared: SharedPrefix | null = null;
+  /** The cache whose K/V `shared` reads, and how many live caches read this one's. */
+  private origin: KvCache | null = null;
+  private sharers = 0;
   /** Next RoPE position of each sequence (= tokens it has seen). */
   readonly nextPos: number[];
   /** Sliding layers hold columns [slidingStart, length) only. */
@@ -62,19 +86,31 @@ export class KvCache {
     return layers === this.layers;
   }
 
-  /** Key columns held for full layers. */
-  get length(): number {
+  /** Columns of the rows' own K/V (after the shared prefix, if any). */
+  private get ownLength(): number {
     return this.keyPos[0]?.length ?? 0;
+  }
+
+  /** Key columns held for full layers (a shared prefix's included). */
+  get length(): number {
+    return (this.shared?.keyPos.length ?? 0) + this.ownLength;
   }
 
   /** Columns held for sliding layers (the window trimming drops old ones). */
   get slidingLength(): number {
-    return this.length - this.slidingStart;
+    return this.length - this.slidingStart - (this.shared?.slidingStart ?? 0);
   }
 
-  past(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | undefined {
+  /** True when the rows attend to a batch-1 prefix they share (see `share`). */
+  get sharesPrefix(): boolean {
+    return this.shared !== null;
+  }
+
+  past(layer: number): PastEntry | undefined {
     this.check();
-    return this.entries.get(layer);
+    const own = this.entries.get(layer) ?? null;
+    const shared = this.shared?.entries.get(layer) ?? null;
+    return own || shared ? { own, shared } : undefined;
   }
 
   /** Masks for a step whose new keys sit at `newKeyPos` ([B·T]) and queries at `queryPos`. */
@@ -86,28 +122,57 @@ export class KvCache {
   ): Record<AttentionKind, tf.Tensor4D> {
     this.check();
     const B = this.batch;
-    const S0 = this.length;
-    const S = S0 + T;
+    const prefix = this.shared?.keyPos ?? [];
+    const P = prefix.length;
+    const S0 = this.ownLength;
+    const S = P + S0 + T;
     const all = new Int32Array(B * S);
     for (let b = 0; b < B; b++) {
       // keyPos has one row per sequence, each of S0 columns; newKeyPos holds B·T entries.
       const row = this.keyPos[b]!;
-      for (let s = 0; s < S0; s++) all[b * S + s] = row[s]!;
-      for (let t = 0; t < T; t++) all[b * S + S0 + t] = newKeyPos[b * T + t]!;
+      for (let s = 0; s < P; s++) all[b * S + s] = prefix[s]!;
+      for (let s = 0; s < S0; s++) all[b * S + P + s] = row[s]!;
+      for (let t = 0; t < T; t++) all[b * S + P + S0 + t] = newKeyPos[b * T + t]!;
     }
-    return buildMasks(queryPos, all, B, T, S, this.slidingStart, this.window, heads);
+    const slidingStart = this.shared ? this.shared.slidingStart : this.slidingStart;
+    return buildMasks(queryPos, all, B, T, S, slidingStart, this.window, heads);
+  }
+
+  /**
+   * Key positions for a step of a cache that shares a prefix (what the attention program builds its masks
+   * from): the prefix's columns once, not per row, and each row's own columns plus its new ones.
+   */
+  keyPositions(queryPos: Int32Array, newKeyPos: Int32Array, T: number): AttentionKeys {
+    this.check();
+    if (!this.shared) throw new Error('key positions are for a cache that shares a prefix');
+    const B = this.batch;
+    const S0 = this.ownLength;
+    const S = S0 + T;
+    const own = new Int32Array(B * S);
+    for (let b = 0; b < B; b++) {
+      own.set(this.keyPos[b]!, b * S);
+      own.set(newKeyPos.subarray(b * T, (b + 1) * T), b * S + S0);
+    }
+    const prefix = this.shared.keyPos;
+    const packed = (columns: readonly number[]) =>
+      tf.tensor1d(packKeyPositions(queryPos, columns, own), 'int32');
+    return {
+      positions: { full: packed(prefix), sliding: packed(prefix.slice(this.shared.slidingStart)) },
+      window: this.window,
+    };
   }
 
   /** Takes ownership of the full K/V (past + new) each non-consumer layer published in a forward. */
   absorb(kv: KvSharing): void {
     this.check();
+    if (this.sharers > 0) throw new Error('a KV cache cannot advance while caches that share it are alive');
     this.layers.forEach((plan, i) => {
       if (plan.kvRole === 'consumer') return;
       const next = kv.take(i);
       if (!next) throw new Error(`layer ${i} published no K/V`);
       const old = this.entries.get(i);
       if (old) tf.dispose([old.k, old.v]);
-      this.entries.set(i, next);
+      this.entries.set(i, { k: next.k, v: next.v });
     });
   }
 
@@ -129,6 +194,9 @@ export class KvCache {
    * a window long so the copy is amortised.
    */
   private trimSliding(): void {
+    // With a shared prefix the rows' own columns are masked by position instead (they follow a prefix that is
+    // not trimmed per row).
+    if (this.shared) return;
     let dead = 0;
     for (let s = this.slidingStart; s < this.length; s++) {
       let isDead = true;
@@ -153,10 +221,35 @@ export class KvCache {
     this.slidingStart += dead;
   }
 
-  /** A copy of this (batch-1) cache repeated `n` times along the batch axis, e.g. a prompt prefix per suffix. */
+  /**
+   * A cache of `n` rows that all continue this (batch-1) one, e.g. a few-shot prefix and a group of
+   * questions, or a prompt and several continuations: the prefix's K/V stays [1, Kh, P, D] (this cache's own
+   * tensors, read by reference), each row adds its own K/V behind it. This cache must outlive the shared one
+   * and cannot advance while it lives.
+   */
+  share(n: number): KvCache {
+    this.check();
+    if (this.batch !== 1) throw new Error('only a batch-1 cache can be shared');
+    if (this.shared) throw new Error('a cache that shares a prefix cannot be shared again');
+    if (!Number.isInteger(n) || n < 1) throw new RangeError('share: n must be a positive integer');
+    const c = new KvCache(this.layers, n, this.window);
+    const entries = new Map<number, SharedKv>();
+    for (const [i, { k, v }] of this.entries) entries.set(i, { k, v });
+    c.shared = { entries, keyPos: [...this.keyPos[0]!], slidingStart: this.slidingStart }; // batch 1: one row
+    c.origin = this;
+    this.sharers++;
+    c.nextPos.fill(this.nextPos[0]!);
+    return c;
+  }
+
+  /**
+   * A copy of this (batch-1) cache repeated `n` times along the batch axis: B·P K/V per layer. `share` is
+   * the form to use; this one stays as the reference the tests compare it with.
+   */
   broadcast(n: number): KvCache {
     this.check();
     if (this.batch !== 1) throw new Error('only a batch-1 cache can be broadcast');
+    if (this.shared) throw new Error('a cache that shares a prefix cannot be broadcast');
     const c = new KvCache(this.layers, n, this.window);
     for (const [i, { k, v }] of this.entries)
       c.entries.set(i, { k: tf.tile(k, [n, 1, 1, 1]), v: tf.tile(v, [n, 1, 1, 1]) });
@@ -166,7 +259,7 @@ export class KvCache {
     return c;
   }
 
-  /** Bytes of K/V held on the backend. */
+  /** Bytes of K/V this cache's rows hold on the backend (a shared prefix's are the prefix cache's). */
   get bytes(): number {
     let n = 0;
     for (const { k, v } of this.entries.values()) n += (k.size + v.size) * 4;
@@ -176,6 +269,9 @@ export class KvCache {
   dispose(): void {
     for (const { k, v } of this.entries.values()) tf.dispose([k, v]);
     this.entries.clear();
+    if (this.origin && !this.disposed) this.origin.sharers--;
+    this.origin = null;
+    this.shared = null;
     this.disposed = true;
   }
 
@@ -185,18 +281,14 @@ export class KvCache {
 }
 
 /**
- * The K/V a paused batch-1 prefix forward published, seen by a batch of B rows that continue it: each read
- * repeats the prefix along the batch axis (inside the reading layer's tidy, so it lives for that layer only).
+ * The K/V a paused batch-1 prefix forward published, seen by a batch of rows that continue it: a prefix they
+ * share ([1, Kh, P, D], read at batch stride 0, never repeated per row).
  */
 export class PrefixPast implements PastKv {
-  constructor(
-    private readonly kv: KvSharing,
-    private readonly batch: number,
-  ) {}
+  constructor(private readonly kv: KvSharing) {}
 
-  past(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } {
+  past(layer: number): PastEntry {
     const { k, v } = this.kv.read(layer);
-    if (this.batch === 1) return { k, v };
-    return { k: tf.tile(k, [this.batch, 1, 1, 1]), v: tf.tile(v, [this.batch, 1, 1, 1]) };
+    return { own: null, shared: { k, v } };
   }
 }

@@ -21,9 +21,11 @@ import {
 } from './backend';
 import { KvCache, PAD_KEY_POSITION, PrefixPast, buildMasks } from './cache';
 import {
-  type DecoderInputs,
+  type AttentionKeys,
   type ForwardState,
   Gemma3nText,
+  disposeAttentionKeys,
+  sharedPrefixProgram,
   type Gemma3nTextConfig,
   type LayerPlan,
   type LayerWeights,
@@ -31,6 +33,7 @@ import {
   type SparsityStd,
 } from './gemma3n';
 import type { RestrictedRow } from './head';
+import { packKeyPositions } from './kernels/attention';
 import type { LinearWeight } from './kernels/linear';
 import { PRECISIONS, type Precision } from './precision';
 import { type LoadProgress, type ParentWeights, loadParentWeights, residentWeightBytes } from './weights';
@@ -182,6 +185,11 @@ export type Positions = 'last' | readonly (readonly number[])[];
 
 export interface GenerateOptions {
   maxNewTokens: number;
+  /**
+   * A batch-1 cache of a prompt every sequence continues (e.g. a system prompt): the prompts are then the
+   * rest of each sequence, and every row reads the prefix's K/V without a copy per row (`KvCache.share`).
+   */
+  prefix?: KvCache;
   /** Stop a sequence after it emits one of these ids (the id is kept in its output). */
   stopIds?: readonly number[];
   /** Called after each step with the new token of every sequence still running. */
@@ -306,15 +314,22 @@ export class TextModel {
     releaseIdleBuffers();
     const { B, T, ids, positions, keyPos } = this.batchInputs(batch, (b) => (cache ? cache.nextPos[b]! : 0));
     const heads = this.maskHeads;
-    const masks = cache
-      ? cache.masks(positions, keyPos, T, heads)
-      : buildMasks(positions, keyPos, B, T, T, 0, this.cfg.sliding_window, heads);
-    const inputs: DecoderInputs = { shape: { B, T }, ids, positions, masks };
+    // Rows continuing a shared prefix: the attention program masks by position (no [B, T, P + S] masks).
+    const shared = cache?.sharesPrefix ?? false;
+    const masks =
+      shared && sharedPrefixProgram(this.cfg.head_dim, T)
+        ? null
+        : cache
+          ? cache.masks(positions, keyPos, T, heads)
+          : buildMasks(positions, keyPos, B, T, T, 0, this.cfg.sliding_window, heads);
+    let keys: AttentionKeys | null = null;
     let h: tf.Tensor2D;
     try {
-      h = this.decoder.forward(inputs, cache);
+      if (shared) keys = cache!.keyPositions(positions, keyPos, T);
+      h = this.decoder.forward({ shape: { B, T }, ids, positions, masks, keys }, cache);
     } finally {
-      tf.dispose([masks.full, masks.sliding]);
+      if (masks) tf.dispose([masks.full, masks.sliding]);
+      disposeAttentionKeys(keys);
     }
     if (cache)
       cache.commit(
@@ -340,23 +355,35 @@ export class TextModel {
     const P = after ? after.lengths[0]! : 0; // batch 1: one length
     const { B, T, ids, positions, keyPos } = this.batchInputs(batch, () => P);
     const S = P + T;
-    const all = new Int32Array(B * S);
-    for (let b = 0; b < B; b++) {
-      for (let s = 0; s < P; s++) all[b * S + s] = s;
-      all.set(keyPos.subarray(b * T, (b + 1) * T), b * S + P);
+    // After a prefix the rows read its K/V at batch stride 0; the program masks them by position.
+    let masks: Record<'full' | 'sliding', tf.Tensor4D> | null = null;
+    if (!after || !sharedPrefixProgram(this.cfg.head_dim, T)) {
+      const all = new Int32Array(B * S);
+      for (let b = 0; b < B; b++) {
+        for (let s = 0; s < P; s++) all[b * S + s] = s;
+        all.set(keyPos.subarray(b * T, (b + 1) * T), b * S + P);
+      }
+      masks = buildMasks(positions, all, B, T, S, 0, this.cfg.sliding_window, this.maskHeads);
     }
-    const masks = buildMasks(positions, all, B, T, S, 0, this.cfg.sliding_window, this.maskHeads);
+    let keys: AttentionKeys | null = null;
     try {
-      const state = this.decoder.begin({ shape: { B, T }, ids, positions, masks });
+      if (after) {
+        const prefixPos = Array.from({ length: P }, (_, s) => s);
+        const packed = tf.tensor1d(packKeyPositions(positions, prefixPos, keyPos), 'int32');
+        keys = { positions: { full: packed, sliding: tf.clone(packed) }, window: this.cfg.sliding_window };
+      }
+      const state = this.decoder.begin({ shape: { B, T }, ids, positions, masks, keys });
       return new PausedForward(
         this.engine,
         state,
         masks,
+        keys,
         batch.map((s) => s.length),
         after ?? null,
       );
     } catch (e) {
-      tf.dispose([masks.full, masks.sliding]);
+      if (masks) tf.dispose([masks.full, masks.sliding]);
+      disposeAttentionKeys(keys);
       throw e;
     }
   }
@@ -369,7 +396,7 @@ export class TextModel {
     if (this.disposed) throw new Error('model view used after dispose()');
     if (p.engine !== this.engine) throw new Error('the paused forward belongs to another engine');
     if ((prefix ?? null) !== null && prefix!.done < to) throw new Error('the prefix is behind the batch');
-    const past = prefix ? new PrefixPast(prefix.state.kv, p.batch) : null;
+    const past = prefix ? new PrefixPast(prefix.state.kv) : null;
     return p.next(this.decoder.advance(p.state, to, past));
   }
 
@@ -454,7 +481,7 @@ export class TextModel {
 
   /** Greedy decoding with a KV cache: one batched prefill, then one token per sequence per step. */
   async generate(prompts: TokenBatch, opts: GenerateOptions): Promise<number[][]> {
-    const cache = this.newCache(prompts.length);
+    const cache = opts.prefix ? opts.prefix.share(prompts.length) : this.newCache(prompts.length);
     const out: number[][] = prompts.map(() => []);
     const running = prompts.map(() => opts.maxNewTokens > 0);
     const stop = new Set(opts.stopIds ?? []);
@@ -518,6 +545,7 @@ export class PausedForward {
     /** @internal */
     readonly state: ForwardState,
     private readonly masks: Readonly<Record<'full' | 'sliding', tf.Tensor4D>> | null,
+    private readonly keys: AttentionKeys | null,
     /** Real (unpadded) length of each row. */
     readonly lengths: readonly number[],
     /** The prefix this batch continues, if any. */
@@ -545,11 +573,12 @@ export class PausedForward {
 
   /** @internal */
   next(state: ForwardState): PausedForward {
-    return new PausedForward(this.engine, state, null, this.lengths, this.after);
+    return new PausedForward(this.engine, state, null, null, this.lengths, this.after);
   }
 
   dispose(): void {
     disposeForwardState(this.state);
     if (this.masks) tf.dispose([this.masks.full, this.masks.sliding]);
+    disposeAttentionKeys(this.keys);
   }
 }

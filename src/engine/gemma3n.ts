@@ -10,7 +10,7 @@ import type { KvCache } from './cache';
 import { LinearWeight } from './kernels/linear';
 import { altupCorrect, altupPredict } from './kernels/altup';
 import { altupRoute } from './kernels/altup-route';
-import { fusedAttention } from './kernels/attention';
+import { fusedAttention, sharedPrefixAttention } from './kernels/attention';
 import { ownKernels } from './kernels/register';
 import {
   fusedGeluGate,
@@ -406,21 +406,22 @@ export class Laurel {
  * can be continued along several branches (a sweep's candidates) without copying the K/V of the shared layers.
  */
 export class KvSharing {
-  private readonly kv = new Map<number, { k: tf.Tensor4D; v: tf.Tensor4D }>();
+  private readonly kv = new Map<number, LayerKv>();
 
   constructor(private readonly parent: KvSharing | null = null) {}
 
-  publish(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): void {
-    this.kv.set(layer, { k: tf.keep(k), v: tf.keep(v) });
+  /** The layer's own K/V (kept, owned here) after the prefix its rows share (owned by whoever holds it). */
+  publish(layer: number, k: tf.Tensor4D, v: tf.Tensor4D, shared: SharedKv | null = null): void {
+    this.kv.set(layer, { k: tf.keep(k), v: tf.keep(v), shared });
   }
 
-  read(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } {
+  read(layer: number): LayerKv {
     const e = this.kv.get(layer) ?? this.parent?.find(layer);
     if (!e) throw new Error(`K/V of layer ${layer} read before it was computed`);
     return e;
   }
 
-  private find(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | undefined {
+  private find(layer: number): LayerKv | undefined {
     return this.kv.get(layer) ?? this.parent?.find(layer);
   }
 
@@ -430,7 +431,7 @@ export class KvSharing {
   }
 
   /** Hands the K/V of `layer` over (the cache keeps it); it is no longer disposed here. */
-  take(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | undefined {
+  take(layer: number): LayerKv | undefined {
     const e = this.kv.get(layer);
     this.kv.delete(layer);
     return e;
@@ -443,9 +444,53 @@ export class KvSharing {
   }
 }
 
+/** A prefix's K/V [1, Kh, P, D] that every row of a batch attends to (batch stride 0: never tiled per row). */
+export interface SharedKv {
+  readonly k: tf.Tensor4D;
+  readonly v: tf.Tensor4D;
+}
+
+/** K/V of one layer in a forward: the rows' own [B, Kh, S, D], after a shared prefix (or none). */
+export interface LayerKv {
+  readonly k: tf.Tensor4D;
+  readonly v: tf.Tensor4D;
+  readonly shared: SharedKv | null;
+}
+
+/** What a layer attends to besides its new tokens: the rows' own past K/V and/or a prefix they share. */
+export interface PastEntry {
+  readonly own: { k: tf.Tensor4D; v: tf.Tensor4D } | null;
+  readonly shared: SharedKv | null;
+}
+
 /** Past K/V a forward attends to besides its own tokens: a KV cache, or a paused prefix forward (sweeps). */
 export interface PastKv {
-  past(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | undefined;
+  past(layer: number): PastEntry | undefined;
+}
+
+/**
+ * Key positions of a forward whose rows continue a shared prefix (the attention program builds its masks from
+ * them), per layer kind (sliding layers may hold a trimmed prefix): packKeyPositions of the queries [B·T], the
+ * prefix's columns and the rows' own columns [B, S] (past and new; PAD_KEY_POSITION for padding).
+ */
+export interface AttentionKeys {
+  readonly positions: Readonly<Record<AttentionKind, tf.Tensor1D>>;
+  readonly window: number;
+}
+
+/**
+ * Whether shared-prefix attention of T queries per row runs as the engine's program here (then no masks are
+ * built): on webgpu up to FUSED_ATTENTION_MAX_T queries (one workgroup per query reads every key, which beats
+ * the batched matmuls only for a few queries: measured on lavapipe, 16 queries per row ran at ~0.6× them), on
+ * the cpu backend always (its twin, the reference).
+ */
+export function sharedPrefixProgram(headDim: number, T: number): boolean {
+  const be = tf.getBackend();
+  return headDim % 4 === 0 && (be === 'cpu' || (be === 'webgpu' && T <= FUSED_ATTENTION_MAX_T));
+}
+
+export function disposeAttentionKeys(keys: AttentionKeys | null | undefined): void {
+  if (keys) tf.dispose([keys.positions.full, keys.positions.sliding]);
 }
 
 /** What attention needs besides its input: rope tables, masks and the K/V of this forward. */
@@ -454,8 +499,13 @@ export interface AttentionContext {
   /** RoPE tables by θ. */
   readonly rope: ReadonlyMap<number, RopeTables>;
   readonly rotateHalf: tf.Tensor2D;
-  /** Additive masks [B, 1 or A, T, S] for full and sliding layers (S = keys visible to this forward). */
-  readonly masks: Readonly<Record<AttentionKind, tf.Tensor4D>>;
+  /**
+   * Additive masks [B, 1 or A, T, S] for full and sliding layers (S = keys visible to this forward); null when
+   * the rows continue a shared prefix and the attention program builds them from `keys`.
+   */
+  readonly masks: Readonly<Record<AttentionKind, tf.Tensor4D>> | null;
+  /** Key positions when the rows continue a shared prefix. */
+  readonly keys: AttentionKeys | null;
   readonly kv: KvSharing;
   readonly cache: PastKv | null;
 }
@@ -488,8 +538,9 @@ export class Attention {
 
     let k: tf.Tensor4D;
     let v: tf.Tensor4D;
+    let shared: SharedKv | null;
     if (!producer) {
-      ({ k, v } = ctx.kv.read(plan.kvSource!));
+      ({ k, v, shared } = ctx.kv.read(plan.kvSource!));
     } else {
       const kh = heads(kx!, Kh);
       const vh = heads(vx!, Kh);
@@ -500,13 +551,16 @@ export class Attention {
         ? fusedNormRope(vh, null, eps, null)
         : tf.transpose(rmsNorm(vh, null, eps), [0, 2, 1, 3]);
       const past = ctx.cache?.past(this.index);
-      k = past ? tf.concat([past.k, kNew], 2) : kNew;
-      v = past ? tf.concat([past.v, vNew], 2) : vNew;
-      ctx.kv.publish(this.index, k, v);
+      k = past?.own ? tf.concat([past.own.k, kNew], 2) : kNew;
+      v = past?.own ? tf.concat([past.own.v, vNew], 2) : vNew;
+      shared = past?.shared ?? null;
+      ctx.kv.publish(this.index, k, v, shared);
     }
+    if (shared) return linear(this.sharedAttention(q, shared, k, v, ctx), w.oProj);
 
     const S = k.shape[2];
-    const mask = ctx.masks[plan.kind];
+    const mask = ctx.masks?.[plan.kind];
+    if (!mask) throw new Error('attention without a shared prefix needs masks');
     // Decode steps (a few new tokens): one program from scores to the token-major output.
     if (own && T <= FUSED_ATTENTION_MAX_T && D % 4 === 0 && mask.shape[0] === B && mask.shape[1] === 1)
       return linear(fusedAttention(q, k, v, mask), w.oProj);
@@ -520,6 +574,56 @@ export class Attention {
     const probs = tf.reshape(softmax(scores), [B * Kh, G * T, S]);
     const out = tf.transpose(tf.reshape(tf.matMul(probs, vg), [B, A, T, D]), [0, 2, 1, 3]);
     return linear(tf.reshape(out, [B * T, A * D]), w.oProj);
+  }
+
+  /**
+   * Rows that continue a prefix they share: the program (webgpu, cpu twin) reads the prefix at batch stride 0;
+   * elsewhere tf ops score the prefix once per KV head with the queries of every row as its rows (batch Kh,
+   * B·G·T query rows: no batch-B copy of the prefix either), then one softmax over [prefix; own] columns.
+   * q [B, A, T, D], own k/v [B, Kh, S, D] → [B·T, A·D].
+   */
+  private sharedAttention(
+    q: tf.Tensor4D,
+    shared: SharedKv,
+    k: tf.Tensor4D,
+    v: tf.Tensor4D,
+    ctx: AttentionContext,
+  ): tf.Tensor2D {
+    const { B, T } = ctx.shape;
+    const { num_attention_heads: A, num_key_value_heads: Kh, head_dim: D } = this.cfg;
+    const kind = this.plan.kind;
+    if (sharedPrefixProgram(D, T)) {
+      if (!ctx.keys) throw new Error('shared-prefix attention needs key positions');
+      const { positions, window } = ctx.keys;
+      return sharedPrefixAttention(q, shared, { k, v }, positions[kind], kind === 'sliding' ? window : 0);
+    }
+    const mask = ctx.masks?.[kind];
+    if (!mask) throw new Error('shared-prefix attention on this backend needs masks');
+    const G = A / Kh;
+    const P = shared.k.shape[2];
+    const S = k.shape[2];
+    const rows = G * T;
+    // Scores against the prefix [Kh, B·G·T, P], moved to [B, Kh, G·T, P] (scores, not K/V, are per row).
+    const qh = tf.reshape(tf.transpose(tf.reshape(q, [B, Kh, rows, D]), [1, 0, 2, 3]), [Kh, B * rows, D]);
+    const kp = tf.reshape(shared.k, [Kh, P, D]);
+    const vp = tf.reshape(shared.v, [Kh, P, D]);
+    const sp = tf.transpose(tf.reshape(tf.matMul(qh, kp, false, true), [Kh, B, rows, P]), [1, 0, 2, 3]);
+    const so = tf.reshape(
+      tf.matMul(tf.reshape(q, [B * Kh, rows, D]), tf.reshape(k, [B * Kh, S, D]), false, true),
+      [B, Kh, rows, S],
+    );
+    const scores = tf.add(tf.reshape(tf.concat([sp, so], 3), [B, A, T, P + S]), mask);
+    const probs = tf.reshape(softmax(scores), [B, Kh, rows, P + S]);
+    const pp = tf.reshape(tf.transpose(tf.slice(probs, [0, 0, 0, 0], [B, Kh, rows, P]), [1, 0, 2, 3]), [
+      Kh,
+      B * rows,
+      P,
+    ]);
+    const op = tf.transpose(tf.reshape(tf.matMul(pp, vp), [Kh, B, rows, D]), [1, 0, 2, 3]);
+    const po = tf.reshape(tf.slice(probs, [0, 0, 0, P], [B, Kh, rows, S]), [B * Kh, rows, S]);
+    const oo = tf.reshape(tf.matMul(po, tf.reshape(v, [B * Kh, S, D])), [B, Kh, rows, D]);
+    const out = tf.transpose(tf.reshape(tf.add(op, oo), [B, A, T, D]), [0, 2, 1, 3]);
+    return tf.reshape(out, [B * T, A * D]);
   }
 }
 
@@ -635,8 +739,10 @@ export interface DecoderInputs {
   readonly ids: Int32Array;
   /** [B·T] RoPE positions (past length + t). */
   readonly positions: Int32Array;
-  /** [B, 1, T, S] additive masks, built by the cache/engine from key positions. */
-  readonly masks: Readonly<Record<AttentionKind, tf.Tensor4D>>;
+  /** [B, 1, T, S] additive masks, built by the cache/engine from key positions (null: see AttentionKeys). */
+  readonly masks: Readonly<Record<AttentionKind, tf.Tensor4D>> | null;
+  /** Key positions when the rows continue a shared prefix (owned by the caller). */
+  readonly keys?: AttentionKeys | null;
 }
 
 /**
@@ -740,7 +846,14 @@ export class Gemma3nText {
       const ple = tf.tidy(() => this.ple.forward(e, tok));
       const pleRow = new Map(cfg.layers.map((l, i) => [l.parentIndex, i]));
       const streams = tf.tidy(() => this.initialStreams(e));
-      const root: ForwardRoot = { shape: inp.shape, masks: inp.masks, rope, ple, pleRow };
+      const root: ForwardRoot = {
+        shape: inp.shape,
+        masks: inp.masks,
+        keys: inp.keys ?? null,
+        rope,
+        ple,
+        pleRow,
+      };
       return { root, done: 0, plans: [], streams, kv: new KvSharing(), owner: true };
     } catch (err) {
       for (const r of rope.values()) tf.dispose([r.q.cos, r.q.sin, r.k.cos, r.k.sin]);
@@ -767,6 +880,7 @@ export class Gemma3nText {
       rope: root.rope,
       rotateHalf: this.rotateHalf,
       masks: root.masks,
+      keys: root.keys,
       kv: state.kv.fork(),
       cache: past,
     };
@@ -808,8 +922,9 @@ export class Gemma3nText {
 /** What every state grown from one `begin` shares: owned by the first state (free it last). */
 export interface ForwardRoot {
   readonly shape: BatchShape;
-  /** The caller's masks (not owned). */
-  readonly masks: Readonly<Record<AttentionKind, tf.Tensor4D>>;
+  /** The caller's masks and key positions (not owned). */
+  readonly masks: Readonly<Record<AttentionKind, tf.Tensor4D>> | null;
+  readonly keys: AttentionKeys | null;
   readonly rope: ReadonlyMap<number, RopeTables>;
   /** Per-layer inputs [L', M, P] of the beginning decoder's layers, row `pleRow.get(parentIndex)`. */
   readonly ple: tf.Tensor3D;

@@ -74,4 +74,4 @@ export {
 } from './kernels/row-ops';
 export { altupCorrect, altupPredict } from './kernels/altup';
 export { altupRoute } from './kernels/altup-route';
-export { fusedAttention } from './kernels/attention';
+export { fusedAttention, sharedPrefixAttention, packKeyPositions } from './kernels/attention';

@@ -1,10 +1,11 @@
 // MMLU's ChoiceScorer on the engine: the shared prefix (few-shot examples) runs once into a KV cache; suffixes
-// (questions) run in groups against a batch-broadcast copy of it, and only their last position goes through
-// the restricted head (choice logits + full-vocabulary log-sum-exp, never [T, vocab]).
+// (questions) run in groups that all read that cache's K/V (batch stride 0, never copied per row), and only
+// their last position goes through the restricted head (choice logits + full-vocabulary log-sum-exp, never
+// [T, vocab]).
 import type { TextModel } from './engine';
 
 export interface ScorerOptions {
-  /** Suffixes per forward (default 8): bounds the broadcast cache (group × prefix K/V). */
+  /** Suffixes per forward (default 8): bounds the group's activations and own K/V (group × suffix). */
   groupSize?: number;
 }
 
@@ -36,7 +37,7 @@ export class EngineScorer {
       const out: number[][] = [];
       for (let g = 0; g < suffixes.length; g += this.groupSize) {
         const group = suffixes.slice(g, g + this.groupSize);
-        const cache = prefixCache.broadcast(group.length);
+        const cache = prefixCache.share(group.length);
         try {
           const rows = await this.model.forward(group, { positions: 'last', vocabIds: choiceIds, cache });
           for (const [row] of rows) {

@@ -60,6 +60,53 @@ describeIfShared(
           }
         });
       }
+
+      it('rows continuing a shared prefix take no more than a cache of their own', async () => {
+        await initBackend('webgpu');
+        const engine = await Engine.load(path.join(gemmaDir(), 'tiny-e4b'), { backend: 'webgpu' });
+        const model = engine.view();
+        const prefix = model.newCache(1);
+        const prompt = manifest()['tiny-e4b']!.greedy_prompt;
+        try {
+          await model.prefill([prompt], prefix);
+          const run = async () => {
+            const cache = prefix.share(4);
+            try {
+              const suffixes = [
+                prompt.slice(0, 3),
+                prompt.slice(1, 2),
+                prompt.slice(0, 4),
+                prompt.slice(2, 4),
+              ];
+              let next: number[] = [];
+              const group = await countDispatches(
+                async () => (next = await model.nextTokens(suffixes, cache)),
+              );
+              const step = await countDispatches(() =>
+                model.nextTokens(
+                  next.map((t) => [t]),
+                  cache,
+                ),
+              );
+              return { group, step };
+            } finally {
+              cache.dispose();
+            }
+          };
+          await run(); // shader compilation
+          const { group, step } = await run();
+          const L = model.cfg.layers.length;
+          process.stdout.write(
+            `dispatches per layer after a shared prefix: group ${group / L}, step ${step / L}\n`,
+          );
+          expect(group / L).toBeLessThanOrEqual(MAX_PER_LAYER.prefill);
+          expect(step / L).toBeLessThanOrEqual(MAX_PER_LAYER.decode);
+        } finally {
+          prefix.dispose();
+          model.dispose();
+          engine.dispose();
+        }
+      });
     }),
   [GEMMA],
 );
