@@ -316,6 +316,25 @@ async function oursMmlu(
     });
     save();
   }
+  // The first subject again with the prefix K/V copied per row (the path before shared-prefix attention), and
+  // shared once more right after it, so the two are timed back to back on the same questions.
+  if (done.length > 0 && now() + 2 * (seconds / done.length) + 5 < job.end - reserve) {
+    const subset = selectSubset(dataset, { subjects: [done[0]!], limitPerSubject: job.perSubject });
+    const copying = new EngineScorer(opened.model, { groupSize: 8, sharePrefix: false });
+    const c = await evaluate({ scorer: copying, tokenizer, dataset, subset, shots: 5 });
+    const s = await evaluate({ scorer, tokenizer, dataset, subset, shots: 5 });
+    const same = c.predictions.every((q, i) => q.pred === s.predictions[i]?.pred);
+    Object.assign(res, {
+      mmlu_prefix_check: {
+        subject: done[0],
+        questions: s.predictions.length,
+        shared_questions_per_s: s.predictions.length / s.results.timing.seconds,
+        copied_questions_per_s: c.predictions.length / c.results.timing.seconds,
+        same_predictions: same,
+      },
+    });
+    save();
+  }
 }
 
 /**

@@ -7,17 +7,24 @@ import type { TextModel } from './engine';
 export interface ScorerOptions {
   /** Suffixes per forward (default 8): bounds the group's activations and own K/V (group × suffix). */
   groupSize?: number;
+  /**
+   * false: copy the prefix K/V into every row of a group (`KvCache.broadcast`, the path before shared-prefix
+   * attention), kept to measure the two against each other on a GPU; default true (no copies).
+   */
+  sharePrefix?: boolean;
 }
 
 /** Structurally an evaluation `ChoiceScorer` (the engine does not depend on the evaluation stages). */
 export class EngineScorer {
   private readonly groupSize: number;
+  private readonly sharePrefix: boolean;
 
   constructor(
     readonly model: TextModel,
     opts: ScorerOptions = {},
   ) {
     this.groupSize = opts.groupSize ?? 8;
+    this.sharePrefix = opts.sharePrefix ?? true;
     if (!Number.isInteger(this.groupSize) || this.groupSize < 1)
       throw new RangeError('groupSize must be a positive integer');
   }
@@ -37,7 +44,9 @@ export class EngineScorer {
       const out: number[][] = [];
       for (let g = 0; g < suffixes.length; g += this.groupSize) {
         const group = suffixes.slice(g, g + this.groupSize);
-        const cache = prefixCache.share(group.length);
+        const cache = this.sharePrefix
+          ? prefixCache.share(group.length)
+          : prefixCache.broadcast(group.length);
         try {
           const rows = await this.model.forward(group, { positions: 'last', vocabIds: choiceIds, cache });
           for (const [row] of rows) {

@@ -82,6 +82,14 @@ describeIfShared(
         items.map((it) => it.ids.slice(5)),
         ids,
       );
+      // The prefix K/V copied into every row (the path kept to measure against) scores the same.
+      const copying = new EngineScorer(model, { groupSize: 8, sharePrefix: false });
+      const d = await copying.scoreSuffixes(
+        items[0]!.ids.slice(0, 5),
+        items.map((it) => it.ids.slice(5)),
+        ids,
+      );
+      for (const [i, row] of d.entries()) row.forEach((v, j) => expect(v).toBeCloseTo(b[i]![j]!, 4));
       // No prefix sharing at all: the whole prompt but its first token as the suffix.
       for (const [i, it] of items.entries()) {
         const [c] = await many.scoreSuffixes(it.ids.slice(0, 1), [it.ids.slice(1)], ids);
