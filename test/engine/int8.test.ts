@@ -3,17 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LinearWeight, initBackend, int8MatMul, quantizeInt8Into, quantizeRows } from '../../src/engine';
 import { describeIfWebGpu } from './webgpu-probe';
-
-/** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+import { values } from '../helpers/values';
 
 /**
  * The float64 product x [m, k] @ (the [k, n] prefix of W given torch-style [outP, inP]) and, per output, the

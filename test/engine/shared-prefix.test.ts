@@ -18,16 +18,7 @@ import {
 import { describeIfShared } from '../helpers/shared';
 import { GEMMA, compareLogits, gemmaDir, manifest } from './helpers';
 import { probeWebGpu } from './webgpu-probe';
-
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+import { values } from '../helpers/values';
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);

@@ -17,6 +17,20 @@ export const ATTENTION = 'MatformerAttention';
 
 const WG = 64;
 
+/** The output dimensions one thread of a WG-wide workgroup accumulates: d = lid + j·WG for each j returned. */
+function outputSlots(D: number): number[] {
+  return Array.from({ length: Math.ceil(D / WG) }, (_, j) => j);
+}
+
+/** A workgroup tree reduction of `red` (each thread's value at red[lid]) with `op`; the result in red[0]. */
+function tree(op: string): string {
+  return `
+        for (var w = ${WG / 2}; w > 0; w = w / 2) {
+          if (lid < w) { red[lid] = ${op}; }
+          workgroupBarrier();
+        }`;
+}
+
 class AttentionProgram {
   readonly variableNames = ['Q', 'K', 'V', 'Mask'];
   readonly outputShape: number[];
@@ -41,13 +55,7 @@ class AttentionProgram {
   getUserCode(): string {
     const D = this.d;
     const D4 = D / 4;
-    const per = Math.ceil(D / WG);
-    const dims = Array.from({ length: per }, (_, j) => j);
-    const tree = (op: string) => `
-        for (var w = ${WG / 2}; w > 0; w = w / 2) {
-          if (lid < w) { red[lid] = ${op}; }
-          workgroupBarrier();
-        }`;
+    const dims = outputSlots(D);
     return `
       var<workgroup> red : array<f32, ${WG}>;
       var<workgroup> prob : array<f32, ${WG}>;
@@ -214,13 +222,7 @@ class SharedPrefixAttentionProgram {
   getUserCode(): string {
     const D = this.d;
     const D4 = D / 4;
-    const per = Math.ceil(D / WG);
-    const dims = Array.from({ length: per }, (_, j) => j);
-    const tree = (op: string) => `
-        for (var w = ${WG / 2}; w > 0; w = w / 2) {
-          if (lid < w) { red[lid] = ${op}; }
-          workgroupBarrier();
-        }`;
+    const dims = outputSlots(D);
     return `
       var<workgroup> red : array<f32, ${WG}>;
       var<workgroup> prob : array<f32, ${WG}>;
